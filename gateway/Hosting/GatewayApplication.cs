@@ -1,0 +1,31 @@
+using Gateway.Streams;
+
+namespace Gateway.Hosting;
+
+/// <summary>The gateway's table of contents: what it is made of, in the order a request meets it.</summary>
+internal static class GatewayApplication
+{
+    /// <summary>Used when neither <c>--urls</c>, <c>ASPNETCORE_URLS</c>, <c>ASPNETCORE_HTTP_PORTS</c> nor <c>Kestrel:Endpoints</c> says where to listen.</summary>
+    public const string DefaultUrl = "http://localhost:8080";
+
+    public static WebApplicationBuilder AddGateway(this WebApplicationBuilder builder)
+    {
+        builder.UseDefaultUrl(DefaultUrl);
+        builder.Services.AddSessionStreams();
+        builder.Services.AddReverseProxy()
+            .LoadFromConfig(builder.Configuration.GetSection("ReverseProxy"));
+        return builder;
+    }
+
+    public static WebApplication MapGateway(this WebApplication app)
+    {
+        app.MapReverseProxy(proxy =>
+        {
+            proxy.UseSessionStreams();
+            proxy.UseSessionAffinity();
+            proxy.UseLoadBalancing();
+            proxy.UsePassiveHealthChecks();
+        });
+        return app;
+    }
+}

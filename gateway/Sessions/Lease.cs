@@ -1,0 +1,49 @@
+namespace Gateway.Sessions;
+
+/// <summary>
+/// The registry's record that one request currently owns a session key. Cancelling it aborts the
+/// owner's upstream request; only the owner releases it.
+/// </summary>
+internal sealed class Lease
+{
+    // Not disposed on purpose: a newer claim may cancel this lease while its owner is finishing,
+    // and a CancellationTokenSource without a timer holds nothing that needs disposing.
+    private readonly CancellationTokenSource _cts = new();
+    private int _reason;
+    private long _cancelledAt;
+
+    public Lease(SessionKey key, long id, long startedAt)
+    {
+        Key = key;
+        Id = id;
+        StartedAt = startedAt;
+    }
+
+    public SessionKey Key { get; }
+
+    /// <summary>Unique per process; the order in which claims were made.</summary>
+    public long Id { get; }
+
+    /// <summary><see cref="TimeProvider.GetTimestamp"/> when the lease was claimed.</summary>
+    public long StartedAt { get; }
+
+    public CancellationToken Token => _cts.Token;
+
+    public CancelReason Reason => (CancelReason)Volatile.Read(ref _reason);
+
+    /// <summary><see cref="TimeProvider.GetTimestamp"/> of the cancel decision; 0 while alive.</summary>
+    public long CancelledAt => Volatile.Read(ref _cancelledAt);
+
+    /// <summary>Cancels the lease once; later calls (any reason) return false and change nothing.</summary>
+    public bool TryCancel(CancelReason reason, long timestamp)
+    {
+        if (reason == CancelReason.None || Interlocked.CompareExchange(ref _reason, (int)reason, 0) != 0)
+        {
+            return false;
+        }
+
+        Volatile.Write(ref _cancelledAt, timestamp);
+        _cts.Cancel();
+        return true;
+    }
+}

@@ -1,0 +1,81 @@
+using System.Runtime.CompilerServices;
+using Yarp.ReverseProxy.Configuration;
+
+namespace Gateway.Sessions;
+
+/// <summary>
+/// Session streaming, switched on per YARP route through its <c>Metadata</c>:
+/// <c>"SessionStreams": "true"</c>, and optionally <c>"SessionStreams.Header": "X-Conversation-Id"</c>.
+/// </summary>
+internal sealed class RouteSessionPolicy
+{
+    public const string EnabledKey = "SessionStreams";
+    public const string HeaderKey = "SessionStreams.Header";
+
+    private static readonly ConditionalWeakTable<RouteConfig, RouteSessionPolicy> Cache = new();
+    private static readonly RouteSessionPolicy Disabled = new(false, null);
+
+    private RouteSessionPolicy(bool enabled, string? header)
+    {
+        Enabled = enabled;
+        Header = header;
+    }
+
+    public bool Enabled { get; }
+
+    /// <summary>The route's own session header, or null for the configured default.</summary>
+    public string? Header { get; }
+
+    /// <summary>The policy for a route; parsed once per route configuration object.</summary>
+    public static RouteSessionPolicy For(RouteConfig route) =>
+        Cache.GetValue(route, static r => Parse(r, out var policy) is null ? policy : Disabled);
+
+    /// <summary>Parses the route's metadata; returns an error message naming the key when it is invalid.</summary>
+    public static string? Parse(RouteConfig route, out RouteSessionPolicy policy)
+    {
+        policy = Disabled;
+        var metadata = route.Metadata;
+        if (metadata is null || !metadata.TryGetValue(EnabledKey, out var enabledText))
+        {
+            return null;
+        }
+
+        if (!bool.TryParse(enabledText, out var enabled))
+        {
+            return $"ReverseProxy:Routes:{route.RouteId}:Metadata:{EnabledKey} must be 'true' or 'false', not '{enabledText}'.";
+        }
+
+        string? header = null;
+        if (metadata.TryGetValue(HeaderKey, out var headerText))
+        {
+            if (!IsToken(headerText))
+            {
+                return $"ReverseProxy:Routes:{route.RouteId}:Metadata:{HeaderKey} must be an HTTP header name, not '{headerText}'.";
+            }
+
+            header = headerText;
+        }
+
+        policy = enabled ? new RouteSessionPolicy(true, header) : Disabled;
+        return null;
+    }
+
+    private static bool IsToken(string value)
+    {
+        if (value.Length == 0)
+        {
+            return false;
+        }
+
+        foreach (var c in value)
+        {
+            var ok = char.IsAsciiLetterOrDigit(c) || "!#$%&'*+-.^_`|~".Contains(c);
+            if (!ok)
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+}

@@ -1,0 +1,43 @@
+using System.Security.Cryptography;
+using System.Text;
+
+namespace Gateway.Sessions;
+
+/// <summary>
+/// A session id scoped by route and by a hash of the caller's credential, so two tenants that send
+/// the same session id never share a key. The raw credential is never kept.
+/// </summary>
+internal readonly record struct SessionKey
+{
+    private SessionKey(string value) => Value = value;
+
+    /// <summary>The scoped key: route, credential hash and session id joined by newlines (which a
+    /// header value cannot contain, so the parts cannot run into each other).</summary>
+    public string Value { get; }
+
+    public static SessionKey Create(string routeId, string? credential, string sessionId) =>
+        new($"{routeId}\n{HashCredential(credential)}\n{sessionId}");
+
+    /// <summary>A short, stable, non-reversible fingerprint for logs; never the session id itself.</summary>
+    public string Fingerprint()
+    {
+        Span<byte> hash = stackalloc byte[32];
+        SHA256.HashData(Encoding.UTF8.GetBytes(Value), hash);
+        return Convert.ToHexStringLower(hash[..6]);
+    }
+
+    /// <summary>Hex of the first 16 bytes of SHA-256 over the credential; "anonymous" without one.</summary>
+    public static string HashCredential(string? credential)
+    {
+        if (string.IsNullOrEmpty(credential))
+        {
+            return "anonymous";
+        }
+
+        Span<byte> hash = stackalloc byte[32];
+        SHA256.HashData(Encoding.UTF8.GetBytes(credential), hash);
+        return Convert.ToHexStringLower(hash[..16]);
+    }
+
+    public override string ToString() => Fingerprint();
+}

@@ -1,0 +1,76 @@
+using System.Collections.Concurrent;
+
+namespace Gateway.Sessions;
+
+/// <summary>
+/// Keeps one active lease per session key. A claim atomically replaces the current owner, so under
+/// concurrent claims for one key exactly one lease (the last to be installed) survives.
+/// </summary>
+internal sealed class SessionRegistry(TimeProvider time)
+{
+    private readonly ConcurrentDictionary<SessionKey, Lease> _leases = new();
+    private long _nextId;
+    private TaskCompletionSource? _emptied;
+
+    /// <summary>Number of keys that currently have an owner.</summary>
+    public int Count => _leases.Count;
+
+    /// <summary>Makes the caller the owner of <paramref name="key"/>; a previous owner is
+    /// cancelled with <see cref="CancelReason.Superseded"/>.</summary>
+    public Lease Claim(SessionKey key)
+    {
+        var lease = new Lease(key, Interlocked.Increment(ref _nextId), time.GetTimestamp());
+        while (true)
+        {
+            if (_leases.TryGetValue(key, out var current))
+            {
+                if (_leases.TryUpdate(key, lease, current))
+                {
+                    current.TryCancel(CancelReason.Superseded, time.GetTimestamp());
+                    return lease;
+                }
+            }
+            else if (_leases.TryAdd(key, lease))
+            {
+                return lease;
+            }
+        }
+    }
+
+    /// <summary>Removes the lease if it still owns its key; a superseded lease changes nothing.</summary>
+    public void Release(Lease lease)
+    {
+        if (_leases.TryRemove(KeyValuePair.Create(lease.Key, lease)) && _leases.IsEmpty)
+        {
+            Interlocked.Exchange(ref _emptied, null)?.TrySetResult();
+        }
+    }
+
+    /// <summary>Completes when no key has an owner (at once if none has): what a drain waits for.</summary>
+    public async Task WhenEmptyAsync(CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            // Install the signal before looking, so a release between the look and the wait is not missed.
+            var signal = Volatile.Read(ref _emptied);
+            if (signal is null)
+            {
+                var created = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                signal = Interlocked.CompareExchange(ref _emptied, created, null) ?? created;
+            }
+
+            if (_leases.IsEmpty)
+            {
+                return;
+            }
+
+            await signal.Task.WaitAsync(cancellationToken);
+        }
+    }
+
+    /// <summary>The current owner of <paramref name="key"/>, if any.</summary>
+    public Lease? Find(SessionKey key) => _leases.TryGetValue(key, out var lease) ? lease : null;
+
+    /// <summary>A point-in-time copy of the active leases.</summary>
+    public IReadOnlyList<Lease> Snapshot() => [.. _leases.Values];
+}

@@ -1,0 +1,101 @@
+using System.IO.Pipelines;
+using Microsoft.AspNetCore.Http.Features;
+
+namespace Gateway.Streams;
+
+/// <summary>
+/// Passes the response body through unchanged and remembers its last bytes, so that an error event
+/// added after an early end starts on an event (SSE) or line (NDJSON) boundary.
+/// </summary>
+internal sealed class ResponseTap : Stream, IHttpResponseBodyFeature
+{
+    private readonly IHttpResponseBodyFeature _inner;
+    private readonly Stream _innerStream;
+    private PipeWriter? _writer;
+    private uint _tail; // the last four bytes written, newest in the low byte
+
+    public ResponseTap(IHttpResponseBodyFeature inner)
+    {
+        _inner = inner;
+        _innerStream = inner.Stream;
+    }
+
+    public long BytesWritten { get; private set; }
+
+    /// <summary>True when nothing was written or the bytes so far end with a blank line.</summary>
+    public bool AtSseEventBoundary =>
+        BytesWritten == 0
+        || (_tail & 0xFFFF) == 0x0A0A       // \n\n
+        || (_tail & 0xFFFF) == 0x0D0D;      // \r\r
+
+    /// <summary>True when nothing was written or the bytes so far end with a newline.</summary>
+    public bool AtLineBoundary => BytesWritten == 0 || (_tail & 0xFF) == 0x0A;
+
+    Stream IHttpResponseBodyFeature.Stream => this;
+
+    PipeWriter IHttpResponseBodyFeature.Writer => _writer ??= PipeWriter.Create(this, new StreamPipeWriterOptions(leaveOpen: true));
+
+    public void DisableBuffering() => _inner.DisableBuffering();
+
+    public Task StartAsync(CancellationToken cancellationToken = default) => _inner.StartAsync(cancellationToken);
+
+    public Task SendFileAsync(string path, long offset, long? count, CancellationToken cancellationToken = default) =>
+        SendFileFallback.SendFileAsync(this, path, offset, count, cancellationToken);
+
+    public async Task CompleteAsync()
+    {
+        if (_writer is not null)
+        {
+            await _writer.FlushAsync();
+        }
+
+        await _inner.CompleteAsync();
+    }
+
+    public override bool CanRead => false;
+    public override bool CanSeek => false;
+    public override bool CanWrite => true;
+    public override long Length => throw new NotSupportedException();
+    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+    public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
+
+    public override void Write(ReadOnlySpan<byte> buffer)
+    {
+        _innerStream.Write(buffer);
+        Observe(buffer);
+    }
+
+    public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+        WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+    public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        // Observed before the write completes: the bytes are committed to the client pipe either way.
+        Observe(buffer.Span);
+        return _innerStream.WriteAsync(buffer, cancellationToken);
+    }
+
+    public override void Flush() => _innerStream.Flush();
+
+    public override Task FlushAsync(CancellationToken cancellationToken) => _innerStream.FlushAsync(cancellationToken);
+
+    public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+    public override void SetLength(long value) => throw new NotSupportedException();
+
+    private void Observe(ReadOnlySpan<byte> bytes)
+    {
+        if (bytes.IsEmpty)
+        {
+            return;
+        }
+
+        BytesWritten += bytes.Length;
+        var start = Math.Max(0, bytes.Length - 4);
+        for (var i = start; i < bytes.Length; i++)
+        {
+            _tail = (_tail << 8) | bytes[i];
+        }
+    }
+}

@@ -1,0 +1,17 @@
+namespace Gateway.Streams;
+
+/// <summary>Log messages of the session-stream step. Keys appear only as fingerprints; never a prompt, completion or credential.</summary>
+internal static partial class SessionStreamLog
+{
+    [LoggerMessage(EventId = 100, Level = LogLevel.Information, Message = "Stream on route {RouteId} for session {SessionKey} ended: {Outcome}")]
+    public static partial void StreamEnded(ILogger logger, string routeId, string sessionKey, string outcome);
+
+    [LoggerMessage(EventId = 101, Level = LogLevel.Information, Message = "Rejected a request on route {RouteId}: {Reason}")]
+    public static partial void InvalidSessionKey(ILogger logger, string routeId, string reason);
+
+    [LoggerMessage(EventId = 102, Level = LogLevel.Warning, Message = "Upstream failed on route {RouteId} ({ForwarderError}) after {ResponseBytes} response bytes")]
+    public static partial void UpstreamFailed(ILogger logger, string routeId, string forwarderError, long responseBytes);
+
+    [LoggerMessage(EventId = 103, Level = LogLevel.Debug, Message = "Could not tell the client on route {RouteId} why its stream ended; aborting the connection")]
+    public static partial void CouldNotTellClient(ILogger logger, string routeId, Exception exception);
+}

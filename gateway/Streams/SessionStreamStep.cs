@@ -1,0 +1,166 @@
+using Gateway.Errors;
+using Gateway.Sessions;
+using Microsoft.AspNetCore.Http.Features;
+using Yarp.ReverseProxy.Forwarder;
+using Yarp.ReverseProxy.Model;
+
+namespace Gateway.Streams;
+
+/// <summary>
+/// The proxy-pipeline step before YARP's forwarder: claims the session key, lets a newer claim or the
+/// client's departure abort the upstream request, and ends an interrupted response in its own protocol.
+/// </summary>
+internal sealed class SessionStreamStep(
+    SessionRegistry registry,
+    SessionKeyResolver resolver,
+    ILogger<SessionStreamStep> logger)
+{
+    public async Task InvokeAsync(HttpContext context, Func<Task> next)
+    {
+        var route = context.GetReverseProxyFeature().Route.Config;
+        var policy = RouteSessionPolicy.For(route);
+        if (!policy.Enabled)
+        {
+            await next();
+            return;
+        }
+
+        var resolved = resolver.Resolve(context.Request, route.RouteId, policy.Header);
+        if (resolved.Error is not null)
+        {
+            SessionStreamLog.InvalidSessionKey(logger, route.RouteId, resolved.Error);
+            await OpenAiError.WriteResponseAsync(context, StatusCodes.Status400BadRequest, resolved.Error,
+                "invalid_request_error", "invalid_session_key", context.RequestAborted);
+            return;
+        }
+
+        var lease = resolved.Key is { } key ? registry.Claim(key) : null;
+        var responseBody = context.Features.GetRequiredFeature<IHttpResponseBodyFeature>();
+        var tap = new ResponseTap(responseBody);
+        context.Features.Set<IHttpResponseBodyFeature>(tap);
+        var guard = AbortGuard.Install(context, lease?.Token ?? default);
+        StreamOutcome outcome;
+        try
+        {
+            try
+            {
+                await next();
+            }
+            finally
+            {
+                guard.Dispose();
+                if (lease is not null)
+                {
+                    registry.Release(lease);
+                }
+            }
+
+            outcome = await EndAsync(context, route.RouteId, guard, tap, lease);
+        }
+        finally
+        {
+            context.Features.Set(responseBody);
+        }
+
+        if (lease is not null)
+        {
+            SessionStreamLog.StreamEnded(logger, route.RouteId, lease.Key.Fingerprint(), outcome.ToLabel());
+        }
+    }
+
+    private async Task<StreamOutcome> EndAsync(HttpContext context, string routeId, AbortGuard guard, ResponseTap tap, Lease? lease)
+    {
+        var error = context.Features.Get<IForwarderErrorFeature>()?.Error ?? ForwarderError.None;
+        if (error == ForwarderError.None && !guard.AbortRequested)
+        {
+            return StreamOutcome.Completed;
+        }
+
+        var reason = lease?.Reason ?? CancelReason.None;
+        if (EndNotice.For(reason) is { } notice)
+        {
+            if (guard.ClientAborted)
+            {
+                guard.AbortClient();
+            }
+            else
+            {
+                await TellClientAsync(context, routeId, guard, tap, notice);
+            }
+
+            return reason switch
+            {
+                CancelReason.Superseded => StreamOutcome.Superseded,
+                CancelReason.Stopped => StreamOutcome.Stopped,
+                _ => StreamOutcome.Shutdown,
+            };
+        }
+
+        if (guard.ClientAborted || error is ForwarderError.ResponseBodyClient or ForwarderError.RequestBodyClient)
+        {
+            if (guard.AbortRequested)
+            {
+                guard.AbortClient();
+            }
+
+            return StreamOutcome.ClientDisconnected;
+        }
+
+        SessionStreamLog.UpstreamFailed(logger, routeId, error.ToString(), tap.BytesWritten);
+        await TellClientAsync(context, routeId, guard, tap, EndNotice.For(error));
+        return StreamOutcome.UpstreamError;
+    }
+
+    /// <summary>
+    /// Before the response started: a JSON error with the notice's status. After: the protocol's error
+    /// event and a clean end. A stream whose framing is unknown is aborted, since a truncated body
+    /// must not look complete.
+    /// </summary>
+    private async Task TellClientAsync(HttpContext context, string routeId, AbortGuard guard, ResponseTap tap, EndNotice notice)
+    {
+        var response = context.Response;
+        var clientAborted = context.RequestAborted;
+        try
+        {
+            if (!response.HasStarted)
+            {
+                response.Clear();
+                response.StatusCode = notice.StatusCode;
+                response.ContentType = "application/json";
+                response.ContentLength = notice.Json.Length;
+                await response.Body.WriteAsync(notice.Json, clientAborted);
+                return;
+            }
+
+            switch (StreamProtocols.FromContentType(response.ContentType))
+            {
+                case StreamProtocol.Sse:
+                    if (!tap.AtSseEventBoundary)
+                    {
+                        await response.Body.WriteAsync("\n\n"u8.ToArray(), clientAborted);
+                    }
+
+                    await response.Body.WriteAsync(notice.Sse, clientAborted);
+                    await response.Body.FlushAsync(clientAborted);
+                    return;
+                case StreamProtocol.Ndjson:
+                    if (!tap.AtLineBoundary)
+                    {
+                        await response.Body.WriteAsync("\n"u8.ToArray(), clientAborted);
+                    }
+
+                    await response.Body.WriteAsync(notice.Ndjson, clientAborted);
+                    await response.Body.FlushAsync(clientAborted);
+                    return;
+                default:
+                    guard.AbortClient();
+                    return;
+            }
+        }
+        catch (Exception ex) when (ex is IOException or OperationCanceledException or InvalidOperationException)
+        {
+            SessionStreamLog.CouldNotTellClient(logger, routeId, ex);
+            guard.AbortClient();
+        }
+    }
+}

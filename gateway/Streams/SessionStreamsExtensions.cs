@@ -1,0 +1,30 @@
+using Gateway.Sessions;
+using Yarp.ReverseProxy.Configuration;
+
+namespace Gateway.Streams;
+
+internal static class SessionStreamsExtensions
+{
+    /// <summary>Registers the session registry, key resolution and the proxy step, with options from <c>Gateway:Sessions</c>.</summary>
+    public static IServiceCollection AddSessionStreams(this IServiceCollection services)
+    {
+        services.AddOptions<SessionKeyOptions>()
+            .BindConfiguration(SessionKeyOptions.SectionName)
+            .ValidateDataAnnotations()
+            .ValidateOnStart();
+        services.AddSingleton(TimeProvider.System);
+        services.AddSingleton<SessionRegistry>();
+        services.AddSingleton<SessionKeyResolver>();
+        services.AddSingleton<SessionStreamStep>();
+        services.AddSingleton<IProxyConfigFilter, RouteSessionPolicyValidator>();
+        return services;
+    }
+
+    /// <summary>Adds the session-stream step to YARP's proxy pipeline, before load balancing and the forwarder.</summary>
+    public static IReverseProxyApplicationBuilder UseSessionStreams(this IReverseProxyApplicationBuilder proxy)
+    {
+        var step = proxy.ApplicationServices.GetRequiredService<SessionStreamStep>();
+        proxy.Use(step.InvokeAsync);
+        return proxy;
+    }
+}
