@@ -13,7 +13,7 @@ internal sealed class SessionKeyOptions
     [RegularExpression("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$", ErrorMessage = "Gateway:Sessions:HeaderName must be an HTTP header name.")]
     public string HeaderName { get; set; } = "X-Session-Id";
 
-    /// <summary>Longest accepted session id, in UTF-8 bytes; longer ids get a 400.</summary>
+    /// <summary>Longest accepted session id in bytes (ids are printable ASCII); longer ids get a 400.</summary>
     [Range(1, 4096, ErrorMessage = "Gateway:Sessions:MaxKeyBytes must be between 1 and 4096.")]
     public int MaxKeyBytes { get; set; } = 256;
 

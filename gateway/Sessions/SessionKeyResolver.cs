@@ -1,4 +1,3 @@
-using System.Text;
 using Microsoft.Extensions.Options;
 
 namespace Gateway.Sessions;
@@ -35,16 +34,18 @@ internal sealed class SessionKeyResolver(IOptions<SessionKeyOptions> options)
             return SessionKeyResult.None;
         }
 
-        if (Encoding.UTF8.GetByteCount(sessionId) > _options.MaxKeyBytes)
+        if (sessionId.Length > _options.MaxKeyBytes)
         {
             return SessionKeyResult.Invalid($"The session key is longer than {_options.MaxKeyBytes} bytes.");
         }
 
         foreach (var c in sessionId)
         {
-            if (char.IsControl(c))
+            // Printable ASCII only: control characters could forge log lines, and header bytes above
+            // 0x7F have no agreed encoding, so two clients could mean one key by different bytes.
+            if (c is < ' ' or > '~')
             {
-                return SessionKeyResult.Invalid("The session key contains control characters.");
+                return SessionKeyResult.Invalid("The session key must be printable ASCII (no control characters).");
             }
         }
 

@@ -26,7 +26,8 @@ internal sealed class ResponseTap : Stream, IHttpResponseBodyFeature
     public bool AtSseEventBoundary =>
         BytesWritten == 0
         || (_tail & 0xFFFF) == 0x0A0A       // \n\n
-        || (_tail & 0xFFFF) == 0x0D0D;      // \r\r
+        || (_tail & 0xFFFF) == 0x0D0D       // \r\r
+        || _tail == 0x0D0A0D0A;             // \r\n\r\n
 
     /// <summary>True when nothing was written or the bytes so far end with a newline.</summary>
     public bool AtLineBoundary => BytesWritten == 0 || (_tail & 0xFF) == 0x0A;

@@ -1,0 +1,207 @@
+using System.IO.Pipelines;
+using System.Text.Json;
+using Microsoft.Extensions.Options;
+using MockLlm.Protocols;
+
+namespace MockLlm.Generation;
+
+/// <summary>The generation loop shared by every protocol: plans the length, paces tokens on an absolute
+/// schedule, notices the client leaving, injects faults and keeps the ledger.</summary>
+internal sealed class TokenStreamer(
+    IOptions<MockLlmOptions> options,
+    Ledger ledger,
+    TimeProvider time,
+    IHostApplicationLifetime lifetime,
+    ILogger<TokenStreamer> logger)
+{
+    public const string SessionIdHeader = "X-Session-Id";
+    public const string RequestIdHeader = "X-Mock-Request-Id";
+
+    /// <summary>Reads and validates a JSON body, then generates.</summary>
+    public async Task HandleAsync(
+        HttpContext context,
+        Func<JsonElement, GenerationRequest> parse,
+        Func<GenerationContext, ChunkWriter> createWriter)
+    {
+        var body = await RequestBodyReader.ReadAsync(context, parse);
+        if (body.Request is null)
+        {
+            if (body.Error is not null)
+            {
+                await RejectAsync(context, body.StatusCode, body.Error);
+            }
+
+            return;
+        }
+
+        await GenerateAsync(context, body.Request, createWriter);
+    }
+
+    public async Task GenerateAsync(HttpContext context, GenerationRequest request, Func<GenerationContext, ChunkWriter> createWriter)
+    {
+        var settings = options.Value;
+        if (!GenerationOverrides.TryRead(context.Request.Headers, settings, out var overrides, out var headerError))
+        {
+            await RejectAsync(context, StatusCodes.Status400BadRequest, headerError!);
+            return;
+        }
+
+        var cap = request.MaxTokens is > 0 ? request.MaxTokens.Value : int.MaxValue;
+        var stoppedByCap = cap < overrides.CompletionTokens;
+        var planned = stoppedByCap ? cap : overrides.CompletionTokens;
+        var path = context.Request.Path.Value ?? string.Empty;
+        var sessionId = context.Request.Headers.TryGetValue(SessionIdHeader, out var session) ? session.ToString() : null;
+
+        var record = ledger.Start(path, sessionId, request.Model, request.Stream, planned);
+        GenerationLog.Started(logger, record.Id, path, planned);
+
+        var script = TokenScript.ForPrompt(request.Prompt);
+        var generation = new GenerationContext(
+            overrides.Clock is { } pinned ? script.PinnedId(pinned) : record.Id,
+            request.Model ?? settings.Models[0],
+            overrides.Clock ?? record.StartedAt,
+            request,
+            script,
+            planned,
+            stoppedByCap,
+            overrides.Clock is { } clock ? new PinnedClock(clock) : time);
+        var writer = createWriter(generation);
+
+        var response = context.Response;
+        response.ContentType = writer.ContentType;
+        response.Headers[RequestIdHeader] = record.Id;
+        if (writer.Streams)
+        {
+            response.Headers.CacheControl = "no-cache";
+        }
+
+        // Shutdown ends generations too, so stopping the host never waits on a long stream.
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, lifetime.ApplicationStopping);
+        var cancellationToken = stop.Token;
+        var output = response.BodyWriter;
+        var outcome = LedgerOutcome.Cancelled;
+        var startTimestamp = time.GetTimestamp();
+        var firstTokenTimestamp = startTimestamp;
+        var intervalMs = 1000.0 / overrides.TokensPerSecond;
+        try
+        {
+            if (overrides.EarlyHeaders)
+            {
+                await response.StartAsync(cancellationToken);
+                await output.FlushAsync(cancellationToken);
+            }
+
+            for (var i = 0; i < planned; i++)
+            {
+                if (i == overrides.FailAfter)
+                {
+                    outcome = LedgerOutcome.Failed;
+                    return;
+                }
+
+                await WaitUntilAsync(startTimestamp, overrides.TimeToFirstTokenMs + (i * intervalMs), cancellationToken);
+                if (i == 0)
+                {
+                    firstTokenTimestamp = time.GetTimestamp();
+                    writer.WriteStart(output);
+                }
+
+                writer.WriteToken(output, generation.Script.Token(i));
+                if (writer.Streams && !await FlushAsync(output, cancellationToken))
+                {
+                    return;
+                }
+
+                ledger.TokenSent(record);
+            }
+
+            // Failing after the last token still withholds the final chunk: the client never sees a clean end.
+            if (planned == overrides.FailAfter)
+            {
+                outcome = LedgerOutcome.Failed;
+                return;
+            }
+
+            if (planned == 0)
+            {
+                await WaitUntilAsync(startTimestamp, overrides.TimeToFirstTokenMs, cancellationToken);
+                firstTokenTimestamp = time.GetTimestamp();
+                writer.WriteStart(output);
+            }
+
+            var now = time.GetTimestamp();
+            writer.WriteEnd(output, overrides.Clock is null
+                ? new GenerationStats(
+                    record.TokensSent,
+                    Total: time.GetElapsedTime(startTimestamp, now),
+                    PromptEval: time.GetElapsedTime(startTimestamp, firstTokenTimestamp),
+                    Eval: time.GetElapsedTime(firstTokenTimestamp, now))
+                : GenerationStats.Nominal(record.TokensSent, overrides.TimeToFirstTokenMs, intervalMs));
+            if (await FlushAsync(output, cancellationToken))
+            {
+                outcome = LedgerOutcome.Completed;
+            }
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or IOException)
+        {
+            // The client went away (or the host is stopping): the expected way for a stream to end early.
+        }
+        finally
+        {
+            Finish(context, record, outcome);
+        }
+    }
+
+    private void Finish(HttpContext context, LedgerRecord record, LedgerOutcome outcome)
+    {
+        switch (outcome)
+        {
+            case LedgerOutcome.Failed:
+                GenerationLog.FaultInjected(logger, record.Id, record.TokensSent);
+                context.Abort();
+                break;
+            case LedgerOutcome.Cancelled:
+                GenerationLog.Cancelled(logger, record.Id, record.TokensSent, record.TokensPlanned);
+
+                // Stopped by shutdown rather than by the client: reset, so the client cannot mistake
+                // a truncated body for a complete one.
+                if (!context.RequestAborted.IsCancellationRequested)
+                {
+                    context.Abort();
+                }
+
+                break;
+            default:
+                GenerationLog.Completed(logger, record.Id, record.TokensSent);
+                break;
+        }
+
+        ledger.End(record, outcome);
+    }
+
+    /// <summary>Waits for an absolute point on the schedule, so time spent writing never accumulates as drift.</summary>
+    private Task WaitUntilAsync(long startTimestamp, double dueMs, CancellationToken cancellationToken)
+    {
+        var remaining = TimeSpan.FromTicks((long)(dueMs * TimeSpan.TicksPerMillisecond)) - time.GetElapsedTime(startTimestamp);
+        if (remaining <= TimeSpan.Zero)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            return Task.CompletedTask;
+        }
+
+        return Task.Delay(remaining, time, cancellationToken);
+    }
+
+    /// <returns>False when the client is no longer reading.</returns>
+    private static async ValueTask<bool> FlushAsync(PipeWriter output, CancellationToken cancellationToken)
+    {
+        var result = await output.FlushAsync(cancellationToken);
+        return !result.IsCanceled && !result.IsCompleted;
+    }
+
+    private async Task RejectAsync(HttpContext context, int statusCode, string message)
+    {
+        GenerationLog.Rejected(logger, context.Request.Path.Value ?? string.Empty, statusCode);
+        await ErrorResponse.WriteAsync(context, statusCode, message);
+    }
+}

@@ -1,0 +1,15 @@
+namespace MockLlm;
+
+internal static class LedgerEndpoints
+{
+    public static IEndpointRouteBuilder MapLedger(this IEndpointRouteBuilder endpoints)
+    {
+        endpoints.MapGet("/ledger", static (Ledger ledger) => TypedResults.Ok(ledger.Snapshot()));
+        endpoints.MapDelete("/ledger", static (Ledger ledger) =>
+        {
+            ledger.Clear();
+            return TypedResults.NoContent();
+        });
+        return endpoints;
+    }
+}
