@@ -27,6 +27,20 @@ public sealed class UpstreamFailureTests
         Assert.Equal(0, gateway.Registry.Count);
     }
 
+    [Fact]
+    public async Task UpstreamSilentPastActivityTimeout_504WithOpenAiError_UpstreamAborted()
+    {
+        await using var stack = await Stack.StartAsync(configure: s => s["ReverseProxy:Clusters:llm:HttpRequest:ActivityTimeout"] = "00:00:00.300");
+        var transcript = await StreamReading.SendAndReadAsync(stack.Client, StreamReading.ChatRequest("/v1/chat/completions", "hi", "slow", maxTokens: 5,
+            headers: new Dictionary<string, string> { ["X-Mock-Ttft-Ms"] = "60000" }));
+
+        Assert.Equal(504, transcript.StatusCode);
+        var error = JsonDocument.Parse(string.Join('\n', transcript.Lines)).RootElement.GetProperty("error");
+        Assert.Equal("upstream_timeout", error.GetProperty("code").GetString());
+        var entry = await stack.WaitForEntryAsync("slow", e => e.EndedAt is not null);
+        Assert.True(entry.Cancelled);
+    }
+
     [Theory]
     [InlineData("/v1/chat/completions")]
     [InlineData("/api/chat")]
