@@ -132,30 +132,25 @@ internal sealed class SessionStreamStep(
                 return;
             }
 
-            switch (StreamProtocols.FromContentType(response.ContentType))
+            var (separator, payload) = StreamProtocols.FromContentType(response.ContentType) switch
             {
-                case StreamProtocol.Sse:
-                    if (!tap.AtSseEventBoundary)
-                    {
-                        await response.Body.WriteAsync("\n\n"u8.ToArray(), clientAborted);
-                    }
-
-                    await response.Body.WriteAsync(notice.Sse, clientAborted);
-                    await response.Body.FlushAsync(clientAborted);
-                    return;
-                case StreamProtocol.Ndjson:
-                    if (!tap.AtLineBoundary)
-                    {
-                        await response.Body.WriteAsync("\n"u8.ToArray(), clientAborted);
-                    }
-
-                    await response.Body.WriteAsync(notice.Ndjson, clientAborted);
-                    await response.Body.FlushAsync(clientAborted);
-                    return;
-                default:
-                    guard.AbortClient();
-                    return;
+                StreamProtocol.Sse => (tap.AtSseEventBoundary ? default : "\n\n"u8.ToArray(), notice.Sse),
+                StreamProtocol.Ndjson => (tap.AtLineBoundary ? default : "\n"u8.ToArray(), notice.Ndjson),
+                _ => (default(byte[]), default(byte[])),
+            };
+            if (payload is null)
+            {
+                guard.AbortClient();
+                return;
             }
+
+            if (separator is not null)
+            {
+                await response.Body.WriteAsync(separator, clientAborted);
+            }
+
+            await response.Body.WriteAsync(payload, clientAborted);
+            await response.Body.FlushAsync(clientAborted);
         }
         catch (Exception ex) when (ex is IOException or OperationCanceledException or InvalidOperationException)
         {

@@ -21,3 +21,27 @@ internal abstract class ChunkWriter
 
     public abstract void WriteEnd(IBufferWriter<byte> output, in GenerationStats stats);
 }
+
+/// <summary>A single JSON body written once generation ends (<c>"stream": false</c>); the text is
+/// replayed from the script, so nothing is kept per token.</summary>
+internal abstract class WholeBodyWriter(GenerationContext generation) : ChunkWriter
+{
+    protected GenerationContext Generation { get; } = generation;
+
+    public sealed override string ContentType => "application/json";
+
+    public sealed override bool Streams => false;
+
+    public sealed override void WriteToken(IBufferWriter<byte> output, ReadOnlySpan<byte> token)
+    {
+    }
+
+    public sealed override void WriteEnd(IBufferWriter<byte> output, in GenerationStats stats)
+    {
+        var text = new ArrayBufferWriter<byte>();
+        Generation.Script.WriteText(text, stats.TokensSent);
+        WriteBody(output, stats, text.WrittenSpan);
+    }
+
+    protected abstract void WriteBody(IBufferWriter<byte> output, in GenerationStats stats, ReadOnlySpan<byte> text);
+}

@@ -48,22 +48,11 @@ internal sealed class OllamaStreamWriter : ChunkWriter
 }
 
 /// <summary>The single object Ollama returns for <c>"stream": false</c>.</summary>
-internal sealed class OllamaResponseWriter(GenerationContext generation, bool chat) : ChunkWriter
+internal sealed class OllamaResponseWriter(GenerationContext generation, bool chat) : WholeBodyWriter(generation)
 {
-    public override string ContentType => "application/json";
-
-    public override bool Streams => false;
-
-    public override void WriteToken(IBufferWriter<byte> output, ReadOnlySpan<byte> token)
+    protected override void WriteBody(IBufferWriter<byte> output, in GenerationStats stats, ReadOnlySpan<byte> text)
     {
-        // The body is written whole at the end; the text is replayed from the script.
-    }
-
-    public override void WriteEnd(IBufferWriter<byte> output, in GenerationStats stats)
-    {
-        var text = new ArrayBufferWriter<byte>();
-        generation.Script.WriteText(text, stats.TokensSent);
-        OllamaShapes.WriteFinal(output, generation, chat, stats, text.WrittenSpan);
+        OllamaShapes.WriteFinal(output, Generation, chat, stats, text);
     }
 }
 

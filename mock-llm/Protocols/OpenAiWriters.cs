@@ -82,29 +82,18 @@ internal sealed class OpenAiStreamWriter : ChunkWriter
 }
 
 /// <summary>A single <c>chat.completion</c> / <c>text_completion</c> body, written once generation ends.</summary>
-internal sealed class OpenAiResponseWriter(GenerationContext generation, OpenAiFlavor flavor) : ChunkWriter
+internal sealed class OpenAiResponseWriter(GenerationContext generation, OpenAiFlavor flavor) : WholeBodyWriter(generation)
 {
-    public override string ContentType => "application/json";
-
-    public override bool Streams => false;
-
-    public override void WriteToken(IBufferWriter<byte> output, ReadOnlySpan<byte> token)
+    protected override void WriteBody(IBufferWriter<byte> output, in GenerationStats stats, ReadOnlySpan<byte> text)
     {
-        // The body is written whole at the end; the text is replayed from the script.
-    }
-
-    public override void WriteEnd(IBufferWriter<byte> output, in GenerationStats stats)
-    {
-        var text = new ArrayBufferWriter<byte>();
-        generation.Script.WriteText(text, stats.TokensSent);
-        var prompt = generation.Script.PromptTokens;
+        var prompt = Generation.Script.PromptTokens;
 
         using var json = new Utf8JsonWriter(output);
         json.WriteStartObject();
-        json.WriteString("id", OpenAiShapes.Id(generation, flavor));
+        json.WriteString("id", OpenAiShapes.Id(Generation, flavor));
         json.WriteString("object", flavor == OpenAiFlavor.Chat ? "chat.completion" : "text_completion");
-        json.WriteNumber("created", generation.CreatedUnixSeconds);
-        json.WriteString("model", generation.Model);
+        json.WriteNumber("created", Generation.CreatedUnixSeconds);
+        json.WriteString("model", Generation.Model);
         json.WriteStartArray("choices");
         json.WriteStartObject();
         json.WriteNumber("index", 0);
@@ -112,17 +101,17 @@ internal sealed class OpenAiResponseWriter(GenerationContext generation, OpenAiF
         {
             json.WriteStartObject("message");
             json.WriteString("role", "assistant");
-            json.WriteString("content", text.WrittenSpan);
+            json.WriteString("content", text);
             json.WriteNull("refusal");
             json.WriteEndObject();
         }
         else
         {
-            json.WriteString("text", text.WrittenSpan);
+            json.WriteString("text", text);
         }
 
         json.WriteNull("logprobs");
-        json.WriteString("finish_reason", OpenAiShapes.FinishReason(generation));
+        json.WriteString("finish_reason", OpenAiShapes.FinishReason(Generation));
         json.WriteEndObject();
         json.WriteEndArray();
         json.WriteStartObject("usage");
