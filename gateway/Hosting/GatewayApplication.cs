@@ -1,3 +1,4 @@
+using Gateway.Health;
 using Gateway.Streams;
 
 namespace Gateway.Hosting;
@@ -19,6 +20,7 @@ internal static class GatewayApplication
 
     public static WebApplication MapGateway(this WebApplication app)
     {
+        app.MapHealth();
         app.MapReverseProxy(proxy =>
         {
             proxy.UseSessionStreams();
