@@ -46,6 +46,9 @@ internal static class MockLlmHostingExtensions
         endpoints.MapOllama();
         endpoints.MapSeed();
         endpoints.MapLedger();
+
+        // For container probes (deploy/k8s): answers as soon as the server accepts requests.
+        endpoints.MapGet("/healthz", static () => TypedResults.Text("ok"));
         return endpoints;
     }
 
