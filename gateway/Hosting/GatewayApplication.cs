@@ -1,5 +1,6 @@
 using Gateway.Health;
 using Gateway.Streams;
+using Gateway.Telemetry;
 
 namespace Gateway.Hosting;
 
@@ -12,6 +13,7 @@ internal static class GatewayApplication
     public static WebApplicationBuilder AddGateway(this WebApplicationBuilder builder)
     {
         builder.UseDefaultUrl(DefaultUrl);
+        builder.AddGatewayTelemetry();
         builder.Services.AddSessionStreams();
         builder.Services.AddReverseProxy()
             .LoadFromConfig(builder.Configuration.GetSection("ReverseProxy"));
@@ -21,8 +23,10 @@ internal static class GatewayApplication
     public static WebApplication MapGateway(this WebApplication app)
     {
         app.MapHealth();
+        app.MapGatewayTelemetry();
         app.MapReverseProxy(proxy =>
         {
+            proxy.UseForwarderMetrics();
             proxy.UseSessionStreams();
             proxy.UseSessionAffinity();
             proxy.UseLoadBalancing();

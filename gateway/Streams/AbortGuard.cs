@@ -19,26 +19,33 @@ internal sealed class AbortGuard : IHttpRequestLifetimeFeature, IHttpResetFeatur
     private readonly IHttpRequestLifetimeFeature _lifetime;
     private readonly IHttpResetFeature? _reset;
     private readonly CancellationTokenSource? _linked;
+    private readonly TimeProvider _time;
+    private readonly CancellationTokenRegistration _clientGone;
     private int? _resetCode;
+    private long _clientAbortedAt;
 
-    private AbortGuard(IFeatureCollection features, IHttpRequestLifetimeFeature lifetime, IHttpResetFeature? reset, CancellationToken lease)
+    private AbortGuard(IFeatureCollection features, IHttpRequestLifetimeFeature lifetime, IHttpResetFeature? reset, CancellationToken lease, TimeProvider time)
     {
         _features = features;
         _lifetime = lifetime;
         _reset = reset;
+        _time = time;
         if (lease.CanBeCanceled)
         {
             _linked = CancellationTokenSource.CreateLinkedTokenSource(lifetime.RequestAborted, lease);
         }
+
+        _clientGone = lifetime.RequestAborted.UnsafeRegister(
+            static state => ((AbortGuard)state!).MarkClientGone(), this);
     }
 
     /// <summary>Installs a guard on the request; <paramref name="lease"/> joins the client's abort token.</summary>
-    public static AbortGuard Install(HttpContext context, CancellationToken lease)
+    public static AbortGuard Install(HttpContext context, CancellationToken lease, TimeProvider time)
     {
         var features = context.Features;
         var lifetime = features.GetRequiredFeature<IHttpRequestLifetimeFeature>();
         var reset = features.Get<IHttpResetFeature>();
-        var guard = new AbortGuard(features, lifetime, reset, lease);
+        var guard = new AbortGuard(features, lifetime, reset, lease, time);
         features.Set<IHttpRequestLifetimeFeature>(guard);
         if (reset is not null)
         {
@@ -61,7 +68,12 @@ internal sealed class AbortGuard : IHttpRequestLifetimeFeature, IHttpResetFeatur
     /// <summary>True when the client itself went away.</summary>
     public bool ClientAborted => _lifetime.RequestAborted.IsCancellationRequested;
 
+    /// <summary><see cref="TimeProvider.GetTimestamp"/> when the client went away; 0 if it did not.</summary>
+    public long ClientAbortedAt => Volatile.Read(ref _clientAbortedAt);
+
     public void Abort() => AbortRequested = true;
+
+    private void MarkClientGone() => Volatile.Write(ref _clientAbortedAt, _time.GetTimestamp());
 
     public void Reset(int errorCode)
     {
@@ -85,6 +97,7 @@ internal sealed class AbortGuard : IHttpRequestLifetimeFeature, IHttpResetFeatur
     /// <summary>Puts the original features back, so what runs after the forwarder sees the real connection.</summary>
     public void Dispose()
     {
+        _clientGone.Dispose();
         _features.Set(_lifetime);
         if (_reset is not null)
         {

@@ -1,26 +1,40 @@
 using System.IO.Pipelines;
+using Gateway.Tokens;
 using Microsoft.AspNetCore.Http.Features;
 
 namespace Gateway.Streams;
 
 /// <summary>
-/// Passes the response body through unchanged and remembers its last bytes, so that an error event
-/// added after an early end starts on an event (SSE) or line (NDJSON) boundary.
+/// Passes the response body through unchanged, counting its tokens on the way, and remembers its last
+/// bytes, so that an error event added after an early end starts on an event (SSE) or line (NDJSON)
+/// boundary.
 /// </summary>
 internal sealed class ResponseTap : Stream, IHttpResponseBodyFeature
 {
     private readonly IHttpResponseBodyFeature _inner;
     private readonly Stream _innerStream;
+    private readonly HttpResponse? _response;
+    private readonly TimeProvider _time;
+    private readonly bool _keepText;
     private PipeWriter? _writer;
     private uint _tail; // the last four bytes written, newest in the low byte
 
-    public ResponseTap(IHttpResponseBodyFeature inner)
+    public ResponseTap(IHttpResponseBodyFeature inner, HttpResponse? response = null, TimeProvider? time = null, bool keepText = false)
     {
         _inner = inner;
         _innerStream = inner.Stream;
+        _response = response;
+        _time = time ?? TimeProvider.System;
+        _keepText = keepText;
     }
 
     public long BytesWritten { get; private set; }
+
+    /// <summary><see cref="TimeProvider.GetTimestamp"/> of the first body bytes; 0 before them.</summary>
+    public long FirstWriteAt { get; private set; }
+
+    /// <summary>The token counter, chosen by the response's Content-Type at its first bytes; null before them.</summary>
+    public TokenCounter? Counter { get; private set; }
 
     /// <summary>True when nothing was written or the bytes so far end with a blank line.</summary>
     public bool AtSseEventBoundary =>
@@ -92,6 +106,13 @@ internal sealed class ResponseTap : Stream, IHttpResponseBodyFeature
             return;
         }
 
+        if (BytesWritten == 0)
+        {
+            FirstWriteAt = _time.GetTimestamp();
+            Counter = TokenCounter.For(_response?.ContentType, _keepText ? new ContentText() : null);
+        }
+
+        Counter?.Observe(bytes);
         BytesWritten += bytes.Length;
         var start = Math.Max(0, bytes.Length - 4);
         for (var i = start; i < bytes.Length; i++)

@@ -1,5 +1,9 @@
+using System.Diagnostics;
 using Gateway.Errors;
+using Gateway.Savings;
 using Gateway.Sessions;
+using Gateway.Telemetry;
+using Gateway.Tokens;
 using Microsoft.AspNetCore.Http.Features;
 using Yarp.ReverseProxy.Forwarder;
 using Yarp.ReverseProxy.Model;
@@ -8,11 +12,17 @@ namespace Gateway.Streams;
 
 /// <summary>
 /// The proxy-pipeline step before YARP's forwarder: claims the session key, lets a newer claim or the
-/// client's departure abort the upstream request, and ends an interrupted response in its own protocol.
+/// client's departure abort the upstream request, ends an interrupted response in its own protocol,
+/// and accounts for the tokens streamed and saved.
 /// </summary>
 internal sealed class SessionStreamStep(
     SessionRegistry registry,
     SessionKeyResolver resolver,
+    ModelLabels models,
+    StreamAccounting accounting,
+    TokenizerCounting tokenizer,
+    GatewayMetrics metrics,
+    TimeProvider time,
     ILogger<SessionStreamStep> logger)
 {
     public async Task InvokeAsync(HttpContext context, Func<Task> next)
@@ -25,6 +35,7 @@ internal sealed class SessionStreamStep(
             return;
         }
 
+        var startedAt = time.GetTimestamp();
         var resolved = resolver.Resolve(context.Request, route.RouteId, policy.Header);
         if (resolved.Error is not null)
         {
@@ -34,12 +45,22 @@ internal sealed class SessionStreamStep(
             return;
         }
 
+        var facts = await RequestFacts.PeekAsync(context.Request, RequestFacts.DefaultPeekBytes, context.RequestAborted);
         var lease = resolved.Key is { } key ? registry.Claim(key) : null;
+        var accounted = lease is not null || facts.Model is not null;
+        var model = models.For(facts.Model);
+        if (accounted)
+        {
+            metrics.StreamStarted(route.RouteId, model);
+        }
+
+        using var activity = GatewayActivity.Source.StartActivity("session_stream");
         var responseBody = context.Features.GetRequiredFeature<IHttpResponseBodyFeature>();
-        var tap = new ResponseTap(responseBody);
+        var tap = new ResponseTap(responseBody, context.Response, time, keepText: tokenizer.Enabled);
         context.Features.Set<IHttpResponseBodyFeature>(tap);
-        var guard = AbortGuard.Install(context, lease?.Token ?? default);
+        var guard = AbortGuard.Install(context, lease?.Token ?? default, time);
         StreamOutcome outcome;
+        long upstreamClosedAt;
         try
         {
             try
@@ -48,6 +69,7 @@ internal sealed class SessionStreamStep(
             }
             finally
             {
+                upstreamClosedAt = time.GetTimestamp();
                 guard.Dispose();
                 if (lease is not null)
                 {
@@ -62,11 +84,47 @@ internal sealed class SessionStreamStep(
             context.Features.Set(responseBody);
         }
 
+        tap.Counter?.Complete();
         if (lease is not null)
         {
             SessionStreamLog.StreamEnded(logger, route.RouteId, lease.Key.Fingerprint(), outcome.ToLabel());
         }
+
+        if (accounted)
+        {
+            var cancelledAt = outcome switch
+            {
+                StreamOutcome.ClientDisconnected => guard.ClientAbortedAt,
+                StreamOutcome.Completed or StreamOutcome.UpstreamError => 0,
+                _ => lease?.CancelledAt ?? 0,
+            };
+            accounting.Record(new StreamEnd(
+                route.RouteId,
+                model,
+                OperationName(context.Request.Path),
+                outcome,
+                facts,
+                tap.Counter,
+                tap.FirstWriteAt == 0 ? null : time.GetElapsedTime(startedAt, tap.FirstWriteAt).TotalSeconds,
+                cancelledAt == 0 ? null : Math.Max(0, time.GetElapsedTime(cancelledAt, upstreamClosedAt).TotalSeconds),
+                Drained: false));
+        }
+        else
+        {
+            tap.Counter?.Dispose();
+        }
+
+        activity?.SetTag("llm_gateway.route", route.RouteId);
+        activity?.SetTag("llm_gateway.outcome", outcome.ToLabel());
+        activity?.SetTag("gen_ai.request.model", model);
     }
+
+    /// <summary>The GenAI <c>gen_ai.operation.name</c> for a request path.</summary>
+    private static string OperationName(PathString path) =>
+        path.Value is { } p && (p.EndsWith("/completions", StringComparison.Ordinal) && !p.EndsWith("/chat/completions", StringComparison.Ordinal)
+            || p.EndsWith("/api/generate", StringComparison.Ordinal))
+            ? "text_completion"
+            : "chat";
 
     private async Task<StreamOutcome> EndAsync(HttpContext context, string routeId, AbortGuard guard, ResponseTap tap, Lease? lease)
     {

@@ -1,4 +1,6 @@
+using Gateway.Savings;
 using Gateway.Sessions;
+using Gateway.Tokens;
 using Yarp.ReverseProxy.Configuration;
 
 namespace Gateway.Streams;
@@ -12,7 +14,19 @@ internal static class SessionStreamsExtensions
             .BindConfiguration(SessionKeyOptions.SectionName)
             .ValidateDataAnnotations()
             .ValidateOnStart();
+        services.AddOptions<TokenOptions>()
+            .BindConfiguration(TokenOptions.SectionName)
+            .ValidateDataAnnotations()
+            .ValidateOnStart();
+        services.AddOptions<SavingsOptions>()
+            .BindConfiguration(SavingsOptions.SectionName)
+            .ValidateDataAnnotations()
+            .ValidateOnStart();
         services.AddSingleton(TimeProvider.System);
+        services.AddSingleton<SavingsEstimator>();
+        services.AddSingleton<StreamAccounting>();
+        services.AddSingleton<TokenizerCounting>();
+        services.AddHostedService(sp => sp.GetRequiredService<TokenizerCounting>());
         services.AddSingleton<SessionRegistry>();
         services.AddSingleton<SessionKeyResolver>();
         services.AddSingleton<SessionStreamStep>();

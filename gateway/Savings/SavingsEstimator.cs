@@ -1,0 +1,118 @@
+using System.Collections.Concurrent;
+using Microsoft.Extensions.Options;
+
+namespace Gateway.Savings;
+
+/// <summary>Which estimate a tokens-saved figure came from; a bounded metric label.</summary>
+internal enum Estimator
+{
+    /// <summary>The request's max-tokens cap minus what streamed was the smaller bound.</summary>
+    Cap,
+    /// <summary>The mean remaining length of this model's completed streams that got this far.</summary>
+    Learned,
+    /// <summary>The configured prior length, while the model has too few completed streams.</summary>
+    Prior,
+    /// <summary>The route drains cancelled streams: nothing was saved, the count is exact.</summary>
+    Drained,
+}
+
+internal readonly record struct SavingsEstimate(long Tokens, Estimator Estimator)
+{
+    public string EstimatorLabel => Estimator switch
+    {
+        Estimator.Cap => "cap",
+        Estimator.Learned => "learned",
+        Estimator.Prior => "prior",
+        _ => "drained",
+    };
+}
+
+/// <summary>
+/// Estimates the completion tokens a backend did not generate because a stream was cancelled:
+/// the smaller of (a) the request's cap minus tokens streamed and (b) the model's expected remaining
+/// length given that many tokens already streamed, learned from streams that completed. Never
+/// negative, never above the cap.
+/// </summary>
+internal sealed class SavingsEstimator(IOptions<SavingsOptions> options)
+{
+    private readonly SavingsOptions _options = options.Value;
+    private readonly ConcurrentDictionary<string, CompletionLengths> _models = new(StringComparer.Ordinal);
+
+    /// <summary>Learns from a stream that ended by itself. <paramref name="model"/> must be a bounded label.</summary>
+    public void RecordCompleted(string model, long completionTokens) =>
+        _models.GetOrAdd(model, static (_, window) => new CompletionLengths(window), _options.Window).Add(completionTokens);
+
+    public SavingsEstimate Estimate(string model, long streamed, long? maxTokens)
+    {
+        streamed = Math.Max(0, streamed);
+        long expected;
+        Estimator estimator;
+        if (_models.TryGetValue(model, out var lengths) && lengths.TryMeanResidual(streamed, _options.MinSamples, out var residual))
+        {
+            expected = residual;
+            estimator = Estimator.Learned;
+        }
+        else
+        {
+            expected = Math.Max(0, _options.PriorMeanTokens - streamed);
+            estimator = Estimator.Prior;
+        }
+
+        if (maxTokens is { } cap)
+        {
+            var capRemaining = Math.Max(0, cap - streamed);
+            if (capRemaining <= expected)
+            {
+                return new SavingsEstimate(capRemaining, Estimator.Cap);
+            }
+        }
+
+        return new SavingsEstimate(expected, estimator);
+    }
+
+    /// <summary>A model's recent completed lengths, in a ring buffer.</summary>
+    private sealed class CompletionLengths(int window)
+    {
+        private readonly long[] _samples = new long[window];
+        private int _count;
+        private int _next;
+
+        public void Add(long length)
+        {
+            lock (_samples)
+            {
+                _samples[_next] = length;
+                _next = (_next + 1) % _samples.Length;
+                _count = Math.Min(_count + 1, _samples.Length);
+            }
+        }
+
+        /// <summary>E[L − n | L > n] over the samples; with no sample longer than n the stream is past
+        /// every length seen, and the estimate is 0 rather than a guess.</summary>
+        public bool TryMeanResidual(long streamed, int minSamples, out long residual)
+        {
+            residual = 0;
+            lock (_samples)
+            {
+                if (_count < minSamples)
+                {
+                    return false;
+                }
+
+                long sum = 0;
+                var longer = 0;
+                for (var i = 0; i < _count; i++)
+                {
+                    if (_samples[i] > streamed)
+                    {
+                        sum += _samples[i] - streamed;
+                        longer++;
+                    }
+                }
+
+                residual = longer == 0 ? 0 : (long)Math.Round((double)sum / longer);
+                return true;
+            }
+        }
+    }
+}

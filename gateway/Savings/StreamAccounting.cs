@@ -1,0 +1,78 @@
+using Gateway.Sessions;
+using Gateway.Streams;
+using Gateway.Telemetry;
+using Gateway.Tokens;
+
+namespace Gateway.Savings;
+
+/// <summary>Everything known about a stream when it ends, before its tokens are final.</summary>
+internal sealed record StreamEnd(
+    string Route,
+    string Model,
+    string Operation,
+    StreamOutcome Outcome,
+    RequestFacts Request,
+    TokenCounter? Counter,
+    double? TimeToFirstChunkSeconds,
+    double? CancelLatencySeconds,
+    bool Drained);
+
+/// <summary>
+/// Turns a stream's end into its figures: tokens streamed, and for a cancellation the estimate of
+/// tokens saved; records them, and teaches the estimator from streams that completed.
+/// </summary>
+internal sealed class StreamAccounting(GatewayMetrics metrics, SavingsEstimator estimator, TokenizerCounting tokenizer)
+{
+    /// <summary>Records <paramref name="end"/>. With tokenizer counting the figures are recorded
+    /// once a background worker has counted the text; the request does not wait for it.</summary>
+    public void Record(StreamEnd end)
+    {
+        if (end.Counter?.Text is not null && tokenizer.TryQueue(end, Finish))
+        {
+            return;
+        }
+
+        Finish(end, end.Counter?.Tokens ?? 0);
+    }
+
+    /// <summary>The figures for a stream whose completion-token count is final.</summary>
+    public StreamRecord Finish(StreamEnd end, long tokens)
+    {
+        var reason = end.Outcome switch
+        {
+            StreamOutcome.Superseded => CancelReason.Superseded,
+            StreamOutcome.ClientDisconnected => CancelReason.ClientDisconnected,
+            StreamOutcome.Stopped => CancelReason.Stopped,
+            StreamOutcome.Shutdown => CancelReason.Shutdown,
+            _ => CancelReason.None,
+        };
+
+        SavingsEstimate? saved = null;
+        if (reason != CancelReason.None)
+        {
+            saved = end.Drained
+                ? new SavingsEstimate(0, Estimator.Drained)
+                : estimator.Estimate(end.Model, tokens, end.Request.MaxTokens);
+        }
+        else if (end.Outcome == StreamOutcome.Completed && end.Counter is not null)
+        {
+            estimator.RecordCompleted(end.Model, tokens);
+        }
+
+        var record = new StreamRecord(
+            end.Route,
+            end.Model,
+            end.Operation,
+            end.Outcome.ToLabel(),
+            tokens,
+            end.Counter?.ReportedPromptTokens,
+            end.TimeToFirstChunkSeconds,
+            reason == CancelReason.None ? null : reason.ToLabel(),
+            saved?.Tokens,
+            saved?.EstimatorLabel,
+            end.CancelLatencySeconds);
+        metrics.StreamEnded(record);
+        end.Counter?.Dispose();
+        return record;
+    }
+}

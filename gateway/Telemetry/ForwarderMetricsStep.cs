@@ -1,0 +1,26 @@
+using Yarp.ReverseProxy.Forwarder;
+
+namespace Gateway.Telemetry;
+
+/// <summary>YARP 2.3 reports through an EventSource, not a Meter; this first proxy-pipeline step
+/// records each forwarding's result so it reaches /metrics, for every route.</summary>
+internal static class ForwarderMetricsStep
+{
+    public static IReverseProxyApplicationBuilder UseForwarderMetrics(this IReverseProxyApplicationBuilder proxy)
+    {
+        var metrics = proxy.ApplicationServices.GetRequiredService<GatewayMetrics>();
+        proxy.Use(async (context, next) =>
+        {
+            await next();
+            if (context.Features.Get<IForwarderErrorFeature>() is { } error)
+            {
+                metrics.ForwarderFailed(error.Error.ToString());
+            }
+            else
+            {
+                metrics.ForwarderStopped(context.Response.StatusCode);
+            }
+        });
+        return proxy;
+    }
+}

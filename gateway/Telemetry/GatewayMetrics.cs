@@ -1,0 +1,131 @@
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
+
+namespace Gateway.Telemetry;
+
+/// <summary>What one session stream's end is recorded as.</summary>
+internal readonly record struct StreamRecord(
+    string Route,
+    string Model,
+    string Operation,
+    string Outcome,
+    long TokensStreamed,
+    long? PromptTokens,
+    double? TimeToFirstChunkSeconds,
+    string? CancelReason,
+    long? TokensSaved,
+    string? Estimator,
+    double? CancelLatencySeconds);
+
+/// <summary>
+/// The gateway's instruments. GenAI semantic-convention names where one fits
+/// (<c>gen_ai.client.token.usage</c>, time to first chunk); the gateway's own under <c>llm_gateway.</c>.
+/// Labels are bounded: route id, model label (see <see cref="ModelLabels"/>), outcome, reason, estimator.
+/// </summary>
+internal sealed class GatewayMetrics
+{
+    public const string MeterName = "LlmGateway";
+
+    private static readonly long[] TokenBuckets = [1, 4, 16, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 65536];
+    private static readonly double[] LatencyBuckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+    private static readonly double[] FirstChunkBuckets = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+    private readonly UpDownCounter<long> _active;
+    private readonly Counter<long> _ended;
+    private readonly Counter<long> _streamed;
+    private readonly Histogram<long> _saved;
+    private readonly Histogram<long> _spent;
+    private readonly Histogram<double> _cancelLatency;
+    private readonly Histogram<long> _tokenUsage;
+    private readonly Histogram<double> _firstChunk;
+    private readonly Counter<long> _forwarderRequests;
+    private readonly Counter<long> _forwarderFailures;
+
+    public GatewayMetrics(IMeterFactory meterFactory)
+    {
+        var meter = meterFactory.Create(MeterName);
+        _active = meter.CreateUpDownCounter<long>("llm_gateway.streams.active", "{stream}",
+            "Session streams being proxied now.");
+        _ended = meter.CreateCounter<long>("llm_gateway.streams.ended", "{stream}",
+            "Session streams that ended, by outcome.");
+        _streamed = meter.CreateCounter<long>("llm_gateway.tokens.streamed", "{token}",
+            "Completion tokens that reached the gateway, including those of streams cancelled later.");
+        _saved = meter.CreateHistogram("llm_gateway.cancellation.tokens_saved", "{token}",
+            "Estimated completion tokens the backend did not generate because the stream was cancelled.",
+            advice: new InstrumentAdvice<long> { HistogramBucketBoundaries = TokenBuckets });
+        _spent = meter.CreateHistogram("llm_gateway.cancellation.tokens_spent", "{token}",
+            "Completion tokens generated before a cancellation.",
+            advice: new InstrumentAdvice<long> { HistogramBucketBoundaries = TokenBuckets });
+        _cancelLatency = meter.CreateHistogram("llm_gateway.cancellation.latency", "s",
+            "From the cancel decision to the upstream request being aborted.",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = LatencyBuckets });
+        _tokenUsage = meter.CreateHistogram("gen_ai.client.token.usage", "{token}",
+            "Tokens per request (GenAI semantic conventions).",
+            advice: new InstrumentAdvice<long> { HistogramBucketBoundaries = TokenBuckets });
+        _firstChunk = meter.CreateHistogram("gen_ai.client.operation.time_to_first_chunk", "s",
+            "From the request to its first response chunk (GenAI semantic conventions).",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = FirstChunkBuckets });
+        _forwarderRequests = meter.CreateCounter<long>("yarp.forwarder.requests", "{request}",
+            "Requests YARP forwarded, by status code.");
+        _forwarderFailures = meter.CreateCounter<long>("yarp.forwarder.failures", "{request}",
+            "Requests YARP failed to forward, by forwarder error.");
+    }
+
+    public void StreamStarted(string route, string model) =>
+        _active.Add(1, new TagList { { "route", route }, { "model", model } });
+
+    /// <summary>Records a stream's end. Takes no cancellation token on purpose: a cancelled
+    /// stream's figures are the ones that matter most.</summary>
+    public void StreamEnded(in StreamRecord r)
+    {
+        _active.Add(-1, new TagList { { "route", r.Route }, { "model", r.Model } });
+        _ended.Add(1, new TagList { { "route", r.Route }, { "model", r.Model }, { "outcome", r.Outcome } });
+        _streamed.Add(r.TokensStreamed, new TagList { { "route", r.Route }, { "model", r.Model } });
+
+        var output = new TagList
+        {
+            { "gen_ai.token.type", "output" },
+            { "gen_ai.request.model", r.Model },
+            { "gen_ai.operation.name", r.Operation },
+        };
+        _tokenUsage.Record(r.TokensStreamed, output);
+        if (r.PromptTokens is { } prompt)
+        {
+            var input = new TagList
+            {
+                { "gen_ai.token.type", "input" },
+                { "gen_ai.request.model", r.Model },
+                { "gen_ai.operation.name", r.Operation },
+            };
+            _tokenUsage.Record(prompt, input);
+        }
+
+        if (r.TimeToFirstChunkSeconds is { } firstChunk)
+        {
+            _firstChunk.Record(firstChunk, new TagList { { "gen_ai.request.model", r.Model }, { "gen_ai.operation.name", r.Operation } });
+        }
+
+        if (r.CancelReason is { } reason)
+        {
+            _spent.Record(r.TokensStreamed, new TagList { { "route", r.Route }, { "model", r.Model }, { "reason", reason } });
+            if (r.TokensSaved is { } saved)
+            {
+                _saved.Record(saved, new TagList
+                {
+                    { "route", r.Route }, { "model", r.Model }, { "reason", reason }, { "estimator", r.Estimator },
+                });
+            }
+
+            if (r.CancelLatencySeconds is { } latency)
+            {
+                _cancelLatency.Record(latency, new TagList { { "route", r.Route }, { "reason", reason } });
+            }
+        }
+    }
+
+    public void ForwarderStopped(int statusCode) =>
+        _forwarderRequests.Add(1, new TagList { { "http.response.status_code", statusCode } });
+
+    public void ForwarderFailed(string error) =>
+        _forwarderFailures.Add(1, new TagList { { "error.type", error } });
+}

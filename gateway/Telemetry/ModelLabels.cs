@@ -1,0 +1,62 @@
+using System.Collections.Concurrent;
+using Microsoft.Extensions.Options;
+
+namespace Gateway.Telemetry;
+
+/// <summary>Turns a client-supplied model name into a bounded metric label.</summary>
+internal sealed class ModelLabels
+{
+    public const string Other = "other";
+    public const string Unknown = "unknown";
+    private const int MaxLength = 64;
+
+    private readonly HashSet<string>? _configured;
+    private readonly int _maxAdmitted;
+    private readonly ConcurrentDictionary<string, string> _admitted = new(StringComparer.Ordinal);
+
+    public ModelLabels(IOptions<TelemetryOptions> options)
+    {
+        var models = options.Value.Models;
+        _configured = models.Length > 0 ? new HashSet<string>(models, StringComparer.Ordinal) : null;
+        _maxAdmitted = options.Value.MaxModelLabels;
+    }
+
+    public string For(string? model)
+    {
+        if (string.IsNullOrEmpty(model))
+        {
+            return Unknown;
+        }
+
+        if (model.Length > MaxLength || !IsPrintableAscii(model))
+        {
+            return Other;
+        }
+
+        if (_configured is not null)
+        {
+            return _configured.TryGetValue(model, out var known) ? known : Other;
+        }
+
+        if (_admitted.TryGetValue(model, out var label))
+        {
+            return label;
+        }
+
+        // A race may admit a few past the limit; the bound stays within a handful.
+        return _admitted.Count < _maxAdmitted ? _admitted.GetOrAdd(model, model) : Other;
+    }
+
+    private static bool IsPrintableAscii(string value)
+    {
+        foreach (var c in value)
+        {
+            if (c is < ' ' or > '~')
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+}

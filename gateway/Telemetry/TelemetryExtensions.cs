@@ -1,0 +1,47 @@
+using OpenTelemetry;
+using OpenTelemetry.Metrics;
+using OpenTelemetry.Resources;
+using OpenTelemetry.Trace;
+
+namespace Gateway.Telemetry;
+
+internal static class TelemetryExtensions
+{
+    public const string ScrapePath = "/metrics";
+
+    /// <summary>Metrics (the gateway's, ASP.NET Core's, Kestrel's, HttpClient's, the runtime's, YARP's)
+    /// for Prometheus at <see cref="ScrapePath"/>; traces and metrics over OTLP when
+    /// <c>OTEL_EXPORTER_OTLP_ENDPOINT</c> is set.</summary>
+    public static WebApplicationBuilder AddGatewayTelemetry(this WebApplicationBuilder builder)
+    {
+        builder.Services.AddOptions<TelemetryOptions>()
+            .BindConfiguration(TelemetryOptions.SectionName)
+            .ValidateDataAnnotations()
+            .ValidateOnStart();
+        builder.Services.AddSingleton<GatewayMetrics>();
+        builder.Services.AddSingleton<ModelLabels>();
+
+        var otel = builder.Services.AddOpenTelemetry()
+            .ConfigureResource(resource => resource.AddService("llm-gateway"))
+            .WithMetrics(metrics => metrics
+                .AddMeter(GatewayMetrics.MeterName)
+                .AddMeter("Microsoft.AspNetCore.Hosting", "Microsoft.AspNetCore.Server.Kestrel", "Microsoft.AspNetCore.RateLimiting")
+                .AddMeter("System.Net.Http", "System.Runtime")
+                .AddPrometheusExporter());
+
+        if (!string.IsNullOrWhiteSpace(builder.Configuration["OTEL_EXPORTER_OTLP_ENDPOINT"]))
+        {
+            otel.WithTracing(tracing => tracing
+                    .AddSource(GatewayActivity.SourceName, "Microsoft.AspNetCore", "Yarp.ReverseProxy", "System.Net.Http"))
+                .UseOtlpExporter();
+        }
+
+        return builder;
+    }
+
+    public static IEndpointRouteBuilder MapGatewayTelemetry(this IEndpointRouteBuilder endpoints)
+    {
+        endpoints.MapPrometheusScrapingEndpoint(ScrapePath);
+        return endpoints;
+    }
+}
