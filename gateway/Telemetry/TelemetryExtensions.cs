@@ -27,6 +27,11 @@ internal static class TelemetryExtensions
                 .AddMeter(GatewayMetrics.MeterName)
                 .AddMeter("Microsoft.AspNetCore.Hosting", "Microsoft.AspNetCore.Server.Kestrel", "Microsoft.AspNetCore.RateLimiting")
                 .AddMeter("System.Net.Http", "System.Runtime")
+                // Three runtime gauges end in "_count", which Prometheus reserves for histograms and
+                // summaries (promtool check metrics rejects them); they are exported under clearer names.
+                .AddView("dotnet.assembly.count", "dotnet.assembly.loaded")
+                .AddView("dotnet.process.cpu.count", "dotnet.process.cpu.cores")
+                .AddView("dotnet.timer.count", "dotnet.timer.active")
                 .AddPrometheusExporter());
 
         if (!string.IsNullOrWhiteSpace(builder.Configuration["OTEL_EXPORTER_OTLP_ENDPOINT"]))

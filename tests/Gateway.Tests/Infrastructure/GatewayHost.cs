@@ -29,19 +29,20 @@ internal sealed class GatewayHost : IAsyncDisposable
 
     public SessionRegistry Registry => _app.Services.GetRequiredService<SessionRegistry>();
 
-    /// <summary>The configuration a test starts from: one route "llm" to cluster "llm" at <paramref name="upstream"/>.</summary>
-    public static Dictionary<string, string?> DefaultSettings(Uri upstream) => new()
+    /// <summary>The configuration a test starts from: one catch-all route (id <paramref name="routeId"/>) to cluster "llm" at <paramref name="upstream"/>.
+    /// A test that reads metrics gives its route a unique id: metrics carry the route as a label.</summary>
+    public static Dictionary<string, string?> DefaultSettings(Uri upstream, string routeId = "llm") => new()
     {
-        ["ReverseProxy:Routes:llm:ClusterId"] = "llm",
-        ["ReverseProxy:Routes:llm:Match:Path"] = "{**catch-all}",
-        ["ReverseProxy:Routes:llm:Metadata:SessionStreams"] = "true",
+        [$"ReverseProxy:Routes:{routeId}:ClusterId"] = "llm",
+        [$"ReverseProxy:Routes:{routeId}:Match:Path"] = "{**catch-all}",
+        [$"ReverseProxy:Routes:{routeId}:Metadata:SessionStreams"] = "true",
         ["ReverseProxy:Clusters:llm:Destinations:primary:Address"] = upstream.ToString(),
     };
 
     public static Task<GatewayHost> StartAsync(Uri upstream, Action<Dictionary<string, string?>>? configure = null,
-        Action<WebApplicationBuilder>? builder = null)
+        Action<WebApplicationBuilder>? builder = null, string routeId = "llm")
     {
-        var settings = DefaultSettings(upstream);
+        var settings = DefaultSettings(upstream, routeId);
         configure?.Invoke(settings);
         return StartAsync(settings, builder);
     }

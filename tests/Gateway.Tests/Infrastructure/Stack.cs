@@ -20,10 +20,11 @@ internal sealed class Stack : IAsyncDisposable
 
     public Ledger Ledger => Mock.Ledger;
 
-    public static async Task<Stack> StartAsync(MockLlmOptions? mockOptions = null, Action<Dictionary<string, string?>>? configure = null)
+    public static async Task<Stack> StartAsync(MockLlmOptions? mockOptions = null, Action<Dictionary<string, string?>>? configure = null,
+        string routeId = "llm")
     {
         var mock = await MockLlmServer.StartAsync(mockOptions ?? new MockLlmOptions { TokensPerSecond = 40, TimeToFirstTokenMs = 20 });
-        var gateway = await GatewayHost.StartAsync(mock.BaseAddress, configure);
+        var gateway = await GatewayHost.StartAsync(mock.BaseAddress, configure, routeId: routeId);
         return new Stack(mock, gateway);
     }
 
