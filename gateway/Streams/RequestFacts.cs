@@ -11,6 +11,9 @@ internal sealed record RequestFacts(string? Model, bool? Stream, long? MaxTokens
     /// <summary>Bytes of the body looked at, at most. The body is forwarded unchanged whatever its size.</summary>
     public const int DefaultPeekBytes = 64 * 1024;
 
+    /// <summary>A longer <c>model</c> is not a model name; it is ignored rather than kept.</summary>
+    public const int MaxModelBytes = 256;
+
     /// <summary>
     /// Looks at up to <paramref name="maxBytes"/> of a JSON body without consuming it: the bytes stay
     /// in the request pipe, and the forwarder sends them on unchanged. A body that is not JSON, is
@@ -63,7 +66,8 @@ internal sealed record RequestFacts(string? Model, bool? Stream, long? MaxTokens
                         break;
                     }
 
-                    model = reader.TokenType == JsonTokenType.String && reader.ValueSpan.Length <= 256 ? reader.GetString() : null;
+                    var length = reader.HasValueSequence ? reader.ValueSequence.Length : reader.ValueSpan.Length;
+                    model = reader.TokenType == JsonTokenType.String && length <= MaxModelBytes ? reader.GetString() : null;
                 }
                 else if (reader.ValueTextEquals("stream"u8))
                 {
@@ -138,9 +142,10 @@ internal sealed record RequestFacts(string? Model, bool? Stream, long? MaxTokens
                 }
             }
         }
-        catch (JsonException)
+        catch (Exception ex) when (ex is JsonException or InvalidOperationException)
         {
-            // Malformed JSON: keep what was read before the fault; the body is forwarded as sent.
+            // Malformed JSON, or a string that is not valid UTF-8: keep what was read before the
+            // fault; the body is forwarded as sent.
         }
 
         return new RequestFacts(model, stream, maxCompletionTokens ?? maxTokens);

@@ -28,6 +28,7 @@ internal static class ChunkParser
     public static ChunkFacts Parse(ReadOnlySpan<byte> json, ContentText? text)
     {
         var facts = default(ChunkFacts);
+        var mark = text?.Length ?? 0;
         try
         {
             var reader = new Utf8JsonReader(json, new JsonReaderOptions { MaxDepth = 64 });
@@ -80,8 +81,11 @@ internal static class ChunkParser
                 }
             }
         }
-        catch (JsonException)
+        catch (Exception ex) when (ex is JsonException or InvalidOperationException)
         {
+            // Malformed JSON, or a string that is not valid UTF-8: the chunk counts for nothing and
+            // none of its text is kept.
+            text?.Truncate(mark);
             return default;
         }
 

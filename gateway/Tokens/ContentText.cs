@@ -18,6 +18,11 @@ internal sealed class ContentText : IDisposable
 
     public ReadOnlySpan<byte> Utf8 => _buffer.AsSpan(0, _length);
 
+    public int Length => _length;
+
+    /// <summary>Drops what was appended after <paramref name="length"/> (a chunk that turned out malformed).</summary>
+    public void Truncate(int length) => _length = Math.Clamp(length, 0, _length);
+
     /// <summary>Appends the unescaped value of the string token the reader is on.</summary>
     public void Append(ref Utf8JsonReader reader)
     {

@@ -51,6 +51,12 @@ internal sealed class LineFramer : IDisposable
 
             if (_carryLength == 0)
             {
+                if (piece.Length > MaxLineBytes)
+                {
+                    SkippedOversizedLine = true; // the same line split over writes is skipped too
+                    continue;
+                }
+
                 line = TrimCr(piece);
                 return true;
             }

@@ -16,7 +16,9 @@ internal sealed class TokenOptions : IValidatableObject
     [RegularExpression("^(o200k_base|cl100k_base)$", ErrorMessage = "Gateway:Tokens:DefaultEncoding must be o200k_base or cl100k_base.")]
     public string DefaultEncoding { get; set; } = "o200k_base";
 
-    /// <summary>Model name (or a prefix ending in <c>*</c>) to encoding, e.g. <c>"gpt-4*": "cl100k_base"</c>.</summary>
+    /// <summary>Model name (or a prefix ending in <c>*</c>) to encoding, e.g. <c>"gpt-3.5*": "cl100k_base"</c>.
+    /// First match wins, in configuration order; mind prefixes that also match newer models
+    /// (<c>gpt-4*</c> would catch gpt-4o, which uses o200k_base).</summary>
     public Dictionary<string, string> ModelEncodings { get; set; } = new(StringComparer.Ordinal);
 
     /// <summary>Streams waiting for the tokenizer at most; past it a stream is counted by chunks instead, so memory stays bounded.</summary>

@@ -8,6 +8,9 @@ internal sealed record PromSample(string Name, IReadOnlyDictionary<string, strin
 /// <summary>Reads the Prometheus text exposition format, enough for the gateway's own output.</summary>
 internal static class PromText
 {
+    public static async Task<IReadOnlyList<PromSample>> ParseAsync(HttpClient client, string path = "/metrics") =>
+        Parse(await client.GetStringAsync(path));
+
     public static IReadOnlyList<PromSample> Parse(string text)
     {
         var samples = new List<PromSample>();

@@ -15,7 +15,9 @@ internal sealed record StreamTranscript(int StatusCode, string? ContentType, IRe
 
 internal static class StreamReading
 {
-    public static HttpClient NewClient(Uri baseAddress) => new(new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(1) })
+    /// <summary>A client whose disposal drops its connections at once, like a closed browser tab:
+    /// by default HttpClient would first read up to 1 MB of an unfinished response to reuse the connection.</summary>
+    public static HttpClient NewClient(Uri baseAddress) => new(new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(1), MaxResponseDrainSize = 0 })
     {
         BaseAddress = baseAddress,
         Timeout = System.Threading.Timeout.InfiniteTimeSpan,

@@ -1,0 +1,30 @@
+using Gateway.Tests.Infrastructure;
+
+namespace Gateway.Tests.Telemetry;
+
+public sealed class PrometheusServerTests
+{
+    [Fact]
+    public async Task RealPrometheusScrapesGateway_PromQl_ReturnsTheTokensSavedWeCaused()
+    {
+        var route = "prom" + Guid.NewGuid().ToString("N")[..8];
+        await using var stack = await Stack.StartAsync(routeId: route);
+        await using var prometheus = await PrometheusServer.StartAsync(stack.Gateway.BaseAddress);
+
+        using var ended = new MetricSignal("llm_gateway.streams.ended", route, count: 2);
+        var longAnswer = new Dictionary<string, string> { ["X-Mock-Tokens-Per-Second"] = "20", ["X-Mock-Completion-Tokens"] = "1000" };
+        using var old = await StreamReading.SendAsync(stack.Client,
+            StreamReading.ChatRequest("/v1/chat/completions", "long", "prom", maxTokens: 50, headers: longAnswer));
+        await stack.WaitForEntryAsync("prom", e => e.TokensSent >= 3);
+        await StreamReading.SendAndReadAsync(stack.Client, StreamReading.ChatRequest("/v1/chat/completions", "short", "prom", maxTokens: 3));
+        await StreamReading.ReadToEndAsync(old);
+        await ended.WaitAsync();
+        var scraped = PromText.Sum(await MetricsScrapeTests.ScrapeAsync(stack), "llm_gateway_cancellation_tokens_saved_sum", ("route", route));
+        Assert.True(scraped > 0);
+
+        var query = $"sum(llm_gateway_cancellation_tokens_saved_sum{{job=\"llm-gateway\",route=\"{route}\",reason=\"superseded\"}})";
+        double? answer = null;
+        await prometheus.UntilAsync(async () => (answer = await prometheus.QueryScalarAsync(query)) == scraped, $"PromQL {query} to return {scraped}");
+        Assert.Equal(scraped, answer);
+    }
+}
