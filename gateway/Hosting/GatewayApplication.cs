@@ -1,3 +1,4 @@
+using Gateway.Draining;
 using Gateway.Health;
 using Gateway.Streams;
 using Gateway.Telemetry;
@@ -16,7 +17,8 @@ internal static class GatewayApplication
         builder.AddGatewayTelemetry();
         builder.Services.AddSessionStreams();
         builder.Services.AddReverseProxy()
-            .LoadFromConfig(builder.Configuration.GetSection("ReverseProxy"));
+            .LoadFromConfig(builder.Configuration.GetSection("ReverseProxy"))
+            .AddDraining();
         return builder;
     }
 

@@ -18,4 +18,9 @@ internal sealed class SavingsOptions
     /// <summary>How many recent completed lengths are kept per model (memory: 4 bytes each).</summary>
     [Range(16, 100_000, ErrorMessage = "Gateway:Savings:Window must be between 16 and 100000.")]
     public int Window { get; set; } = 1024;
+
+    /// <summary>On a route with <c>SessionStreams.CancelPolicy: Drain</c>, how long a released stream
+    /// may still be read for its usage before it is aborted after all.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "1.00:00:00", ErrorMessage = "Gateway:Savings:MaxDrainTime must be between 00:00:01 and 1.00:00:00.")]
+    public TimeSpan MaxDrainTime { get; set; } = TimeSpan.FromMinutes(5);
 }

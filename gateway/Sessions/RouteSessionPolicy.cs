@@ -5,21 +5,28 @@ namespace Gateway.Sessions;
 
 /// <summary>
 /// Session streaming, switched on per YARP route through its <c>Metadata</c>:
-/// <c>"SessionStreams": "true"</c>, and optionally <c>"SessionStreams.Header": "X-Conversation-Id"</c>.
+/// <c>"SessionStreams": "true"</c>, and optionally <c>"SessionStreams.Header": "X-Conversation-Id"</c>
+/// and <c>"SessionStreams.CancelPolicy": "Drain"</c>.
 /// </summary>
 internal sealed class RouteSessionPolicy
 {
     public const string EnabledKey = "SessionStreams";
     public const string HeaderKey = "SessionStreams.Header";
+    public const string CancelPolicyKey = "SessionStreams.CancelPolicy";
 
     private static readonly ConditionalWeakTable<RouteConfig, RouteSessionPolicy> Cache = new();
-    private static readonly RouteSessionPolicy Disabled = new(false, null);
+    private static readonly RouteSessionPolicy Disabled = new(false, null, CancelPolicy.Abort);
 
-    private RouteSessionPolicy(bool enabled, string? header)
+    private RouteSessionPolicy(bool enabled, string? header, CancelPolicy cancelPolicy)
     {
         Enabled = enabled;
         Header = header;
+        CancelPolicy = cancelPolicy;
     }
+
+    /// <summary>What a cancelled stream does upstream: abort it (default), or release the client and
+    /// read the upstream to its end, for providers that bill generated tokens anyway.</summary>
+    public CancelPolicy CancelPolicy { get; }
 
     public bool Enabled { get; }
 
@@ -56,7 +63,14 @@ internal sealed class RouteSessionPolicy
             header = headerText;
         }
 
-        policy = enabled ? new RouteSessionPolicy(true, header) : Disabled;
+        var cancelPolicy = CancelPolicy.Abort;
+        if (metadata.TryGetValue(CancelPolicyKey, out var policyText)
+            && !(Enum.TryParse(policyText, ignoreCase: true, out cancelPolicy) && Enum.IsDefined(cancelPolicy)))
+        {
+            return $"ReverseProxy:Routes:{route.RouteId}:Metadata:{CancelPolicyKey} must be 'Abort' or 'Drain', not '{policyText}'.";
+        }
+
+        policy = enabled ? new RouteSessionPolicy(true, header, cancelPolicy) : Disabled;
         return null;
     }
 
@@ -78,4 +92,12 @@ internal sealed class RouteSessionPolicy
 
         return true;
     }
+}
+
+internal enum CancelPolicy
+{
+    /// <summary>Abort the upstream request at once, so the backend stops generating.</summary>
+    Abort,
+    /// <summary>Release the client at once but read the upstream response to its end, for exact usage.</summary>
+    Drain,
 }

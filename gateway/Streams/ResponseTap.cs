@@ -91,6 +91,19 @@ internal sealed class ResponseTap : Stream, IHttpResponseBodyFeature
         return _innerStream.WriteAsync(buffer, cancellationToken);
     }
 
+    /// <summary>Writes the gateway's own bytes (an end notice): framed like the rest, never counted
+    /// as tokens, and never racing a drain that is still counting the upstream's bytes.</summary>
+    public async ValueTask WriteOwnAsync(ReadOnlyMemory<byte> bytes, CancellationToken cancellationToken)
+    {
+        await _innerStream.WriteAsync(bytes, cancellationToken);
+        var span = bytes.Span;
+        BytesWritten += span.Length;
+        for (var i = Math.Max(0, span.Length - 4); i < span.Length; i++)
+        {
+            _tail = (_tail << 8) | span[i];
+        }
+    }
+
     public override void Flush() => _innerStream.Flush();
 
     public override Task FlushAsync(CancellationToken cancellationToken) => _innerStream.FlushAsync(cancellationToken);

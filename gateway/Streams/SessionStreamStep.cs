@@ -1,10 +1,12 @@
 using System.Diagnostics;
+using Gateway.Draining;
 using Gateway.Errors;
 using Gateway.Savings;
 using Gateway.Sessions;
 using Gateway.Telemetry;
 using Gateway.Tokens;
 using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.Options;
 using Yarp.ReverseProxy.Forwarder;
 using Yarp.ReverseProxy.Model;
 
@@ -23,6 +25,8 @@ internal sealed class SessionStreamStep(
     TokenizerCounting tokenizer,
     GatewayMetrics metrics,
     TimeProvider time,
+    IHostApplicationLifetime lifetime,
+    IOptions<SavingsOptions> savings,
     ILogger<SessionStreamStep> logger)
 {
     public async Task InvokeAsync(HttpContext context, Func<Task> next)
@@ -58,6 +62,10 @@ internal sealed class SessionStreamStep(
         var responseBody = context.Features.GetRequiredFeature<IHttpResponseBodyFeature>();
         var tap = new ResponseTap(responseBody, context.Response, time, keepText: tokenizer.Enabled);
         context.Features.Set<IHttpResponseBodyFeature>(tap);
+        var drain = policy.CancelPolicy == CancelPolicy.Drain
+            ? new DrainContext(accounting, lifetime.ApplicationStopping, savings.Value.MaxDrainTime) { Tap = tap }
+            : null;
+        context.Features.Set(drain);
         var guard = AbortGuard.Install(context, lease?.Token ?? default, time);
         StreamOutcome outcome;
         long upstreamClosedAt;
@@ -84,7 +92,13 @@ internal sealed class SessionStreamStep(
             context.Features.Set(responseBody);
         }
 
-        tap.Counter?.Complete();
+        var draining = drain?.Began == true;
+        if (!draining)
+        {
+            tap.Counter?.Complete();
+            drain?.Dispose();
+        }
+
         if (lease is not null)
         {
             SessionStreamLog.StreamEnded(logger, route.RouteId, lease.Key.Fingerprint(), outcome.ToLabel());
@@ -98,7 +112,7 @@ internal sealed class SessionStreamStep(
                 StreamOutcome.Completed or StreamOutcome.UpstreamError => 0,
                 _ => lease?.CancelledAt ?? 0,
             };
-            accounting.Record(new StreamEnd(
+            var end = new StreamEnd(
                 route.RouteId,
                 model,
                 OperationName(context.Request.Path),
@@ -107,7 +121,15 @@ internal sealed class SessionStreamStep(
                 tap.Counter,
                 tap.FirstWriteAt == 0 ? null : time.GetElapsedTime(startedAt, tap.FirstWriteAt).TotalSeconds,
                 cancelledAt == 0 ? null : Math.Max(0, time.GetElapsedTime(cancelledAt, upstreamClosedAt).TotalSeconds),
-                Drained: false));
+                Drained: false);
+            if (draining)
+            {
+                drain!.RequestEnded(end); // recorded when the upstream has been read to its end
+            }
+            else
+            {
+                accounting.Record(end);
+            }
         }
         else
         {
@@ -186,7 +208,7 @@ internal sealed class SessionStreamStep(
                 response.StatusCode = notice.StatusCode;
                 response.ContentType = "application/json";
                 response.ContentLength = notice.Json.Length;
-                await response.Body.WriteAsync(notice.Json, clientAborted);
+                await tap.WriteOwnAsync(notice.Json, clientAborted);
                 return;
             }
 
@@ -204,11 +226,11 @@ internal sealed class SessionStreamStep(
 
             if (separator is not null)
             {
-                await response.Body.WriteAsync(separator, clientAborted);
+                await tap.WriteOwnAsync(separator, clientAborted);
             }
 
-            await response.Body.WriteAsync(payload, clientAborted);
-            await response.Body.FlushAsync(clientAborted);
+            await tap.WriteOwnAsync(payload, clientAborted);
+            await tap.FlushAsync(clientAborted);
         }
         catch (Exception ex) when (ex is IOException or OperationCanceledException or InvalidOperationException)
         {
