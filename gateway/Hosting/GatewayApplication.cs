@@ -1,5 +1,6 @@
 using Gateway.Draining;
 using Gateway.Health;
+using Gateway.Sessions;
 using Gateway.Streams;
 using Gateway.Telemetry;
 
@@ -26,6 +27,7 @@ internal static class GatewayApplication
     {
         app.MapHealth();
         app.MapGatewayTelemetry();
+        app.MapSessionEndpoints();
         app.MapReverseProxy(proxy =>
         {
             proxy.UseForwarderMetrics();

@@ -15,13 +15,14 @@ internal sealed record StreamEnd(
     TokenCounter? Counter,
     double? TimeToFirstChunkSeconds,
     double? CancelLatencySeconds,
-    bool Drained);
+    bool Drained,
+    string? TenantSession = null);
 
 /// <summary>
 /// Turns a stream's end into its figures: tokens streamed, and for a cancellation the estimate of
 /// tokens saved; records them, and teaches the estimator from streams that completed.
 /// </summary>
-internal sealed class StreamAccounting(GatewayMetrics metrics, SavingsEstimator estimator, TokenizerCounting tokenizer)
+internal sealed class StreamAccounting(GatewayMetrics metrics, SavingsEstimator estimator, TokenizerCounting tokenizer, SessionSavings sessions)
 {
     /// <summary>Records <paramref name="end"/>. With tokenizer counting the figures are recorded
     /// once a background worker has counted the text; the request does not wait for it.</summary>
@@ -57,6 +58,11 @@ internal sealed class StreamAccounting(GatewayMetrics metrics, SavingsEstimator 
         else if (end.Outcome == StreamOutcome.Completed && end.Counter is not null)
         {
             estimator.RecordCompleted(end.Model, tokens);
+        }
+
+        if (saved is { } estimate && end.TenantSession is not null)
+        {
+            sessions.Add(end.TenantSession, estimate.Tokens);
         }
 
         var record = new StreamRecord(

@@ -9,14 +9,28 @@ namespace Gateway.Sessions;
 /// </summary>
 internal readonly record struct SessionKey
 {
-    private SessionKey(string value) => Value = value;
+    private SessionKey(string value, string tenantSession)
+    {
+        Value = value;
+        TenantSession = tenantSession;
+    }
 
     /// <summary>The scoped key: route, credential hash and session id joined by newlines (which a
     /// header value cannot contain, so the parts cannot run into each other).</summary>
     public string Value { get; }
 
-    public static SessionKey Create(string routeId, string? credential, string sessionId) =>
-        new($"{routeId}\n{HashCredential(credential)}\n{sessionId}");
+    /// <summary>The credential hash and session id without the route: what a caller may stop or
+    /// ask about on every route at once.</summary>
+    public string TenantSession { get; }
+
+    public static SessionKey Create(string routeId, string? credential, string sessionId)
+    {
+        var tenantSession = $"{HashCredential(credential)}\n{sessionId}";
+        return new($"{routeId}\n{tenantSession}", tenantSession);
+    }
+
+    /// <summary>The route-free scope of <paramref name="sessionId"/> for a caller with <paramref name="credential"/>.</summary>
+    public static string TenantSessionOf(string? credential, string sessionId) => $"{HashCredential(credential)}\n{sessionId}";
 
     /// <summary>A short, stable, non-reversible fingerprint for logs; never the session id itself.</summary>
     public string Fingerprint()

@@ -34,19 +34,9 @@ internal sealed class SessionKeyResolver(IOptions<SessionKeyOptions> options)
             return SessionKeyResult.None;
         }
 
-        if (sessionId.Length > _options.MaxKeyBytes)
+        if (Validate(sessionId, _options.MaxKeyBytes) is { } error)
         {
-            return SessionKeyResult.Invalid($"The session key is longer than {_options.MaxKeyBytes} bytes.");
-        }
-
-        foreach (var c in sessionId)
-        {
-            // Printable ASCII only: control characters could forge log lines, and header bytes above
-            // 0x7F have no agreed encoding, so two clients could mean one key by different bytes.
-            if (c is < ' ' or > '~')
-            {
-                return SessionKeyResult.Invalid("The session key must be printable ASCII (no control characters).");
-            }
+            return SessionKeyResult.Invalid(error);
         }
 
         string? credential = null;
@@ -56,5 +46,26 @@ internal sealed class SessionKeyResolver(IOptions<SessionKeyOptions> options)
         }
 
         return new SessionKeyResult(SessionKey.Create(routeId, credential, sessionId), null);
+    }
+
+    /// <summary>Null when <paramref name="sessionId"/> is acceptable; else what is wrong with it.</summary>
+    public static string? Validate(string sessionId, int maxBytes)
+    {
+        if (sessionId.Length > maxBytes)
+        {
+            return $"The session key is longer than {maxBytes} bytes.";
+        }
+
+        foreach (var c in sessionId)
+        {
+            // Printable ASCII only: control characters could forge log lines, and header bytes above
+            // 0x7F have no agreed encoding, so two clients could mean one key by different bytes.
+            if (c is < ' ' or > '~')
+            {
+                return "The session key must be printable ASCII (no control characters).";
+            }
+        }
+
+        return null;
     }
 }

@@ -121,7 +121,8 @@ internal sealed class SessionStreamStep(
                 tap.Counter,
                 tap.FirstWriteAt == 0 ? null : time.GetElapsedTime(startedAt, tap.FirstWriteAt).TotalSeconds,
                 cancelledAt == 0 ? null : Math.Max(0, time.GetElapsedTime(cancelledAt, upstreamClosedAt).TotalSeconds),
-                Drained: false);
+                Drained: false,
+                lease?.Key.TenantSession);
             if (draining)
             {
                 drain!.RequestEnded(end); // recorded when the upstream has been read to its end

@@ -25,6 +25,7 @@ internal static class SessionStreamsExtensions
         services.AddSingleton(TimeProvider.System);
         services.AddSingleton<SavingsEstimator>();
         services.AddSingleton<StreamAccounting>();
+        services.AddSingleton<SessionSavings>();
         services.AddSingleton<TokenizerCounting>();
         services.AddHostedService(sp => sp.GetRequiredService<TokenizerCounting>());
         services.AddSingleton<SessionRegistry>();
