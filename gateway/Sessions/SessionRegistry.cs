@@ -73,4 +73,49 @@ internal sealed class SessionRegistry(TimeProvider time)
 
     /// <summary>A point-in-time copy of the active leases.</summary>
     public IReadOnlyList<Lease> Snapshot() => [.. _leases.Values];
+
+    /// <summary>Cancels the active streams of one tenant's session on every route (an explicit stop);
+    /// returns how many were cancelled. A scan: stops are rare next to claims.</summary>
+    public int Cancel(string tenantSession, CancelReason reason)
+    {
+        var cancelled = 0;
+        foreach (var lease in _leases.Values)
+        {
+            if (lease.Key.TenantSession == tenantSession && lease.TryCancel(reason, time.GetTimestamp()))
+            {
+                cancelled++;
+            }
+        }
+
+        return cancelled;
+    }
+
+    /// <summary>Cancels the active stream with lease id <paramref name="id"/>, if any (admin).</summary>
+    public bool Cancel(long id, CancelReason reason)
+    {
+        foreach (var lease in _leases.Values)
+        {
+            if (lease.Id == id)
+            {
+                return lease.TryCancel(reason, time.GetTimestamp());
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>Cancels every active stream (shutdown after the drain deadline); returns how many.</summary>
+    public int CancelAll(CancelReason reason)
+    {
+        var cancelled = 0;
+        foreach (var lease in _leases.Values)
+        {
+            if (lease.TryCancel(reason, time.GetTimestamp()))
+            {
+                cancelled++;
+            }
+        }
+
+        return cancelled;
+    }
 }
