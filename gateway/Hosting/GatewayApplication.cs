@@ -1,5 +1,7 @@
+using Gateway.Admin;
 using Gateway.Draining;
 using Gateway.Health;
+using Gateway.Limits;
 using Gateway.Sessions;
 using Gateway.Streams;
 using Gateway.Telemetry;
@@ -17,6 +19,9 @@ internal static class GatewayApplication
         builder.UseDefaultUrl(DefaultUrl);
         builder.AddGatewayTelemetry();
         builder.Services.AddSessionStreams();
+        builder.Services.AddAdmin();
+        builder.Services.AddTenantLimits();
+        builder.Services.AddGracefulShutdown();
         builder.Services.AddReverseProxy()
             .LoadFromConfig(builder.Configuration.GetSection("ReverseProxy"))
             .AddDraining();
@@ -25,9 +30,13 @@ internal static class GatewayApplication
 
     public static WebApplication MapGateway(this WebApplication app)
     {
+        app.UseRouting();
+        app.UseSessionResolution();
+        app.UseRateLimiter();
         app.MapHealth();
         app.MapGatewayTelemetry();
         app.MapSessionEndpoints();
+        app.MapAdmin();
         app.MapReverseProxy(proxy =>
         {
             proxy.UseForwarderMetrics();

@@ -21,6 +21,23 @@ internal sealed class Lease
 
     public SessionKey Key { get; }
 
+    /// <summary>The route and model label of the stream, for the admin listing.</summary>
+    public string Route { get; private set; } = "";
+
+    public string Model { get; private set; } = "";
+
+    /// <summary>Completion tokens that passed so far.</summary>
+    public long TokensSoFar => _tokens?.Invoke() ?? 0;
+
+    private Func<long>? _tokens;
+
+    public void Describe(string route, string model, Func<long> tokensSoFar)
+    {
+        Route = route;
+        Model = model;
+        _tokens = tokensSoFar;
+    }
+
     /// <summary>Unique per process; the order in which claims were made.</summary>
     public long Id { get; }
 

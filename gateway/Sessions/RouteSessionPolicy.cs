@@ -13,25 +13,26 @@ internal sealed class RouteSessionPolicy
     public const string EnabledKey = "SessionStreams";
     public const string HeaderKey = "SessionStreams.Header";
     public const string CancelPolicyKey = "SessionStreams.CancelPolicy";
+    public const string SourcesKey = "SessionStreams.Sources";
 
     private static readonly ConditionalWeakTable<RouteConfig, RouteSessionPolicy> Cache = new();
     private static readonly RouteSessionPolicy Disabled = new(false, null, CancelPolicy.Abort);
 
-    private RouteSessionPolicy(bool enabled, string? header, CancelPolicy cancelPolicy)
+    private RouteSessionPolicy(bool enabled, KeySource[]? sources, CancelPolicy cancelPolicy)
     {
         Enabled = enabled;
-        Header = header;
+        Sources = sources;
         CancelPolicy = cancelPolicy;
     }
+
+    /// <summary>The route's own key sources, or null for <c>Gateway:Sessions:Sources</c>.</summary>
+    public KeySource[]? Sources { get; }
 
     /// <summary>What a cancelled stream does upstream: abort it (default), or release the client and
     /// read the upstream to its end, for providers that bill generated tokens anyway.</summary>
     public CancelPolicy CancelPolicy { get; }
 
     public bool Enabled { get; }
-
-    /// <summary>The route's own session header, or null for the configured default.</summary>
-    public string? Header { get; }
 
     /// <summary>The policy for a route; parsed once per route configuration object.</summary>
     public static RouteSessionPolicy For(RouteConfig route) =>
@@ -52,15 +53,25 @@ internal sealed class RouteSessionPolicy
             return $"ReverseProxy:Routes:{route.RouteId}:Metadata:{EnabledKey} must be 'true' or 'false', not '{enabledText}'.";
         }
 
-        string? header = null;
+        KeySource[]? sources = null;
         if (metadata.TryGetValue(HeaderKey, out var headerText))
         {
-            if (!IsToken(headerText))
+            if (!KeySource.IsToken(headerText))
             {
                 return $"ReverseProxy:Routes:{route.RouteId}:Metadata:{HeaderKey} must be an HTTP header name, not '{headerText}'.";
             }
 
-            header = headerText;
+            sources = [new KeySource(KeySourceKind.Header, headerText)];
+        }
+
+        if (metadata.TryGetValue(SourcesKey, out var sourcesText))
+        {
+            if (KeySource.TryParseList(sourcesText.Split(','), out var parsed) is { } error)
+            {
+                return $"ReverseProxy:Routes:{route.RouteId}:Metadata:{SourcesKey}: {error}";
+            }
+
+            sources = parsed;
         }
 
         var cancelPolicy = CancelPolicy.Abort;
@@ -70,27 +81,8 @@ internal sealed class RouteSessionPolicy
             return $"ReverseProxy:Routes:{route.RouteId}:Metadata:{CancelPolicyKey} must be 'Abort' or 'Drain', not '{policyText}'.";
         }
 
-        policy = enabled ? new RouteSessionPolicy(true, header, cancelPolicy) : Disabled;
+        policy = enabled ? new RouteSessionPolicy(true, sources, cancelPolicy) : Disabled;
         return null;
-    }
-
-    private static bool IsToken(string value)
-    {
-        if (value.Length == 0)
-        {
-            return false;
-        }
-
-        foreach (var c in value)
-        {
-            var ok = char.IsAsciiLetterOrDigit(c) || "!#$%&'*+-.^_`|~".Contains(c);
-            if (!ok)
-            {
-                return false;
-            }
-        }
-
-        return true;
     }
 }
 

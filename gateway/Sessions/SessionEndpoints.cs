@@ -12,7 +12,9 @@ internal static class SessionEndpoints
 
     public static IEndpointRouteBuilder MapSessionEndpoints(this IEndpointRouteBuilder endpoints)
     {
-        endpoints.MapGet(SavingsPath, async (HttpContext context, string sessionId, SessionSavings savings, IOptions<SessionKeyOptions> options) =>
+        var cancelPath = endpoints.ServiceProvider.GetRequiredService<IOptions<SessionKeyOptions>>().Value.CancelPath;
+        endpoints.MapPost(cancelPath, async (HttpContext context, string sessionId, SessionRegistry registry,
+            SessionKeyResolver resolver, IOptions<SessionKeyOptions> options, ILoggerFactory loggers) =>
         {
             if (SessionKeyResolver.Validate(sessionId, options.Value.MaxKeyBytes) is { } error)
             {
@@ -21,8 +23,32 @@ internal static class SessionEndpoints
                 return;
             }
 
-            var credential = options.Value.CredentialHeader.Length > 0 ? context.Request.Headers[options.Value.CredentialHeader].ToString() : null;
-            var totals = savings.Get(SessionKey.TenantSessionOf(credential, sessionId));
+            // Only the caller's own scope: another tenant's stream with the same id is not found.
+            var tenantSession = SessionKey.TenantSessionOf(resolver.Credential(context.Request), sessionId);
+            var cancelled = registry.Cancel(tenantSession, CancelReason.Stopped);
+            if (cancelled == 0)
+            {
+                await OpenAiError.WriteResponseAsync(context, StatusCodes.Status404NotFound,
+                    "No active stream for this session.", "invalid_request_error", "session_not_active", context.RequestAborted);
+                return;
+            }
+
+            SessionEndpointLog.Stopped(loggers.CreateLogger("Gateway.Sessions.SessionEndpoints"), cancelled);
+            await context.Response.WriteAsJsonAsync(new CancelResponse(sessionId, cancelled),
+                SessionJson.Default.CancelResponse, cancellationToken: context.RequestAborted);
+        });
+
+        endpoints.MapGet(SavingsPath, async (HttpContext context, string sessionId, SessionSavings savings, SessionKeyResolver resolver,
+            IOptions<SessionKeyOptions> options) =>
+        {
+            if (SessionKeyResolver.Validate(sessionId, options.Value.MaxKeyBytes) is { } error)
+            {
+                await OpenAiError.WriteResponseAsync(context, StatusCodes.Status400BadRequest, error,
+                    "invalid_request_error", "invalid_session_key", context.RequestAborted);
+                return;
+            }
+
+            var totals = savings.Get(SessionKey.TenantSessionOf(resolver.Credential(context.Request), sessionId));
             context.Response.Headers.CacheControl = "no-store";
             await context.Response.WriteAsJsonAsync(new SavingsResponse(sessionId, totals.TokensSaved, totals.Cancellations),
                 SessionJson.Default.SavingsResponse, cancellationToken: context.RequestAborted);
@@ -33,6 +59,15 @@ internal static class SessionEndpoints
 
 internal sealed record SavingsResponse(string SessionId, long TokensSaved, long Cancellations);
 
+internal sealed record CancelResponse(string SessionId, int Cancelled);
+
+internal static partial class SessionEndpointLog
+{
+    [LoggerMessage(EventId = 110, Level = LogLevel.Information, Message = "Explicit stop ended {Count} stream(s)")]
+    public static partial void Stopped(ILogger logger, int count);
+}
+
 [System.Text.Json.Serialization.JsonSourceGenerationOptions(PropertyNamingPolicy = System.Text.Json.Serialization.JsonKnownNamingPolicy.CamelCase)]
 [System.Text.Json.Serialization.JsonSerializable(typeof(SavingsResponse))]
+[System.Text.Json.Serialization.JsonSerializable(typeof(CancelResponse))]
 internal sealed partial class SessionJson : System.Text.Json.Serialization.JsonSerializerContext;

@@ -3,7 +3,7 @@ using System.ComponentModel.DataAnnotations;
 namespace Gateway.Sessions;
 
 /// <summary>How session keys are read. Bound from <c>Gateway:Sessions</c>.</summary>
-internal sealed class SessionKeyOptions
+internal sealed class SessionKeyOptions : IValidatableObject
 {
     public const string SectionName = "Gateway:Sessions";
 
@@ -22,4 +22,27 @@ internal sealed class SessionKeyOptions
     /// empty value every caller shares one scope, so anyone who knows a session id can supersede it.</summary>
     [RegularExpression("^[!#$%&'*+.^_`|~0-9A-Za-z-]*$", ErrorMessage = "Gateway:Sessions:CredentialHeader must be an HTTP header name or empty.")]
     public string CredentialHeader { get; set; } = "Authorization";
+
+    /// <summary>Where session ids come from, tried in order (<c>kind:name</c>, see <see cref="KeySource"/>).
+    /// Empty: the <see cref="HeaderName"/> header, then the <c>session_id</c> query parameter (what a
+    /// browser EventSource can send). A route can set its own with <c>SessionStreams.Sources</c>.</summary>
+    public string[] Sources { get; set; } = [];
+
+    /// <summary>Path of the explicit stop: <c>POST</c> here ends the caller's active stream for the session.</summary>
+    [RegularExpression("^/[A-Za-z0-9/_.-]*\\{sessionId\\}[A-Za-z0-9/_.-]*$", ErrorMessage = "Gateway:Sessions:CancelPath must be a path containing {sessionId}.")]
+    public string CancelPath { get; set; } = "/v1/sessions/{sessionId}/cancel";
+
+    /// <summary>The sources in force where a route sets none.</summary>
+    public KeySource[] EffectiveSources() =>
+        Sources.Length == 0
+            ? [new KeySource(KeySourceKind.Header, HeaderName), new KeySource(KeySourceKind.Query, "session_id")]
+            : KeySource.TryParseList(Sources, out var sources) is null ? sources : [];
+
+    public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
+    {
+        if (Sources.Length > 0 && KeySource.TryParseList(Sources, out _) is { } error)
+        {
+            yield return new ValidationResult($"Gateway:Sessions:Sources: {error}");
+        }
+    }
 }

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Microsoft.Extensions.Options;
 
 namespace Gateway.Sessions;
@@ -9,43 +10,70 @@ internal readonly record struct SessionKeyResult(SessionKey? Key, string? Error)
     public static SessionKeyResult Invalid(string error) => new(null, error);
 }
 
-/// <summary>Reads and validates the session id and scopes it by route and credential.</summary>
+/// <summary>Reads the session id from the route's key sources, validates it, and scopes it by route and credential.</summary>
 internal sealed class SessionKeyResolver(IOptions<SessionKeyOptions> options)
 {
     private readonly SessionKeyOptions _options = options.Value;
+    private readonly KeySource[] _defaultSources = options.Value.EffectiveSources();
+    private readonly ConditionalWeakTable<KeySource[], string[][]> _bodyPaths = new();
 
-    public SessionKeyResult Resolve(HttpRequest request, string routeId, string? headerOverride)
+    /// <summary>The sources in force on a route.</summary>
+    public KeySource[] SourcesFor(RouteSessionPolicy policy) => policy.Sources ?? _defaultSources;
+
+    /// <summary>The JSON field paths the body peek must look for, in source order.</summary>
+    public string[][] BodyPaths(KeySource[] sources) =>
+        _bodyPaths.GetValue(sources, static s => [.. s.Where(k => k.Kind == KeySourceKind.Body).Select(k => k.Path)]);
+
+    /// <summary>The caller's credential (the configured header's value), or null when keys are not scoped by one.</summary>
+    public string? Credential(HttpRequest request) =>
+        _options.CredentialHeader.Length > 0 ? request.Headers[_options.CredentialHeader].ToString() : null;
+
+    /// <summary>
+    /// Tries the sources in order; the first that carries a non-empty value is the session id. A value
+    /// sent twice in one source is ambiguous and rejected. No value anywhere: not tracked.
+    /// </summary>
+    public SessionKeyResult Resolve(HttpRequest request, string routeId, KeySource[] sources, IReadOnlyList<string?> bodyKeys)
     {
-        var values = request.Headers[headerOverride ?? _options.HeaderName];
-        if (values.Count == 0)
+        var bodyIndex = 0;
+        foreach (var source in sources)
         {
-            return SessionKeyResult.None;
+            string? sessionId;
+            switch (source.Kind)
+            {
+                case KeySourceKind.Header:
+                case KeySourceKind.Query:
+                    var values = source.Kind == KeySourceKind.Header ? request.Headers[source.Name] : request.Query[source.Name];
+                    if (values.Count > 1)
+                    {
+                        return SessionKeyResult.Invalid($"The session key ({source}) was sent more than once; send exactly one value.");
+                    }
+
+                    sessionId = values.Count == 1 ? values[0] : null;
+                    break;
+                case KeySourceKind.Cookie:
+                    sessionId = request.Cookies[source.Name];
+                    break;
+                default:
+                    sessionId = bodyIndex < bodyKeys.Count ? bodyKeys[bodyIndex] : null;
+                    bodyIndex++;
+                    break;
+            }
+
+            if (string.IsNullOrWhiteSpace(sessionId))
+            {
+                // An empty id means "no session" here: the next source is tried.
+                continue;
+            }
+
+            if (Validate(sessionId, _options.MaxKeyBytes) is { } error)
+            {
+                return SessionKeyResult.Invalid(error);
+            }
+
+            return new SessionKeyResult(SessionKey.Create(routeId, Credential(request), sessionId), null);
         }
 
-        if (values.Count > 1)
-        {
-            return SessionKeyResult.Invalid("The session key header was sent more than once; send exactly one value.");
-        }
-
-        var sessionId = values[0];
-        if (string.IsNullOrWhiteSpace(sessionId))
-        {
-            // An empty id means "no session": the request is proxied untracked, as without the header.
-            return SessionKeyResult.None;
-        }
-
-        if (Validate(sessionId, _options.MaxKeyBytes) is { } error)
-        {
-            return SessionKeyResult.Invalid(error);
-        }
-
-        string? credential = null;
-        if (_options.CredentialHeader.Length > 0)
-        {
-            credential = request.Headers[_options.CredentialHeader].ToString();
-        }
-
-        return new SessionKeyResult(SessionKey.Create(routeId, credential, sessionId), null);
+        return SessionKeyResult.None;
     }
 
     /// <summary>Null when <paramref name="sessionId"/> is acceptable; else what is wrong with it.</summary>

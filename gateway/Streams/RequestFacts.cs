@@ -19,7 +19,10 @@ internal sealed record RequestFacts(string? Model, bool? Stream, long? MaxTokens
     /// in the request pipe, and the forwarder sends them on unchanged. A body that is not JSON, is
     /// malformed, or is cut by the cap yields what could be read before that point.
     /// </summary>
-    public static async ValueTask<RequestFacts> PeekAsync(HttpRequest request, int maxBytes, CancellationToken cancellationToken)
+    public static ValueTask<RequestFacts> PeekAsync(HttpRequest request, int maxBytes, CancellationToken cancellationToken) =>
+        PeekAsync(request, maxBytes, [], cancellationToken);
+
+    public static async ValueTask<RequestFacts> PeekAsync(HttpRequest request, int maxBytes, IReadOnlyList<string[]> keyPaths, CancellationToken cancellationToken)
     {
         if (!HttpMethods.IsPost(request.Method) || !IsJson(request.ContentType) || request.ContentLength == 0)
         {
@@ -34,7 +37,7 @@ internal sealed record RequestFacts(string? Model, bool? Stream, long? MaxTokens
             if (buffer.Length >= maxBytes || result.IsCompleted)
             {
                 var complete = result.IsCompleted && buffer.Length <= maxBytes;
-                var facts = Parse(buffer.Slice(0, Math.Min(buffer.Length, maxBytes)), complete);
+                var facts = Parse(buffer.Slice(0, Math.Min(buffer.Length, maxBytes)), complete, keyPaths);
                 reader.AdvanceTo(buffer.Start); // consume nothing
                 return facts;
             }
@@ -43,12 +46,22 @@ internal sealed record RequestFacts(string? Model, bool? Stream, long? MaxTokens
         }
     }
 
-    public static RequestFacts Parse(ReadOnlySequence<byte> json, bool isFinalBlock)
+    public static RequestFacts Parse(ReadOnlySequence<byte> json, bool isFinalBlock) => Parse(json, isFinalBlock, []);
+
+    /// <summary>
+    /// Walks the JSON objects (arrays are skipped whole: <c>messages</c> can be long and nothing
+    /// wanted is inside one) for the completion facts and for the string values at
+    /// <paramref name="keyPaths"/> (body key sources such as <c>metadata.session_id</c>).
+    /// </summary>
+    public static RequestFacts Parse(ReadOnlySequence<byte> json, bool isFinalBlock, IReadOnlyList<string[]> keyPaths)
     {
         string? model = null;
         bool? stream = null;
         long? maxTokens = null;
         long? maxCompletionTokens = null;
+        var keys = keyPaths.Count == 0 ? [] : new string?[keyPaths.Count];
+        var path = new List<string>(4);
+        string? property = null;
         var reader = new Utf8JsonReader(json, isFinalBlock, new JsonReaderState(new JsonReaderOptions { MaxDepth = 64 }));
         try
         {
@@ -57,88 +70,36 @@ internal sealed record RequestFacts(string? Model, bool? Stream, long? MaxTokens
                 return None;
             }
 
-            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+            while (reader.Read())
             {
-                if (reader.ValueTextEquals("model"u8))
+                switch (reader.TokenType)
                 {
-                    if (!reader.Read())
-                    {
+                    case JsonTokenType.PropertyName:
+                        property = reader.GetString();
                         break;
-                    }
-
-                    var length = reader.HasValueSequence ? reader.ValueSequence.Length : reader.ValueSpan.Length;
-                    model = reader.TokenType == JsonTokenType.String && length <= MaxModelBytes ? reader.GetString() : null;
-                }
-                else if (reader.ValueTextEquals("stream"u8))
-                {
-                    if (!reader.Read())
-                    {
+                    case JsonTokenType.StartObject when path.Count < MaxPathDepth:
+                        path.Add(property ?? "");
+                        property = null;
                         break;
-                    }
-
-                    stream = reader.TokenType switch
-                    {
-                        JsonTokenType.True => true,
-                        JsonTokenType.False => false,
-                        _ => stream,
-                    };
-                }
-                else if (reader.ValueTextEquals("max_tokens"u8))
-                {
-                    if (!reader.Read())
-                    {
-                        break;
-                    }
-
-                    maxTokens = ReadCap(ref reader) ?? maxTokens;
-                }
-                else if (reader.ValueTextEquals("max_completion_tokens"u8))
-                {
-                    if (!reader.Read())
-                    {
-                        break;
-                    }
-
-                    maxCompletionTokens = ReadCap(ref reader) ?? maxCompletionTokens;
-                }
-                else if (reader.ValueTextEquals("options"u8))
-                {
-                    if (!reader.Read())
-                    {
-                        break;
-                    }
-
-                    if (reader.TokenType != JsonTokenType.StartObject)
-                    {
+                    case JsonTokenType.StartObject:
+                    case JsonTokenType.StartArray:
                         if (!reader.TrySkip())
                         {
-                            break;
+                            return Result();
                         }
 
-                        continue;
-                    }
-
-                    while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
-                    {
-                        var isNumPredict = reader.ValueTextEquals("num_predict"u8);
-                        if (!reader.Read())
+                        break;
+                    case JsonTokenType.EndObject:
+                        if (path.Count == 0)
                         {
-                            break;
+                            return Result(); // the end of the body's object
                         }
 
-                        if (isNumPredict)
-                        {
-                            maxTokens = ReadCap(ref reader) ?? maxTokens;
-                        }
-                        else if (!reader.TrySkip())
-                        {
-                            break;
-                        }
-                    }
-                }
-                else if (!reader.Read() || !reader.TrySkip())
-                {
-                    break; // the peek ended inside this value
+                        path.RemoveAt(path.Count - 1);
+                        break;
+                    default:
+                        OnValue(ref reader);
+                        break;
                 }
             }
         }
@@ -148,7 +109,74 @@ internal sealed record RequestFacts(string? Model, bool? Stream, long? MaxTokens
             // fault; the body is forwarded as sent.
         }
 
-        return new RequestFacts(model, stream, maxCompletionTokens ?? maxTokens);
+        return Result();
+
+        RequestFacts Result() => new(model, stream, maxCompletionTokens ?? maxTokens) { BodyKeys = keys };
+
+        void OnValue(ref Utf8JsonReader reader)
+        {
+            if (path.Count == 0)
+            {
+                switch (property)
+                {
+                    case "model":
+                        var length = reader.HasValueSequence ? reader.ValueSequence.Length : reader.ValueSpan.Length;
+                        model = reader.TokenType == JsonTokenType.String && length <= MaxModelBytes ? reader.GetString() : null;
+                        break;
+                    case "stream":
+                        stream = reader.TokenType switch
+                        {
+                            JsonTokenType.True => true,
+                            JsonTokenType.False => false,
+                            _ => stream,
+                        };
+                        break;
+                    case "max_tokens":
+                        maxTokens = ReadCap(ref reader) ?? maxTokens;
+                        break;
+                    case "max_completion_tokens":
+                        maxCompletionTokens = ReadCap(ref reader) ?? maxCompletionTokens;
+                        break;
+                }
+            }
+            else if (path.Count == 1 && path[0] == "options" && property == "num_predict")
+            {
+                maxTokens = ReadCap(ref reader) ?? maxTokens;
+            }
+
+            for (var i = 0; i < keyPaths.Count; i++)
+            {
+                if (keys[i] is null && reader.TokenType == JsonTokenType.String && Matches(keyPaths[i], path, property))
+                {
+                    var length = reader.HasValueSequence ? reader.ValueSequence.Length : reader.ValueSpan.Length;
+                    keys[i] = length <= MaxKeyValueBytes ? reader.GetString() : null;
+                }
+            }
+        }
+    }
+
+    /// <summary>The string values found at the requested body key paths, in their order (null where absent).</summary>
+    public IReadOnlyList<string?> BodyKeys { get; init; } = [];
+
+    private const int MaxPathDepth = 8;
+    private const int MaxKeyValueBytes = 4096;
+
+    private static bool Matches(string[] keyPath, List<string> path, string? property)
+    {
+        if (keyPath.Length != path.Count + 1 || keyPath[^1] != property)
+        {
+            return false;
+        }
+
+        for (var i = 0; i < path.Count; i++)
+        {
+            if (keyPath[i] != path[i])
+            {
+                return false;
+            }
+        }
+
+        return true;
     }
 
     /// <summary>A positive cap; 0, negatives (Ollama's -1 means unlimited) and non-numbers mean no cap.</summary>

@@ -40,7 +40,10 @@ internal sealed class SessionStreamStep(
         }
 
         var startedAt = time.GetTimestamp();
-        var resolved = resolver.Resolve(context.Request, route.RouteId, policy.Header);
+        var session = context.Features.Get<SessionRequest>()
+            ?? await SessionResolution.ResolveAsync(context, route.RouteId, policy, resolver, registry);
+        var facts = session.Facts;
+        var resolved = session.Key;
         if (resolved.Error is not null)
         {
             SessionStreamLog.InvalidSessionKey(logger, route.RouteId, resolved.Error);
@@ -49,7 +52,6 @@ internal sealed class SessionStreamStep(
             return;
         }
 
-        var facts = await RequestFacts.PeekAsync(context.Request, RequestFacts.DefaultPeekBytes, context.RequestAborted);
         var lease = resolved.Key is { } key ? registry.Claim(key) : null;
         var accounted = lease is not null || facts.Model is not null;
         var model = models.For(facts.Model);
@@ -66,6 +68,7 @@ internal sealed class SessionStreamStep(
             ? new DrainContext(accounting, lifetime.ApplicationStopping, savings.Value.MaxDrainTime) { Tap = tap }
             : null;
         context.Features.Set(drain);
+        lease?.Describe(route.RouteId, model, () => tap.Counter?.Tokens ?? 0);
         var guard = AbortGuard.Install(context, lease?.Token ?? default, time);
         StreamOutcome outcome;
         long upstreamClosedAt;

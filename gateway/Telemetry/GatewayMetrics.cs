@@ -40,6 +40,7 @@ internal sealed class GatewayMetrics
     private readonly Histogram<double> _firstChunk;
     private readonly Counter<long> _forwarderRequests;
     private readonly Counter<long> _forwarderFailures;
+    private readonly Counter<long> _rejections;
 
     public GatewayMetrics(IMeterFactory meterFactory)
     {
@@ -69,6 +70,8 @@ internal sealed class GatewayMetrics
             "Requests YARP forwarded, by status code.");
         _forwarderFailures = meter.CreateCounter<long>("yarp.forwarder.failures", "{request}",
             "Requests YARP failed to forward, by forwarder error.");
+        _rejections = meter.CreateCounter<long>("llm_gateway.rate_limit.rejections", "{request}",
+            "Requests refused by the per-tenant limits, by limit (rate or concurrency).");
     }
 
     public void StreamStarted(string route, string model) =>
@@ -121,6 +124,12 @@ internal sealed class GatewayMetrics
                 _cancelLatency.Record(latency, new TagList { { "route", r.Route }, { "reason", reason } });
             }
         }
+    }
+
+    public void RateLimited(string route, string model, string limit)
+    {
+        _rejections.Add(1, new TagList { { "route", route }, { "limit", limit } });
+        _ended.Add(1, new TagList { { "route", route }, { "model", model }, { "outcome", "rate_limited" } });
     }
 
     public void ForwarderStopped(int statusCode) =>

@@ -59,7 +59,7 @@ internal sealed class PrometheusServer : IAsyncDisposable
         {
             using var ready = await server._http.GetAsync("-/ready");
             return ready.StatusCode == HttpStatusCode.OK;
-        }, "Prometheus to be ready");
+        }, () => "Prometheus to be ready");
         return server;
     }
 
@@ -82,7 +82,7 @@ internal sealed class PrometheusServer : IAsyncDisposable
     /// Prometheus pulls on its own schedule and offers no push notification, so this asks again until
     /// <paramref name="condition"/> holds, bounded by <see cref="Wait.Timeout"/>.
     /// </summary>
-    public async Task UntilAsync(Func<Task<bool>> condition, string what)
+    public async Task UntilAsync(Func<Task<bool>> condition, Func<string> what)
     {
         var deadline = Stopwatch.StartNew();
         Exception? last = null;
@@ -103,7 +103,17 @@ internal sealed class PrometheusServer : IAsyncDisposable
             await Task.Delay(200);
         }
 
-        throw new TimeoutException($"Gave up waiting for {what} after {Wait.Timeout}.", last);
+        string targets;
+        try
+        {
+            targets = await _http.GetStringAsync("api/v1/targets");
+        }
+        catch (HttpRequestException ex)
+        {
+            targets = ex.Message;
+        }
+
+        throw new TimeoutException($"Gave up waiting for {what()} after {Wait.Timeout}. Targets: {targets}", last);
     }
 
     public async ValueTask DisposeAsync()

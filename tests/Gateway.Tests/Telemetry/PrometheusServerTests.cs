@@ -24,7 +24,8 @@ public sealed class PrometheusServerTests
 
         var query = $"sum(llm_gateway_cancellation_tokens_saved_sum{{job=\"llm-gateway\",route=\"{route}\",reason=\"superseded\"}})";
         double? answer = null;
-        await prometheus.UntilAsync(async () => (answer = await prometheus.QueryScalarAsync(query)) == scraped, $"PromQL {query} to return {scraped}");
+        await prometheus.UntilAsync(async () => (answer = await prometheus.QueryScalarAsync(query)) == scraped,
+            () => $"PromQL {query} to return {scraped} (last answer: {answer?.ToString() ?? "none"})");
         Assert.Equal(scraped, answer);
     }
 }

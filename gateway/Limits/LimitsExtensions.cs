@@ -1,0 +1,19 @@
+namespace Gateway.Limits;
+
+internal static class LimitsExtensions
+{
+    public static IServiceCollection AddTenantLimits(this IServiceCollection services)
+    {
+        services.AddOptions<RateLimitOptions>()
+            .BindConfiguration(RateLimitOptions.SectionName)
+            .ValidateDataAnnotations()
+            .ValidateOnStart();
+        services.AddSingleton<TenantLimits>();
+        services.AddRateLimiter(options =>
+        {
+            options.RejectionStatusCode = StatusCodes.Status429TooManyRequests;
+            options.AddPolicy<(string, bool), TenantRateLimitPolicy>(RateLimitOptions.PolicyName);
+        });
+        return services;
+    }
+}

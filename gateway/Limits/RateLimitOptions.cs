@@ -1,0 +1,29 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace Gateway.Limits;
+
+/// <summary>Per-tenant limits. Bound from <c>Gateway:RateLimits</c>; attached to a route with YARP's
+/// <c>"RateLimiterPolicy": "per-tenant"</c>.</summary>
+internal sealed class RateLimitOptions
+{
+    public const string SectionName = "Gateway:RateLimits";
+
+    /// <summary>The policy name routes use.</summary>
+    public const string PolicyName = "per-tenant";
+
+    /// <summary>Token bucket: requests a tenant may burst.</summary>
+    [Range(1, 1_000_000, ErrorMessage = "Gateway:RateLimits:TokenLimit must be between 1 and 1000000.")]
+    public int TokenLimit { get; set; } = 120;
+
+    /// <summary>Token bucket: requests added back each <see cref="ReplenishmentPeriod"/>.</summary>
+    [Range(1, 1_000_000, ErrorMessage = "Gateway:RateLimits:TokensPerPeriod must be between 1 and 1000000.")]
+    public int TokensPerPeriod { get; set; } = 20;
+
+    [Range(typeof(TimeSpan), "00:00:00.010", "01:00:00", ErrorMessage = "Gateway:RateLimits:ReplenishmentPeriod must be between 00:00:00.010 and 01:00:00.")]
+    public TimeSpan ReplenishmentPeriod { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Streams a tenant may have open at once. A request that supersedes the tenant's own
+    /// stream does not need a free slot: it takes the one its predecessor gives up at once.</summary>
+    [Range(1, 1_000_000, ErrorMessage = "Gateway:RateLimits:MaxConcurrentStreams must be between 1 and 1000000.")]
+    public int MaxConcurrentStreams { get; set; } = 64;
+}

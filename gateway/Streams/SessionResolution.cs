@@ -1,0 +1,38 @@
+using Gateway.Sessions;
+using Yarp.ReverseProxy.Model;
+
+namespace Gateway.Streams;
+
+/// <summary>What the gateway learned about a request before limits and forwarding: its body facts,
+/// its session key (or why it has none), and whether it supersedes a stream of its own tenant.</summary>
+internal sealed record SessionRequest(RequestFacts Facts, SessionKeyResult Key, bool Superseding);
+
+/// <summary>
+/// Runs after routing and before the rate limiter, on routes with session streams: reads the key
+/// (peeking at the body for body sources) once, for the limiter (a request that supersedes its own
+/// stream needs no new concurrency slot) and for the session step.
+/// </summary>
+internal static class SessionResolution
+{
+    public static IApplicationBuilder UseSessionResolution(this IApplicationBuilder app) => app.Use(async (context, next) =>
+    {
+        if (context.GetEndpoint()?.Metadata.GetMetadata<RouteModel>()?.Config is { } route && RouteSessionPolicy.For(route) is { Enabled: true } policy)
+        {
+            var services = context.RequestServices;
+            var session = await ResolveAsync(context, route.RouteId, policy,
+                services.GetRequiredService<SessionKeyResolver>(), services.GetRequiredService<SessionRegistry>());
+            context.Features.Set(session);
+        }
+
+        await next(context);
+    });
+
+    public static async ValueTask<SessionRequest> ResolveAsync(HttpContext context, string routeId, RouteSessionPolicy policy,
+        SessionKeyResolver resolver, SessionRegistry registry)
+    {
+        var sources = resolver.SourcesFor(policy);
+        var facts = await RequestFacts.PeekAsync(context.Request, RequestFacts.DefaultPeekBytes, resolver.BodyPaths(sources), context.RequestAborted);
+        var key = resolver.Resolve(context.Request, routeId, sources, facts.BodyKeys);
+        return new SessionRequest(facts, key, key.Key is { } k && registry.Find(k) is not null);
+    }
+}
