@@ -1,3 +1,4 @@
+using Gateway.Chat;
 using Gateway.Admin;
 using Gateway.Draining;
 using Gateway.Health;
@@ -22,6 +23,7 @@ internal static class GatewayApplication
         builder.Services.AddAdmin();
         builder.Services.AddTenantLimits();
         builder.Services.AddGracefulShutdown();
+        builder.AddChatPage();
         builder.Services.AddReverseProxy()
             .LoadFromConfig(builder.Configuration.GetSection("ReverseProxy"))
             .AddDraining();
@@ -37,6 +39,7 @@ internal static class GatewayApplication
         app.MapGatewayTelemetry();
         app.MapSessionEndpoints();
         app.MapAdmin();
+        app.MapChatPage();
         app.MapReverseProxy(proxy =>
         {
             proxy.UseForwarderMetrics();
