@@ -17,22 +17,29 @@ internal sealed class ShutdownOptions
 }
 
 /// <summary>
-/// When the host begins to stop (Kestrel then stops accepting and /readyz turns 503), waits for the
-/// active streams to finish, up to the drain deadline, then cancels the rest with reason
+/// When the host begins to stop (ApplicationStopping: /readyz turns 503 and Kestrel stops accepting),
+/// waits for the active streams to finish, up to the drain deadline, then cancels the rest with reason
 /// <c>shutdown</c> so each client is told why before Kestrel's own shutdown timeout aborts it.
 /// </summary>
-internal sealed partial class GracefulShutdown(SessionRegistry registry, IOptions<ShutdownOptions> options, ILogger<GracefulShutdown> logger)
+internal sealed partial class GracefulShutdown(
+    SessionRegistry registry, IOptions<ShutdownOptions> options, IHostApplicationLifetime lifetime, ILogger<GracefulShutdown> logger)
     : IHostedService
 {
-    public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    private Task _drain = Task.CompletedTask;
 
-    // Hosted services stop in reverse order of registration, so this runs before the web server's
-    // own stop: the server keeps serving the active streams (and, until Kubernetes acts on the 503
-    // from /readyz, new ones) while this waits.
-    public async Task StopAsync(CancellationToken cancellationToken)
+    // The web server stops before other hosted services (it is registered last), waiting for its
+    // requests; so the deadline starts from ApplicationStopping, not from this service's StopAsync.
+    public Task StartAsync(CancellationToken cancellationToken)
     {
-        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        deadline.CancelAfter(options.Value.DrainTimeout);
+        lifetime.ApplicationStopping.Register(() => _drain = DrainAsync());
+        return Task.CompletedTask;
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken) => _drain.WaitAsync(cancellationToken);
+
+    private async Task DrainAsync()
+    {
+        using var deadline = new CancellationTokenSource(options.Value.DrainTimeout);
         try
         {
             await registry.WhenEmptyAsync(deadline.Token);

@@ -1,0 +1,38 @@
+using System.Text.Json;
+using Gateway.Tests.Infrastructure;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+
+namespace Gateway.Tests.Hosting;
+
+public sealed class ShutdownTests
+{
+    [Fact]
+    public async Task Sigterm_StreamsOutlivingTheDrainDeadline_GetShutdownEvent_ShortOnesFinish()
+    {
+        var mock = await MockLlm.MockLlmServer.StartAsync(new MockLlm.MockLlmOptions { TokensPerSecond = 20, TimeToFirstTokenMs = 10 });
+        await using var mockScope = mock;
+        var gateway = await GatewayHost.StartAsync(mock.BaseAddress, s => s["Gateway:Shutdown:DrainTimeout"] = "00:00:01");
+        using var client = StreamReading.NewClient(gateway.BaseAddress);
+        using var longStream = await StreamReading.SendAsync(client, StreamReading.ChatRequest("/v1/chat/completions", "long", "long", maxTokens: 400,
+            headers: new Dictionary<string, string> { ["X-Mock-Completion-Tokens"] = "1000" }));
+        using var shortStream = await StreamReading.SendAsync(client, StreamReading.ChatRequest("/v1/chat/completions", "short", "short", maxTokens: 8));
+        await mock.Ledger.WaitForAsync(l => l.Count(e => e.TokensSent >= 1) == 2, Wait.Timeout);
+
+        // What SIGTERM does: the host stops.
+        var lifetime = gateway.Services.GetRequiredService<IHostApplicationLifetime>();
+        var stopping = gateway.DisposeAsync().AsTask();
+        var longTranscript = await StreamReading.ReadToEndAsync(longStream);
+        var shortTranscript = await StreamReading.ReadToEndAsync(shortStream);
+        await stopping;
+
+        Assert.True(lifetime.ApplicationStopping.IsCancellationRequested);
+        Assert.True(longTranscript.EndedCleanly, $"ended with {longTranscript.ReadError}");
+        Assert.Equal("gateway_shutdown",
+            JsonDocument.Parse(longTranscript.DataEvents[^1]).RootElement.GetProperty("error").GetProperty("type").GetString());
+        Assert.Equal("[DONE]", shortTranscript.DataEvents[^1]);
+        var ledger = await mock.Ledger.WaitForAsync(l => l.All(e => e.EndedAt is not null), Wait.Timeout);
+        Assert.True(ledger.Single(e => e.SessionId == "long").Cancelled);
+        Assert.True(ledger.Single(e => e.SessionId == "short").Completed);
+    }
+}
