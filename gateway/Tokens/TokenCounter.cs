@@ -69,8 +69,8 @@ internal abstract class TokenCounter : IDisposable
         contentType is not null && contentType.StartsWith("application/json", StringComparison.OrdinalIgnoreCase);
 }
 
-/// <summary>Server-sent events: OpenAI chat and completion chunks, and plain <c>data:</c> text (the seed's SSE endpoint).</summary>
-internal sealed class SseTokenCounter(ContentText? text) : TokenCounter(text)
+/// <summary>A line-framed stream: lines are cut from the bytes as they pass, however the writes fall.</summary>
+internal abstract class LineTokenCounter(ContentText? text) : TokenCounter(text)
 {
     private readonly LineFramer _lines = new();
 
@@ -90,7 +90,13 @@ internal sealed class SseTokenCounter(ContentText? text) : TokenCounter(text)
         base.Dispose();
     }
 
-    private void OnLine(ReadOnlySpan<byte> line)
+    protected abstract void OnLine(ReadOnlySpan<byte> line);
+}
+
+/// <summary>Server-sent events: OpenAI chat and completion chunks, and plain <c>data:</c> text (the seed's SSE endpoint).</summary>
+internal sealed class SseTokenCounter(ContentText? text) : LineTokenCounter(text)
+{
+    protected override void OnLine(ReadOnlySpan<byte> line)
     {
         if (!line.StartsWith("data:"u8))
         {
@@ -121,27 +127,9 @@ internal sealed class SseTokenCounter(ContentText? text) : TokenCounter(text)
 }
 
 /// <summary>Newline-delimited JSON: Ollama's <c>/api/chat</c> and <c>/api/generate</c>.</summary>
-internal sealed class NdjsonTokenCounter(ContentText? text) : TokenCounter(text)
+internal sealed class NdjsonTokenCounter(ContentText? text) : LineTokenCounter(text)
 {
-    private readonly LineFramer _lines = new();
-
-    public override void Observe(ReadOnlySpan<byte> bytes)
-    {
-        while (_lines.TryReadLine(ref bytes, out var line))
-        {
-            OnLine(line);
-        }
-    }
-
-    public override void Complete() => OnLine(_lines.Pending);
-
-    public override void Dispose()
-    {
-        _lines.Dispose();
-        base.Dispose();
-    }
-
-    private void OnLine(ReadOnlySpan<byte> line)
+    protected override void OnLine(ReadOnlySpan<byte> line)
     {
         if (!line.IsEmpty)
         {
