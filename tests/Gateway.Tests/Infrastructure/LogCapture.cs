@@ -1,0 +1,74 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using Microsoft.Extensions.Logging;
+
+namespace Gateway.Tests.Infrastructure;
+
+/// <summary>One log call as a provider saw it: everything a sink could write out.</summary>
+internal sealed record CapturedLog(
+    string Category,
+    LogLevel Level,
+    EventId EventId,
+    string Message,
+    IReadOnlyList<KeyValuePair<string, string?>> State,
+    string? Exception,
+    IReadOnlyList<string> Scopes)
+{
+    /// <summary>The message, every structured value and the exception, as one text to search.</summary>
+    public string Text => string.Join(" | ", [Message, .. State.Select(p => $"{p.Key}={p.Value}"), Exception ?? ""]);
+
+    public override string ToString() => $"{Level} {Category}[{EventId.Id}{(EventId.Name is null ? "" : ":" + EventId.Name)}] {Text}";
+}
+
+/// <summary>
+/// A logging provider that keeps every line it is given, with its structured state, exception and
+/// scopes, so a test can check what a real sink (console, JSON, OTLP) would have written.
+/// Add it with <c>builder.Logging.AddProvider(capture)</c>.
+/// </summary>
+internal sealed class LogCapture : ILoggerProvider, ISupportExternalScope
+{
+    private readonly ConcurrentQueue<CapturedLog> _entries = new();
+    private IExternalScopeProvider _scopes = new LoggerExternalScopeProvider();
+
+    public IReadOnlyList<CapturedLog> Entries => [.. _entries];
+
+    public ILogger CreateLogger(string categoryName) => new CaptureLogger(this, categoryName);
+
+    public void SetScopeProvider(IExternalScopeProvider scopeProvider) => _scopes = scopeProvider;
+
+    public void Dispose()
+    {
+    }
+
+    private static string? Describe(object? value) => value switch
+    {
+        null => null,
+        IEnumerable<KeyValuePair<string, object?>> pairs => string.Join(", ", pairs.Select(p => $"{p.Key}={Describe(p.Value)}")),
+        IFormattable formattable => formattable.ToString(null, CultureInfo.InvariantCulture),
+        _ => value.ToString(),
+    };
+
+    private sealed class CaptureLogger(LogCapture owner, string category) : ILogger
+    {
+        public IDisposable? BeginScope<TState>(TState state)
+            where TState : notnull => owner._scopes.Push(state);
+
+        public bool IsEnabled(LogLevel logLevel) => logLevel != LogLevel.None;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        {
+            var values = new List<KeyValuePair<string, string?>>();
+            if (state is IEnumerable<KeyValuePair<string, object?>> pairs)
+            {
+                foreach (var pair in pairs)
+                {
+                    values.Add(new KeyValuePair<string, string?>(pair.Key, Describe(pair.Value)));
+                }
+            }
+
+            var scopes = new List<string>();
+            owner._scopes.ForEachScope(static (scope, list) => list.Add(Describe(scope) ?? ""), scopes);
+            owner._entries.Enqueue(new CapturedLog(category, logLevel, eventId, formatter(state, exception), values, exception?.ToString(), scopes));
+        }
+    }
+}
