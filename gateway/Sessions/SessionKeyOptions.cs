@@ -29,7 +29,7 @@ internal sealed class SessionKeyOptions : IValidatableObject
     public string[] Sources { get; set; } = [];
 
     /// <summary>Path of the explicit stop: <c>POST</c> here ends the caller's active stream for the session.</summary>
-    [RegularExpression("^/[A-Za-z0-9/_.-]*\\{sessionId\\}[A-Za-z0-9/_.-]*$", ErrorMessage = "Gateway:Sessions:CancelPath must be a path containing {sessionId}.")]
+    [RegularExpression("^/[A-Za-z0-9/_.-]*\\{sessionId\\}[A-Za-z0-9/_.-]*$", ErrorMessage = "Gateway:Sessions:CancelPath must be a path containing {{sessionId}}.")]
     public string CancelPath { get; set; } = "/v1/sessions/{sessionId}/cancel";
 
     /// <summary>The sources in force where a route sets none.</summary>

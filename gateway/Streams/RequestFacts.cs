@@ -92,7 +92,8 @@ internal sealed record RequestFacts(string? Model, bool? Stream, long? MaxTokens
                     case JsonTokenType.EndObject:
                         if (path.Count == 0)
                         {
-                            return Result(); // the end of the body's object
+                            // The end of the body's object; a whole body must end here too.
+                            return isFinalBlock && reader.Read() ? Malformed() : Result();
                         }
 
                         path.RemoveAt(path.Count - 1);
@@ -105,11 +106,16 @@ internal sealed record RequestFacts(string? Model, bool? Stream, long? MaxTokens
         }
         catch (Exception ex) when (ex is JsonException or InvalidOperationException)
         {
-            // Malformed JSON, or a string that is not valid UTF-8: keep what was read before the
-            // fault; the body is forwarded as sent.
+            // Malformed JSON, or a string that is not valid UTF-8: the body is forwarded as sent.
+            return Malformed();
         }
 
-        return Result();
+        // Out of bytes: the whole body ended inside its object (malformed), or the peek did.
+        return isFinalBlock ? Malformed() : Result();
+
+        // A body the upstream will reject names no session: it must not supersede a live stream.
+        // The facts read before the fault are kept for accounting.
+        RequestFacts Malformed() => Result() with { BodyKeys = keys.Length == 0 ? keys : new string?[keys.Length] };
 
         RequestFacts Result() => new(model, stream, maxCompletionTokens ?? maxTokens) { BodyKeys = keys };
 
