@@ -1,0 +1,156 @@
+using System.Globalization;
+
+namespace Gateway.Bench;
+
+/// <summary>Counts and durations of one run. Defaults make a full run of all four legs fit in about
+/// ten minutes on two cores; <c>--smoke</c> shrinks everything to a few seconds per leg.</summary>
+internal sealed class BenchOptions
+{
+    public bool Smoke { get; private set; }
+
+    /// <summary>Where the JSON result is written (the table goes beside it as .txt).</summary>
+    public string Out { get; private set; } = Path.Combine("artifacts", "bench", "results.json");
+
+    /// <summary>Legs to run, in order; nginx is skipped when it is not installed.</summary>
+    public List<string> Legs { get; private set; } = [LegNames.Direct, LegNames.Gateway, LegNames.PlainYarp, LegNames.Nginx];
+
+    /// <summary>nginx <c>worker_processes</c>: <c>auto</c> (one per core, like the .NET proxies' thread pool) or a number.</summary>
+    public string NginxWorkers { get; private set; } = "auto";
+
+    /// <summary>Phases to run: first-token, cancel, throughput, memory (memory includes the mass abort).</summary>
+    public List<string> Phases { get; private set; } = ["first-token", "cancel", "throughput", "memory"];
+
+    public int DropSamples { get; private set; } = 200;
+    public int SupersedeSamples { get; private set; } = 200;
+    public double CancelTokensPerSecond { get; private set; } = 50;
+    public int FirstTokenSamples { get; private set; } = 300;
+
+    /// <summary>The two throughput workloads: streams × tokens per second.</summary>
+    public List<(int Streams, double TokensPerSecond)> Throughput { get; private set; } = [(500, 50), (4000, 5)];
+    public TimeSpan ThroughputRamp { get; private set; } = TimeSpan.FromSeconds(2);
+    public TimeSpan ThroughputWarmup { get; private set; } = TimeSpan.FromSeconds(2);
+    public TimeSpan ThroughputWindow { get; private set; } = TimeSpan.FromSeconds(6);
+
+    public List<int> MemoryLevels { get; private set; } = [1000, 5000, 10000];
+    public double MemoryTokensPerSecond { get; private set; } = 1;
+
+    /// <summary>How long the memory phase's streams last, from the phase's start: they all end together.</summary>
+    public TimeSpan MemoryHold { get; private set; } = TimeSpan.FromSeconds(35);
+    public TimeSpan Settle { get; private set; } = TimeSpan.FromSeconds(1.5);
+
+    public int MassAbortStreams { get; private set; } = 10000;
+
+    /// <summary>Connections being opened at once while ramping up (the listen backlogs are 512).</summary>
+    public int ConnectConcurrency { get; private set; } = 128;
+
+    public static string Usage => """
+        dotnet run -c Release --project tests/Gateway.Bench -- [flags]
+          --smoke                     tiny counts, a few seconds per leg (what the test suite runs)
+          --out PATH                  JSON result (default artifacts/bench/results.json; table beside it as .txt)
+          --legs a,b,...              direct,gateway,plain-yarp,nginx (default: all; nginx only when installed)
+          --phases a,b,...            first-token,cancel,throughput,memory (default: all; memory includes the mass abort)
+          --nginx-workers auto|N      nginx worker_processes (default auto)
+          --drop-samples N            client-drop cancellations per leg (default 200)
+          --supersede-samples N       supersedes through the gateway (default 200)
+          --cancel-rate TPS           token rate of the cancelled streams (default 50)
+          --first-token-samples N     first-token requests per leg (default 300)
+          --throughput S1xR1,S2xR2    streams x tokens/s for the CPU figure (default 500x50,4000x5)
+          --window SECONDS            CPU measuring window (default 6)
+          --memory-levels N1,N2,...   concurrent streams for the memory figure (default 1000,5000,10000)
+          --memory-hold SECONDS       how long the memory phase's streams last (default 35)
+          --mass-abort N              clients that vanish at once (default 10000)
+        Stream counts above what the file-descriptor limit allows are lowered to fit, and the run says so.
+        """;
+
+    public static BenchOptions Parse(string[] args)
+    {
+        var options = new BenchOptions();
+        if (args.Contains("--smoke"))
+        {
+            options.ApplySmoke();
+        }
+
+        for (var i = 0; i < args.Length; i++)
+        {
+            var name = args[i];
+            if (name == "--smoke")
+            {
+                continue;
+            }
+
+            if (i + 1 >= args.Length)
+            {
+                throw new ArgumentException($"{name} needs a value.");
+            }
+
+            var value = args[++i];
+            switch (name)
+            {
+                case "--out": options.Out = value; break;
+                case "--legs": options.Legs = [.. value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)]; break;
+                case "--phases": options.Phases = [.. value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)]; break;
+                case "--nginx-workers": options.NginxWorkers = value; break;
+                case "--drop-samples": options.DropSamples = Int(value, name); break;
+                case "--supersede-samples": options.SupersedeSamples = Int(value, name); break;
+                case "--cancel-rate": options.CancelTokensPerSecond = Double(value, name); break;
+                case "--first-token-samples": options.FirstTokenSamples = Int(value, name); break;
+                case "--throughput": options.Throughput = [.. value.Split(',').Select(w => ParseWorkload(w, name))]; break;
+                case "--window": options.ThroughputWindow = TimeSpan.FromSeconds(Double(value, name)); break;
+                case "--memory-levels": options.MemoryLevels = [.. value.Split(',').Select(v => Int(v, name))]; break;
+                case "--memory-hold": options.MemoryHold = TimeSpan.FromSeconds(Double(value, name)); break;
+                case "--mass-abort": options.MassAbortStreams = Int(value, name); break;
+                default: throw new ArgumentException($"Unknown flag {name}.");
+            }
+        }
+
+        foreach (var leg in options.Legs)
+        {
+            if (!LegNames.All.Contains(leg))
+            {
+                throw new ArgumentException($"Unknown leg {leg}; legs are {string.Join(",", LegNames.All)}.");
+            }
+        }
+
+        return options;
+    }
+
+    private void ApplySmoke()
+    {
+        Smoke = true;
+        Out = Path.Combine("artifacts", "bench", "smoke.json");
+        DropSamples = 4;
+        SupersedeSamples = 4;
+        FirstTokenSamples = 10;
+        Throughput = [(20, 50), (40, 5)];
+        ThroughputRamp = TimeSpan.FromSeconds(0.2);
+        ThroughputWarmup = TimeSpan.FromSeconds(0.3);
+        ThroughputWindow = TimeSpan.FromSeconds(0.6);
+        MemoryLevels = [20, 50, 100];
+        MemoryTokensPerSecond = 5;
+        MemoryHold = TimeSpan.FromSeconds(2.5);
+        Settle = TimeSpan.FromSeconds(0.2);
+        MassAbortStreams = 100;
+    }
+
+    private static (int, double) ParseWorkload(string text, string flag)
+    {
+        var parts = text.Split('x');
+        return parts.Length == 2 ? (Int(parts[0], flag), Double(parts[1], flag)) : throw new ArgumentException($"{flag}: expected STREAMSxRATE, got {text}.");
+    }
+
+    private static int Int(string text, string flag) =>
+        int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) && v > 0 ? v : throw new ArgumentException($"{flag}: {text} is not a positive integer.");
+
+    private static double Double(string text, string flag) =>
+        double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) && v > 0 ? v : throw new ArgumentException($"{flag}: {text} is not a positive number.");
+}
+
+internal static class LegNames
+{
+    public const string Direct = "direct";
+    public const string Gateway = "gateway";
+    public const string PlainYarp = "plain-yarp";
+    public const string Nginx = "nginx";
+
+    public static readonly string[] All = [Direct, Gateway, PlainYarp, Nginx];
+}

@@ -1,0 +1,22 @@
+using Gateway.Bench;
+using Gateway.Bench.Proxies;
+
+if (args.Contains("--plain-yarp"))
+{
+    await PlainYarpHost.RunAsync(args);
+    return 0;
+}
+
+BenchOptions options;
+try
+{
+    options = BenchOptions.Parse(args);
+}
+catch (ArgumentException ex)
+{
+    Console.Error.WriteLine(ex.Message);
+    Console.Error.WriteLine(BenchOptions.Usage);
+    return 2;
+}
+
+return await BenchRun.RunAsync(options);

@@ -1,0 +1,109 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace Gateway.Bench.Report;
+
+/// <summary>The result as a plain-text table: one row per figure, one column per leg.</summary>
+internal static class Table
+{
+    public static string Render(BenchResult result)
+    {
+        var rows = new List<(string Figure, Func<LegResult, string> Value)>
+        {
+            ("client drop → upstream closed p50 (ms)", l => Ms(l.ClientDropMs?.P50)),
+            ("client drop → upstream closed p99 (ms)", l => Ms(l.ClientDropMs?.P99)),
+            ("  tokens written after the drop (mean)", l => Num(l.ClientDropWastedTokens, "F3")),
+            ("newer request → old upstream closed p50 (ms)", l => Ms(l.SupersedeMs?.P50)),
+            ("newer request → old upstream closed p99 (ms)", l => Ms(l.SupersedeMs?.P99)),
+            ("  tokens written after the newer request (mean)", l => Num(l.SupersedeWastedTokens, "F3")),
+            ("first token p50 / p99 (ms)", l => l.FirstTokenMs is { } f ? $"{f.P50:F2} / {f.P99:F2}" : "-"),
+            ("first-token hop over direct p50 (ms)", l => Ms(l.FirstTokenHopP50Ms)),
+            ("first-token hop over direct p99 (ms)", l => Ms(l.FirstTokenHopP99Ms)),
+        };
+        var throughput = result.Legs.SelectMany(l => l.Throughput).Select(t => (t.Streams, t.TokensPerSecond)).Distinct().ToList();
+        foreach (var (streams, rate) in throughput)
+        {
+            rows.Add(($"proxy CPU µs per chunk, {streams} × {rate:0.#}/s", l => Num(Find(l, streams, rate)?.ProxyCpuMicrosPerChunk, "F1")));
+            rows.Add(($"  chunks/s delivered (proxy cores busy)", l => Find(l, streams, rate) is { } t
+                ? $"{t.ChunksPerSecond:F0}" + (t.ProxyCpuCores is { } c ? $" ({c:F2})" : "")
+                : "-"));
+        }
+
+        rows.Add(("idle resident memory (MB)", l => Num(l.IdleRssMb, "F1")));
+        var levels = result.Legs.SelectMany(l => l.Memory).Select(m => m.RequestedStreams).Distinct().ToList();
+        foreach (var level in levels)
+        {
+            rows.Add(($"memory per stream at {level} streams (KB)", l => l.Memory.FirstOrDefault(m => m.RequestedStreams == level) is { } m
+                ? Num(m.KbPerStream, "F1") + (m.Streams != level ? $" @{m.Streams}" : "")
+                : "-"));
+        }
+
+        rows.Add(("chunks lost / expected", l => $"{l.ChunksLost} / {l.ChunksExpected}"));
+        rows.Add(("streams failed", l => l.FailedStreams.ToString(CultureInfo.InvariantCulture)));
+        rows.Add(("mass abort: clients that vanished", l => l.MassAbort?.Streams.ToString(CultureInfo.InvariantCulture) ?? "-"));
+        rows.Add(("  upstream still open after 100 ms", l => l.MassAbort?.OpenAfter100Ms.ToString(CultureInfo.InvariantCulture) ?? "-"));
+        rows.Add(("  upstream still open after 500 ms", l => l.MassAbort?.OpenAfter500Ms.ToString(CultureInfo.InvariantCulture) ?? "-"));
+        rows.Add(("  all upstream closed after (ms)", l => l.MassAbort is { } a ? Num(a.AllClosedAfterMs, "F0") : "-"));
+
+        var header = new[] { "figure" }.Concat(result.Legs.Select(l => l.Leg)).ToArray();
+        var cells = rows.Select(r => new[] { r.Figure }.Concat(result.Legs.Select(r.Value)).ToArray()).ToList();
+        var widths = header.Select((h, i) => Math.Max(h.Length, cells.Max(c => c[i].Length))).ToArray();
+        var text = new StringBuilder();
+        text.AppendLine(CultureInfo.InvariantCulture,
+            $"{(result.Smoke ? "SMOKE run (tiny counts; figures are not meaningful)" : "bench run")} {result.StartedAt:u}, {result.ProcessorCount} cores, " +
+            $"open-files limit {result.OpenFilesLimit}, nginx worker_processes {result.NginxWorkers}, cancelled streams at {result.CancelTokensPerSecond:0.#} tokens/s, {result.DurationSeconds:F0} s");
+        Line(text, header, widths);
+        Line(text, widths.Select(w => new string('-', w)).ToArray(), widths);
+        foreach (var row in cells)
+        {
+            Line(text, row, widths);
+        }
+
+        text.AppendLine();
+        text.AppendLine("targets (gateway, every feature on):");
+        foreach (var target in result.Targets)
+        {
+            var verdict = target.Met switch { true => "met", false => "NOT met", null => "not measured" };
+            text.AppendLine(CultureInfo.InvariantCulture, $"  [{verdict}] {target.Target}: {target.Measured}");
+        }
+
+        foreach (var note in result.Notes)
+        {
+            text.AppendLine(CultureInfo.InvariantCulture, $"note: {note}");
+        }
+
+        return text.ToString();
+    }
+
+    private static ThroughputFigure? Find(LegResult leg, int streams, double rate) =>
+        leg.Throughput.FirstOrDefault(t => t.Streams == streams && t.TokensPerSecond == rate);
+
+    private static string Ms(double? value) => Num(value, "F3");
+
+    private static string Num(double? value, string format) => value?.ToString(format, CultureInfo.InvariantCulture) ?? "-";
+
+    private static void Line(StringBuilder text, string[] cells, int[] widths)
+    {
+        for (var i = 0; i < cells.Length; i++)
+        {
+            text.Append(i == 0 ? cells[i].PadRight(widths[i]) : "  " + cells[i].PadLeft(widths[i]));
+        }
+
+        text.AppendLine();
+    }
+}
+
+internal static class Json
+{
+    private static readonly JsonSerializerOptions Options = new()
+    {
+        WriteIndented = true,
+        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
+        DefaultIgnoreCondition = JsonIgnoreCondition.Never,
+        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
+    };
+
+    public static string Serialize(BenchResult result) => JsonSerializer.Serialize(result, Options);
+}
