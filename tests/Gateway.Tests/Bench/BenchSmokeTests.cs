@@ -1,0 +1,144 @@
+using System.Diagnostics;
+using System.Text;
+using System.Text.Json;
+
+namespace Gateway.Tests.Bench;
+
+/// <summary>
+/// The benchmark's smoke mode, run as the bench runs by hand (its own process, the gateway and plain
+/// YARP as child processes, nginx when installed), so the bench cannot rot. Asserts that it completes,
+/// loses no chunk and produces every figure; never a duration or a ratio.
+/// </summary>
+public sealed class BenchSmokeTests
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromMinutes(5);
+
+    [Fact]
+    public async Task SmokeRun_AllLegs_EveryFigureAndNoChunkLost()
+    {
+        var directory = Directory.CreateTempSubdirectory("bench-smoke-");
+        try
+        {
+            var outPath = Path.Combine(directory.FullName, "smoke.json");
+            var (exitCode, output) = await RunBenchAsync("--smoke", "--out", outPath);
+            Assert.True(exitCode == 0, $"bench exited with {exitCode}:\n{output}");
+
+            using var json = JsonDocument.Parse(await File.ReadAllTextAsync(outPath));
+            var legs = json.RootElement.GetProperty("legs").EnumerateArray().ToDictionary(l => l.GetProperty("leg").GetString()!);
+            var expected = new List<string> { "direct", "gateway", "plain-yarp" };
+            if (File.Exists("/usr/sbin/nginx"))
+            {
+                expected.Add("nginx");
+            }
+
+            Assert.Equal(expected, legs.Keys);
+            foreach (var (name, leg) in legs)
+            {
+                Assert.True(leg.GetProperty("chunksExpected").GetInt64() > 0, $"{name}: no chunk was checked");
+                Assert.True(leg.GetProperty("chunksLost").GetInt64() == 0, $"{name} lost chunks:\n{output}");
+                Assert.True(leg.GetProperty("failedStreams").GetInt32() == 0, $"{name} had failed streams:\n{output}");
+                Assert.True(leg.GetProperty("cancelFailures").GetInt32() == 0, $"{name} had cancellations that did not land:\n{output}");
+                Assert.Equal(4, Percentiles(leg, "clientDropMs").GetProperty("samples").GetInt32());
+                Assert.NotEqual(JsonValueKind.Null, leg.GetProperty("clientDropWastedTokens").ValueKind);
+                Assert.Equal(10, Percentiles(leg, "firstTokenMs").GetProperty("samples").GetInt32());
+                Assert.Equal(2, leg.GetProperty("throughput").GetArrayLength());
+                Assert.Equal(3, leg.GetProperty("memory").GetArrayLength());
+                var abort = leg.GetProperty("massAbort");
+                Assert.Equal(100, abort.GetProperty("streams").GetInt32());
+                Assert.True(abort.GetProperty("openAfter100Ms").GetInt32() >= 0);
+                Assert.True(abort.GetProperty("openAfter500Ms").GetInt32() >= 0);
+                if (name == "direct")
+                {
+                    continue;
+                }
+
+                Assert.NotEqual(JsonValueKind.Null, leg.GetProperty("firstTokenHopP50Ms").ValueKind);
+                Assert.NotEqual(JsonValueKind.Null, leg.GetProperty("firstTokenHopP99Ms").ValueKind);
+                Assert.NotEqual(JsonValueKind.Null, leg.GetProperty("idleRssMb").ValueKind);
+                foreach (var figure in leg.GetProperty("throughput").EnumerateArray())
+                {
+                    Assert.NotEqual(JsonValueKind.Null, figure.GetProperty("proxyCpuMicrosPerChunk").ValueKind);
+                }
+
+                foreach (var level in leg.GetProperty("memory").EnumerateArray())
+                {
+                    Assert.NotEqual(JsonValueKind.Null, level.GetProperty("kbPerStream").ValueKind);
+                }
+            }
+
+            var gateway = legs["gateway"];
+            Assert.Equal(4, Percentiles(gateway, "supersedeMs").GetProperty("samples").GetInt32());
+            Assert.NotEqual(JsonValueKind.Null, gateway.GetProperty("supersedeWastedTokens").ValueKind);
+            Assert.NotEmpty(json.RootElement.GetProperty("targets").EnumerateArray());
+            Assert.True(File.Exists(Path.ChangeExtension(outPath, ".txt")), "the table was not written");
+        }
+        finally
+        {
+            directory.Delete(recursive: true);
+        }
+    }
+
+    private static JsonElement Percentiles(JsonElement leg, string name)
+    {
+        var value = leg.GetProperty(name);
+        Assert.Equal(JsonValueKind.Object, value.ValueKind);
+        return value;
+    }
+
+    private static async Task<(int ExitCode, string Output)> RunBenchAsync(params string[] args)
+    {
+        var dotnet = Environment.ProcessPath is { } host && Path.GetFileNameWithoutExtension(host) == "dotnet" ? host : "dotnet";
+        var start = new ProcessStartInfo(dotnet)
+        {
+            WorkingDirectory = AppContext.BaseDirectory,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Gateway.Bench.dll"));
+        foreach (var arg in args)
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        var output = new StringBuilder();
+        using var process = new Process { StartInfo = start };
+        process.OutputDataReceived += (_, e) => Append(e.Data);
+        process.ErrorDataReceived += (_, e) => Append(e.Data);
+        process.Start();
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        using var deadline = new CancellationTokenSource(Timeout);
+        try
+        {
+            await process.WaitForExitAsync(deadline.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            return (-1, $"timed out after {Timeout}:\n{Text()}");
+        }
+
+        process.WaitForExit(); // drains the redirected output
+        return (process.ExitCode, Text());
+
+        void Append(string? line)
+        {
+            if (line is not null)
+            {
+                lock (output)
+                {
+                    output.AppendLine(line);
+                }
+            }
+        }
+
+        string Text()
+        {
+            lock (output)
+            {
+                return output.ToString();
+            }
+        }
+    }
+}
