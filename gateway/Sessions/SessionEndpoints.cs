@@ -13,7 +13,7 @@ internal static class SessionEndpoints
     public static IEndpointRouteBuilder MapSessionEndpoints(this IEndpointRouteBuilder endpoints)
     {
         var cancelPath = endpoints.ServiceProvider.GetRequiredService<IOptions<SessionKeyOptions>>().Value.CancelPath;
-        endpoints.MapPost(cancelPath, async (HttpContext context, string sessionId, SessionRegistry registry,
+        endpoints.MapPost(cancelPath, async (HttpContext context, string sessionId, ISessionRegistry registry,
             SessionKeyResolver resolver, IOptions<SessionKeyOptions> options, ILoggerFactory loggers) =>
         {
             if (SessionKeyResolver.Validate(sessionId, options.Value.MaxKeyBytes) is { } error)
@@ -25,7 +25,7 @@ internal static class SessionEndpoints
 
             // Only the caller's own scope: another tenant's stream with the same id is not found.
             var tenantSession = SessionKey.TenantSessionOf(resolver.Credential(context.Request), sessionId);
-            var cancelled = registry.Cancel(tenantSession, CancelReason.Stopped);
+            var cancelled = await registry.StopAsync(tenantSession, context.RequestAborted);
             if (cancelled == 0)
             {
                 await OpenAiError.WriteResponseAsync(context, StatusCodes.Status404NotFound,

@@ -26,8 +26,11 @@ internal readonly record struct SessionKey
     public static SessionKey Create(string routeId, string? credential, string sessionId)
     {
         var tenantSession = $"{HashCredential(credential)}\n{sessionId}";
-        return new($"{routeId}\n{tenantSession}", tenantSession);
+        return new(ValueOf(routeId, tenantSession), tenantSession);
     }
+
+    /// <summary>The <see cref="Value"/> of <paramref name="tenantSession"/>'s key on <paramref name="routeId"/>.</summary>
+    public static string ValueOf(string routeId, string tenantSession) => $"{routeId}\n{tenantSession}";
 
     /// <summary>The route-free scope of <paramref name="sessionId"/> for a caller with <paramref name="credential"/>.</summary>
     public static string TenantSessionOf(string? credential, string sessionId) => $"{HashCredential(credential)}\n{sessionId}";

@@ -6,7 +6,7 @@ namespace Gateway.Sessions;
 /// Keeps one active lease per session key. A claim atomically replaces the current owner, so under
 /// concurrent claims for one key exactly one lease (the last to be installed) survives.
 /// </summary>
-internal sealed class SessionRegistry(TimeProvider time)
+internal sealed class SessionRegistry(TimeProvider time) : ISessionRegistry
 {
     private readonly ConcurrentDictionary<SessionKey, Lease> _leases = new();
     private long _nextId;
@@ -73,6 +73,10 @@ internal sealed class SessionRegistry(TimeProvider time)
 
     /// <summary>A point-in-time copy of the active leases.</summary>
     public IReadOnlyList<Lease> Snapshot() => [.. _leases.Values];
+
+    /// <summary>The explicit stop on one replica: the streams of this process only.</summary>
+    public ValueTask<int> StopAsync(string tenantSession, CancellationToken cancellationToken) =>
+        ValueTask.FromResult(Cancel(tenantSession, CancelReason.Stopped));
 
     /// <summary>Cancels the active streams of one tenant's session on every route (an explicit stop);
     /// returns how many were cancelled. A scan: stops are rare next to claims.</summary>

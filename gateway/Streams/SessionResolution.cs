@@ -20,7 +20,7 @@ internal static class SessionResolution
         {
             var services = context.RequestServices;
             var session = await ResolveAsync(context, route.RouteId, policy,
-                services.GetRequiredService<SessionKeyResolver>(), services.GetRequiredService<SessionRegistry>());
+                services.GetRequiredService<SessionKeyResolver>(), services.GetRequiredService<ISessionRegistry>());
             context.Features.Set(session);
         }
 
@@ -28,7 +28,7 @@ internal static class SessionResolution
     });
 
     public static async ValueTask<SessionRequest> ResolveAsync(HttpContext context, string routeId, RouteSessionPolicy policy,
-        SessionKeyResolver resolver, SessionRegistry registry)
+        SessionKeyResolver resolver, ISessionRegistry registry)
     {
         var sources = resolver.SourcesFor(policy);
         var facts = await RequestFacts.PeekAsync(context.Request, RequestFacts.DefaultPeekBytes, resolver.BodyPaths(sources), context.RequestAborted);

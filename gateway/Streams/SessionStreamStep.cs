@@ -18,7 +18,7 @@ namespace Gateway.Streams;
 /// and accounts for the tokens streamed and saved.
 /// </summary>
 internal sealed class SessionStreamStep(
-    SessionRegistry registry,
+    ISessionRegistry registry,
     SessionKeyResolver resolver,
     ModelLabels models,
     StreamAccounting accounting,

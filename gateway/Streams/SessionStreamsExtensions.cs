@@ -1,5 +1,6 @@
 using Gateway.Savings;
 using Gateway.Sessions;
+using Gateway.Sessions.Redis;
 using Gateway.Tokens;
 using Yarp.ReverseProxy.Configuration;
 
@@ -28,7 +29,7 @@ internal static class SessionStreamsExtensions
         services.AddSingleton<SessionSavings>();
         services.AddSingleton<TokenizerCounting>();
         services.AddHostedService(sp => sp.GetRequiredService<TokenizerCounting>());
-        services.AddSingleton<SessionRegistry>();
+        services.AddSessionRegistry();
         services.AddSingleton<SessionKeyResolver>();
         services.AddSingleton<SessionStreamStep>();
         services.AddSingleton<IProxyConfigFilter, RouteSessionPolicyValidator>();

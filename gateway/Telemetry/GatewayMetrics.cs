@@ -41,6 +41,7 @@ internal sealed class GatewayMetrics
     private readonly Counter<long> _forwarderRequests;
     private readonly Counter<long> _forwarderFailures;
     private readonly Counter<long> _rejections;
+    private int _redisAvailable = -1; // -1: no Redis registry configured, so no series
 
     public GatewayMetrics(IMeterFactory meterFactory)
     {
@@ -72,6 +73,17 @@ internal sealed class GatewayMetrics
             "Requests YARP failed to forward, by forwarder error.");
         _rejections = meter.CreateCounter<long>("llm_gateway.rate_limit.rejections", "{request}",
             "Requests refused by the per-tenant limits, by limit (rate or concurrency).");
+        meter.CreateObservableGauge("llm_gateway.redis.available", ObserveRedis, "{state}",
+            "1 while the Redis session registry answers (supersede reaches every replica), 0 while this replica is local-only. Absent without Redis.");
+    }
+
+    /// <summary>Sets the Redis availability gauge (configured, so from now on it is exported).</summary>
+    public void RedisAvailability(bool available) => Volatile.Write(ref _redisAvailable, available ? 1 : 0);
+
+    private IEnumerable<Measurement<int>> ObserveRedis()
+    {
+        var value = Volatile.Read(ref _redisAvailable);
+        return value < 0 ? [] : [new Measurement<int>(value)];
     }
 
     public void StreamStarted(string route, string model) =>

@@ -1,0 +1,476 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
+using Gateway.Telemetry;
+using Microsoft.Extensions.Options;
+using StackExchange.Redis;
+using Yarp.ReverseProxy;
+
+namespace Gateway.Sessions.Redis;
+
+/// <summary>
+/// Supersede across replicas. The local <see cref="SessionRegistry"/> stays the source of truth for
+/// this replica's leases and decides local supersede at once; Redis adds the order between replicas:
+/// <list type="bullet">
+/// <item>a claim runs <see cref="RedisScripts.Claim"/> in the background: the key's next epoch (INCR),
+/// an owner record <c>replica:epoch</c> with a TTL, and an announcement <c>c hash epoch replica lease</c>
+/// on the deployment's channel;</item>
+/// <item>every replica reads the channel in order and cancels its own lease for that key when a higher
+/// epoch is announced by another replica, so of two simultaneous claims the higher epoch survives;</item>
+/// <item>an explicit stop is announced as <c>s tenant-hash replica</c>.</item>
+/// </list>
+/// Keys and messages carry SHA-256 hashes of <see cref="SessionKey.Value"/> and
+/// <see cref="SessionKey.TenantSession"/>, never a session id or a credential. When Redis does not
+/// answer, claims are local only and nothing waits; a probe brings cross-replica mode back.
+/// </summary>
+internal sealed class RedisSessionRegistry : ISessionRegistry, IAsyncDisposable
+{
+    private const int StripeCount = 64;
+    private static readonly TimeSpan Tick = TimeSpan.FromSeconds(1);
+
+    private readonly SessionRegistry _local;
+    private readonly RedisRegistryOptions _options;
+    private readonly IProxyStateLookup _routes;
+    private readonly GatewayMetrics _metrics;
+    private readonly TimeProvider _time;
+    private readonly ILogger<RedisSessionRegistry> _logger;
+    private readonly ConcurrentDictionary<string, Tracked> _tracked = new(StringComparer.Ordinal);
+    private readonly Lock[] _stripes = [.. Enumerable.Range(0, StripeCount).Select(_ => new Lock())];
+    private readonly RedisChannel _channel;
+    private readonly string _ownerTtlMs;
+    private readonly string _epochTtlMs;
+    private readonly SemaphoreSlim _wake = new(0);
+    private readonly CancellationTokenSource _stopping = new();
+    private ConnectionMultiplexer? _redis;
+    private ChannelMessageQueue? _queue;
+    private Task _loop = Task.CompletedTask;
+    private TaskCompletionSource<long>? _probe;
+    private long _probeNonce;
+    private int _state = -1; // -1 not known yet, 0 unavailable, 1 available
+    private long _lastRefresh;
+    private int _disposed;
+
+    public RedisSessionRegistry(SessionRegistry local, IOptions<RedisRegistryOptions> options, IProxyStateLookup routes,
+        GatewayMetrics metrics, TimeProvider time, ILogger<RedisSessionRegistry> logger)
+    {
+        _local = local;
+        _options = options.Value;
+        _routes = routes;
+        _metrics = metrics;
+        _time = time;
+        _logger = logger;
+        _channel = RedisChannel.Literal($"{_options.RedisPrefix}:sessions");
+        _ownerTtlMs = ((long)_options.RedisOwnerTtl.TotalMilliseconds).ToString(CultureInfo.InvariantCulture);
+        // The counter only has to outlive the gap between two claims of a conversation; a counter
+        // created afresh starts above every older epoch anyway (see RedisScripts.Claim).
+        _epochTtlMs = ((long)Math.Max(_options.RedisOwnerTtl.TotalMilliseconds * 4, 600_000)).ToString(CultureInfo.InvariantCulture);
+        metrics.RedisAvailability(false);
+    }
+
+    /// <summary>This process's id in owner records and announcements (random per start).</summary>
+    public string ReplicaId { get; } = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8));
+
+    /// <summary>True while Redis answers and this replica hears its own channel: cross-replica mode.</summary>
+    public bool Available => Volatile.Read(ref _state) == 1;
+
+    /// <summary>Starts connecting in the background: a Redis that is down or slow never delays start-up.</summary>
+    public void Start() => _loop = Task.Run(() => RunAsync(_stopping.Token));
+
+    public Lease Claim(SessionKey key)
+    {
+        var hash = Hash(key.Value);
+        // One stripe per key hash keeps the local order of claims and the order of their Redis claims the
+        // same, so the lease that survives here is the one whose epoch is announced last.
+        lock (_stripes[StringComparer.Ordinal.GetHashCode(hash) & (StripeCount - 1)])
+        {
+            var lease = _local.Claim(key);
+            _tracked.TryGetValue(hash, out var previous);
+            var tracked = new Tracked(lease, hash);
+            _tracked[hash] = tracked;
+            tracked.Claimed = ClaimAsync(tracked, previous?.Claimed);
+            return lease;
+        }
+    }
+
+    public void Release(Lease lease)
+    {
+        _local.Release(lease);
+        var hash = Hash(lease.Key.Value);
+        if (_tracked.TryGetValue(hash, out var tracked) && tracked.Lease == lease)
+        {
+            _tracked.TryRemove(KeyValuePair.Create(hash, tracked));
+            _ = ReleaseAsync(tracked);
+        }
+    }
+
+    public Lease? Find(SessionKey key) => _local.Find(key);
+
+    /// <summary>
+    /// Cancels this replica's streams of the tenant session, announces the stop to the others, and counts
+    /// theirs from the owner records in Redis (one per session-stream route): the answer is "ended here
+    /// plus told to end elsewhere". Without Redis, only this replica's.
+    /// </summary>
+    public async ValueTask<int> StopAsync(string tenantSession, CancellationToken cancellationToken)
+    {
+        var cancelled = _local.Cancel(tenantSession, CancelReason.Stopped);
+        if (!Available || _redis is not { } redis)
+        {
+            return cancelled;
+        }
+
+        try
+        {
+            var db = redis.GetDatabase();
+            var owners = new List<Task<RedisValue>>();
+            foreach (var route in _routes.GetRoutes())
+            {
+                if (RouteSessionPolicy.For(route.Config).Enabled)
+                {
+                    owners.Add(db.StringGetAsync(OwnerKey(Hash(SessionKey.ValueOf(route.Config.RouteId, tenantSession)))));
+                }
+            }
+
+            // Read before announcing, on the same connection: an owner that stops at once has not yet
+            // removed its record when the reads run.
+            var announce = db.PublishAsync(_channel, $"s {Hash(tenantSession)} {ReplicaId}");
+            await Task.WhenAll(owners.Cast<Task>().Append(announce)).WaitAsync(_options.RedisTimeout, _time, cancellationToken);
+            var self = ReplicaId + ":";
+            foreach (var owner in owners)
+            {
+                if (owner.Result.HasValue && !((string)owner.Result!).StartsWith(self, StringComparison.Ordinal))
+                {
+                    cancelled++;
+                }
+            }
+        }
+        catch (Exception ex) when (IsRedisFailure(ex))
+        {
+            MarkUnavailable(ex);
+        }
+
+        return cancelled;
+    }
+
+    private async Task ClaimAsync(Tracked tracked, Task? previous)
+    {
+        if (previous is not null)
+        {
+            await previous; // never faults; keeps this replica's claims for one key in order
+        }
+
+        // Superseded here before its turn came: the newer local claim announces instead.
+        if (tracked.Lease.Reason == CancelReason.Superseded || !Available || _redis is not { } redis)
+        {
+            tracked.SetLocalOnly();
+            return;
+        }
+
+        try
+        {
+            var epoch = await redis.GetDatabase().ScriptEvaluateAsync(RedisScripts.Claim,
+                    [EpochKey(tracked.Hash), OwnerKey(tracked.Hash)],
+                    [ReplicaId, _ownerTtlMs, _epochTtlMs, _channel.ToString(), tracked.Hash, tracked.Lease.Id])
+                .WaitAsync(_options.RedisTimeout, _time);
+            tracked.SetEpoch(long.Parse((string)epoch!, CultureInfo.InvariantCulture));
+        }
+        catch (Exception ex) when (IsRedisFailure(ex))
+        {
+            tracked.SetLocalOnly();
+            MarkUnavailable(ex);
+        }
+    }
+
+    private async Task ReleaseAsync(Tracked tracked)
+    {
+        await tracked.Claimed;
+        if (tracked.Epoch <= 0 || !Available || _redis is not { } redis)
+        {
+            return; // no record of ours, or Redis is away: the record's TTL removes it
+        }
+
+        try
+        {
+            await redis.GetDatabase().ScriptEvaluateAsync(RedisScripts.Release, [OwnerKey(tracked.Hash)], [tracked.OwnerValue(ReplicaId)])
+                .WaitAsync(_options.RedisTimeout, _time);
+        }
+        catch (Exception ex) when (IsRedisFailure(ex))
+        {
+            MarkUnavailable(ex);
+        }
+    }
+
+    /// <summary>The channel, read in order: claims, stops and this replica's probes.</summary>
+    private void OnMessage(ChannelMessage message)
+    {
+        var text = (string?)message.Message;
+        if (text is null || text.Length < 2)
+        {
+            return;
+        }
+
+        var parts = text.Split(' ');
+        switch (parts)
+        {
+            case ["c", var hash, var epochText, var replica, var leaseText]
+                when long.TryParse(epochText, CultureInfo.InvariantCulture, out var epoch):
+                if (!_tracked.TryGetValue(hash, out var tracked))
+                {
+                    return;
+                }
+
+                if (replica == ReplicaId)
+                {
+                    // Our own announcement, maybe ahead of the script's reply: from here on we know our epoch.
+                    if (long.TryParse(leaseText, CultureInfo.InvariantCulture, out var leaseId) && tracked.Lease.Id == leaseId)
+                    {
+                        tracked.SetEpoch(epoch);
+                    }
+
+                    return;
+                }
+
+                // Epoch unknown (-1): our claim has not run yet, or its announcement would have come first,
+                // so ours will be the higher one. Local only (0): any announced claim is newer.
+                var mine = tracked.Epoch;
+                if (mine >= 0 && epoch > mine && tracked.Lease.TryCancel(CancelReason.Superseded, _time.GetTimestamp()))
+                {
+                    RedisRegistryLog.SupersededRemotely(_logger, tracked.Lease.Key.Fingerprint());
+                }
+
+                return;
+
+            case ["s", var tenantHash, var replica] when replica != ReplicaId:
+                foreach (var entry in _tracked.Values)
+                {
+                    if (Hash(entry.Lease.Key.TenantSession) == tenantHash)
+                    {
+                        entry.Lease.TryCancel(CancelReason.Stopped, _time.GetTimestamp());
+                    }
+                }
+
+                return;
+
+            case ["p", var replica, var nonceText] when replica == ReplicaId
+                && long.TryParse(nonceText, CultureInfo.InvariantCulture, out var nonce):
+                Volatile.Read(ref _probe)?.TrySetResult(nonce);
+                return;
+        }
+    }
+
+    private async Task RunAsync(CancellationToken stopping)
+    {
+        while (!stopping.IsCancellationRequested)
+        {
+            try
+            {
+                await StepAsync();
+            }
+            catch (Exception ex) when (IsRedisFailure(ex))
+            {
+                MarkUnavailable(ex);
+            }
+
+            try
+            {
+                await _wake.WaitAsync(Tick, stopping);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
+    }
+
+    /// <summary>One round of upkeep: connect and subscribe if not yet, probe while unavailable, refresh
+    /// the owner records of live streams every third of their TTL.</summary>
+    private async Task StepAsync()
+    {
+        if (_redis is null)
+        {
+            var configuration = ConfigurationOptions.Parse(_options.Redis);
+            configuration.AbortOnConnectFail = false;
+            configuration.BacklogPolicy = BacklogPolicy.FailFast; // a disconnected call fails at once instead of queueing
+            configuration.AsyncTimeout = (int)Math.Max(_options.RedisTimeout.TotalMilliseconds, 10);
+            configuration.ConnectTimeout = (int)Math.Max(_options.RedisTimeout.TotalMilliseconds * 4, 1000);
+            configuration.ReconnectRetryPolicy = new LinearRetry(500);
+            configuration.ClientName ??= "llm-gateway";
+            var redis = await ConnectionMultiplexer.ConnectAsync(configuration);
+            redis.ConnectionFailed += (_, e) => MarkUnavailable(e.Exception);
+            redis.ConnectionRestored += (_, _) => _wake.Release();
+            _redis = redis;
+        }
+
+        if (!_redis.IsConnected)
+        {
+            MarkUnavailable(null);
+            return;
+        }
+
+        if (_queue is null)
+        {
+            // Subscriptions are restored by the client after a reconnect; the probe checks they were.
+            var queue = await _redis.GetSubscriber().SubscribeAsync(_channel).WaitAsync(_options.RedisTimeout, _time);
+            queue.OnMessage(OnMessage);
+            _queue = queue;
+        }
+
+        if (!Available)
+        {
+            await ProbeAsync(_redis);
+            return;
+        }
+
+        var now = _time.GetTimestamp();
+        if (_time.GetElapsedTime(Interlocked.Read(ref _lastRefresh), now) >= _options.RedisOwnerTtl / 3)
+        {
+            Interlocked.Exchange(ref _lastRefresh, now);
+            await RefreshAsync(_redis);
+        }
+    }
+
+    /// <summary>Available again only when a message this replica publishes comes back on its channel.</summary>
+    private async Task ProbeAsync(ConnectionMultiplexer redis)
+    {
+        var nonce = Interlocked.Increment(ref _probeNonce);
+        var probe = new TaskCompletionSource<long>(TaskCreationOptions.RunContinuationsAsynchronously);
+        Volatile.Write(ref _probe, probe);
+        await redis.GetDatabase().PublishAsync(_channel, $"p {ReplicaId} {nonce.ToString(CultureInfo.InvariantCulture)}")
+            .WaitAsync(_options.RedisTimeout, _time);
+        while (await probe.Task.WaitAsync(_options.RedisTimeout, _time) != nonce)
+        {
+            probe = new TaskCompletionSource<long>(TaskCreationOptions.RunContinuationsAsynchronously);
+            Volatile.Write(ref _probe, probe);
+        }
+
+        Interlocked.Exchange(ref _lastRefresh, _time.GetTimestamp());
+        if (Interlocked.Exchange(ref _state, 1) != 1)
+        {
+            _metrics.RedisAvailability(true);
+            RedisRegistryLog.Available(_logger);
+        }
+    }
+
+    /// <summary>Extends the owner record of every live stream; a record now held by a higher epoch means
+    /// its announcement was lost (a dropped subscription), so the stream is superseded now.</summary>
+    private async Task RefreshAsync(ConnectionMultiplexer redis)
+    {
+        var db = redis.GetDatabase();
+        var work = new List<(Tracked Tracked, Task<RedisResult> Owner)>();
+        foreach (var tracked in _tracked.Values)
+        {
+            if (tracked.Epoch > 0 && tracked.Lease.Reason == CancelReason.None)
+            {
+                work.Add((tracked, db.ScriptEvaluateAsync(RedisScripts.Refresh, [OwnerKey(tracked.Hash)],
+                    [tracked.OwnerValue(ReplicaId), _ownerTtlMs])));
+            }
+        }
+
+        if (work.Count == 0)
+        {
+            return;
+        }
+
+        await Task.WhenAll(work.Select(w => w.Owner)).WaitAsync(_options.RedisTimeout * 4, _time);
+        foreach (var (tracked, owner) in work)
+        {
+            var value = (string?)owner.Result;
+            var colon = value?.LastIndexOf(':') ?? -1;
+            if (colon > 0 && long.TryParse(value.AsSpan(colon + 1), CultureInfo.InvariantCulture, out var epoch)
+                && epoch > tracked.Epoch && tracked.Lease.TryCancel(CancelReason.Superseded, _time.GetTimestamp()))
+            {
+                RedisRegistryLog.SupersededRemotely(_logger, tracked.Lease.Key.Fingerprint());
+            }
+        }
+    }
+
+    private void MarkUnavailable(Exception? ex)
+    {
+        if (Interlocked.Exchange(ref _state, 0) != 0)
+        {
+            _metrics.RedisAvailability(false);
+            RedisRegistryLog.Unavailable(_logger, ex?.GetType().Name ?? "not connected");
+        }
+    }
+
+    private static bool IsRedisFailure(Exception ex) =>
+        ex is RedisException or TimeoutException or ObjectDisposedException or InvalidOperationException;
+
+    private RedisKey EpochKey(string hash) => $"{_options.RedisPrefix}:{{{hash}}}:epoch";
+
+    private RedisKey OwnerKey(string hash) => $"{_options.RedisPrefix}:{{{hash}}}:owner";
+
+    /// <summary>Hex of the first 16 bytes of SHA-256: what Redis sees instead of a key or a tenant session.</summary>
+    internal static string Hash(string value)
+    {
+        Span<byte> hash = stackalloc byte[32];
+        SHA256.HashData(Encoding.UTF8.GetBytes(value), hash);
+        return Convert.ToHexStringLower(hash[..16]);
+    }
+
+    // Disposed by the container once per registration it was resolved through (itself and ISessionRegistry).
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        await _stopping.CancelAsync();
+        await _loop;
+        if (_redis is { } redis)
+        {
+            await redis.DisposeAsync();
+        }
+
+        _stopping.Dispose();
+        _wake.Dispose();
+    }
+
+    /// <summary>A local lease and what Redis said about it: epoch -1 while the claim is on its way,
+    /// 0 when it was made without Redis.</summary>
+    private sealed class Tracked(Lease lease, string hash)
+    {
+        private long _epoch = -1;
+
+        public Lease Lease { get; } = lease;
+
+        public string Hash { get; } = hash;
+
+        public Task Claimed { get; set; } = Task.CompletedTask;
+
+        public long Epoch => Interlocked.Read(ref _epoch);
+
+        public void SetEpoch(long epoch)
+        {
+            var seen = Interlocked.Read(ref _epoch);
+            while (epoch > seen)
+            {
+                var was = Interlocked.CompareExchange(ref _epoch, epoch, seen);
+                if (was == seen)
+                {
+                    return;
+                }
+
+                seen = was;
+            }
+        }
+
+        public void SetLocalOnly() => Interlocked.CompareExchange(ref _epoch, 0, -1);
+
+        public string OwnerValue(string replica) => $"{replica}:{Epoch.ToString(CultureInfo.InvariantCulture)}";
+    }
+}
+
+internal static partial class RedisRegistryLog
+{
+    [LoggerMessage(EventId = 130, Level = LogLevel.Warning,
+        Message = "Redis session registry unavailable ({Reason}); supersede and stop are local to this replica until it answers again")]
+    public static partial void Unavailable(ILogger logger, string reason);
+
+    [LoggerMessage(EventId = 131, Level = LogLevel.Information, Message = "Redis session registry available; supersede and stop reach every replica")]
+    public static partial void Available(ILogger logger);
+
+    [LoggerMessage(EventId = 132, Level = LogLevel.Debug, Message = "Stream {Key} superseded by a newer claim on another replica")]
+    public static partial void SupersededRemotely(ILogger logger, string key);
+}

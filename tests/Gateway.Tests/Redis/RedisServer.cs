@@ -1,0 +1,124 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using Gateway.Tests.Infrastructure;
+
+namespace Gateway.Tests.Redis;
+
+/// <summary>
+/// A real <c>redis-server</c> (Debian package) on 127.0.0.1 and a port the OS picked, unpersisted, in a
+/// temporary folder; started, killed and started again on the same port by the tests.
+/// </summary>
+internal sealed class RedisServer : IAsyncDisposable
+{
+    private readonly string _folder;
+    private Process? _process;
+
+    private RedisServer(int port, string folder)
+    {
+        Port = port;
+        _folder = folder;
+    }
+
+    public int Port { get; }
+
+    /// <summary>The StackExchange.Redis connection string.</summary>
+    public string ConnectionString => $"127.0.0.1:{Port}";
+
+    public static async Task<RedisServer> StartAsync()
+    {
+        var server = new RedisServer(FreePort(), Directory.CreateTempSubdirectory("gateway-redis-").FullName);
+        await server.RestartAsync();
+        return server;
+    }
+
+    /// <summary>A loopback port nothing listens on (for "Redis unreachable").</summary>
+    public static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    /// <summary>Starts redis-server on <see cref="Port"/> and returns once it answers PING.</summary>
+    public async Task RestartAsync()
+    {
+        var start = new ProcessStartInfo("redis-server")
+        {
+            WorkingDirectory = _folder,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var argument in new[] { "--port", Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--bind", "127.0.0.1",
+                     "--save", "", "--appendonly", "no", "--dir", _folder })
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        var process = Process.Start(start) ?? throw new InvalidOperationException("redis-server did not start");
+        process.OutputDataReceived += (_, _) => { };
+        process.ErrorDataReceived += (_, _) => { };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        _process = process;
+
+        using var deadline = new CancellationTokenSource(Wait.Timeout);
+        while (!await PingAsync(deadline.Token))
+        {
+            if (process.HasExited)
+            {
+                throw new InvalidOperationException($"redis-server exited with {process.ExitCode} (is the redis-server package installed?)");
+            }
+
+            await Task.Delay(20, deadline.Token); // polling the socket until the server accepts
+        }
+    }
+
+    /// <summary>Kills the server outright (SIGKILL): what a crashed or unreachable Redis looks like.</summary>
+    public async Task KillAsync()
+    {
+        if (_process is { } process)
+        {
+            process.Kill();
+            await process.WaitForExitAsync();
+            process.Dispose();
+            _process = null;
+        }
+    }
+
+    private async Task<bool> PingAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            using var client = new TcpClient();
+            await client.ConnectAsync(IPAddress.Loopback, Port, cancellationToken);
+            var stream = client.GetStream();
+            await stream.WriteAsync("PING\r\n"u8.ToArray(), cancellationToken);
+            var buffer = new byte[16];
+            var read = await stream.ReadAsync(buffer, cancellationToken);
+            return Encoding.ASCII.GetString(buffer, 0, read).StartsWith("+PONG", StringComparison.Ordinal);
+        }
+        catch (SocketException)
+        {
+            return false;
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await KillAsync();
+        try
+        {
+            Directory.Delete(_folder, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+}

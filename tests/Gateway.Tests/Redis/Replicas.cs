@@ -1,0 +1,113 @@
+using Gateway.Sessions;
+using Gateway.Sessions.Redis;
+using Gateway.Tests.Infrastructure;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using MockLlm;
+
+namespace Gateway.Tests.Redis;
+
+/// <summary>One gateway replica on the Redis registry: its host, a client, and the warnings it logged.</summary>
+internal sealed class Replica : IAsyncDisposable
+{
+    private Replica(GatewayHost host, WarningLog warnings)
+    {
+        Host = host;
+        Warnings = warnings;
+        Client = StreamReading.NewClient(host.BaseAddress);
+    }
+
+    public GatewayHost Host { get; }
+
+    public HttpClient Client { get; }
+
+    public WarningLog Warnings { get; }
+
+    public RedisSessionRegistry Registry => (RedisSessionRegistry)Host.Services.GetRequiredService<ISessionRegistry>();
+
+    public static async Task<Replica> StartAsync(Uri upstream, string redis, string prefix = "llmgw")
+    {
+        var warnings = new WarningLog();
+        var host = await GatewayHost.StartAsync(upstream, configure: settings =>
+        {
+            settings["Gateway:Sessions:Redis"] = redis;
+            settings["Gateway:Sessions:RedisPrefix"] = prefix;
+        }, builder: web => web.Logging.AddProvider(warnings));
+        return new Replica(host, warnings);
+    }
+
+    /// <summary>Waits until the registry reports <paramref name="available"/> (it probes Redis in the background).</summary>
+    public async Task WaitAvailableAsync(bool available = true)
+    {
+        using var deadline = new CancellationTokenSource(Wait.Timeout);
+        while (Registry.Available != available)
+        {
+            await Task.Delay(20, deadline.Token); // polling a flag the registry flips, bounded by the deadline
+        }
+    }
+
+    /// <summary>The value of <c>llm_gateway_redis_available</c> on this replica's /metrics, or null when absent.</summary>
+    public async Task<double?> AvailabilityGaugeAsync()
+    {
+        var samples = await PromText.ParseAsync(Client);
+        return samples.FirstOrDefault(s => s.Name == "llm_gateway_redis_available")?.Value;
+    }
+
+    /// <summary>Waits until the scraped gauge reads <paramref name="expected"/> (the exporter caches a scrape briefly).</summary>
+    public async Task WaitGaugeAsync(double expected)
+    {
+        using var deadline = new CancellationTokenSource(Wait.Timeout);
+        while (await AvailabilityGaugeAsync() != expected)
+        {
+            await Task.Delay(50, deadline.Token);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Client.Dispose();
+        await Host.DisposeAsync();
+    }
+}
+
+/// <summary>A real redis-server, one mock model server, and two gateway replicas A and B sharing them.</summary>
+internal sealed class Replicas : IAsyncDisposable
+{
+    private Replicas(RedisServer redis, MockLlmServer mock, Replica a, Replica b)
+    {
+        Redis = redis;
+        Mock = mock;
+        A = a;
+        B = b;
+    }
+
+    public RedisServer Redis { get; }
+
+    public MockLlmServer Mock { get; }
+
+    public Replica A { get; }
+
+    public Replica B { get; }
+
+    public static async Task<Replicas> StartAsync(string prefixA = "llmgw", string prefixB = "llmgw")
+    {
+        var redis = await RedisServer.StartAsync();
+        var mock = await MockLlmServer.StartAsync(new MockLlmOptions { TokensPerSecond = 40, TimeToFirstTokenMs = 20 });
+        var a = await Replica.StartAsync(mock.BaseAddress, redis.ConnectionString, prefixA);
+        var b = await Replica.StartAsync(mock.BaseAddress, redis.ConnectionString, prefixB);
+        await a.WaitAvailableAsync();
+        await b.WaitAvailableAsync();
+        return new Replicas(redis, mock, a, b);
+    }
+
+    public Task<LedgerEntry> WaitForEntryAsync(string sessionId, Func<LedgerEntry, bool> predicate, int index = 0) =>
+        CrossReplicaTests.WaitForEntryAsync(Mock, sessionId, predicate, index);
+
+    public async ValueTask DisposeAsync()
+    {
+        await A.DisposeAsync();
+        await B.DisposeAsync();
+        await Mock.DisposeAsync();
+        await Redis.DisposeAsync();
+    }
+}
