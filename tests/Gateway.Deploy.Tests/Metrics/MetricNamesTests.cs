@@ -51,6 +51,9 @@ public sealed class MetricNamesTests
         await using var gateway = await GatewayProcess.StartAsync(new Dictionary<string, string>
         {
             ["ReverseProxy__Clusters__llm__Destinations__primary__Address"] = mock.BaseAddress.ToString(),
+            // llm_gateway_redis_available exists only with the Redis registry configured; a Redis that is
+            // not there also shows that streams and supersede go on without it (the gauge reads 0).
+            ["Gateway__Sessions__Redis"] = $"127.0.0.1:{ClosedPort()}",
         });
         using var http = new HttpClient { BaseAddress = gateway.BaseAddress, Timeout = TimeSpan.FromSeconds(60) };
 
@@ -81,6 +84,13 @@ public sealed class MetricNamesTests
             "Used in deploy/prometheus/rules.yml or deploy/grafana/llm-gateway.json but not in the gateway's /metrics " +
             "(list a name a later issue exports in deploy/metrics-pending.txt):\n  " + string.Join("\n  ", missing) +
             $"\nGET /metrics answered {status}; exported:\n  " + string.Join("\n  ", exported.Order(StringComparer.Ordinal)));
+    }
+
+    private static int ClosedPort()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     private static HttpRequestMessage Chat(string session, int maxTokens, int? tokensPerSecond)
