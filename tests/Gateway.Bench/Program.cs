@@ -7,6 +7,12 @@ if (args.Contains("--plain-yarp"))
     return 0;
 }
 
+if (args.Contains("--help") || args.Contains("-h"))
+{
+    Console.WriteLine(BenchOptions.Usage);
+    return 0;
+}
+
 BenchOptions options;
 try
 {
