@@ -38,6 +38,7 @@ internal sealed class RedisSessionRegistry : ISessionRegistry, IAsyncDisposable
     private readonly ConcurrentDictionary<string, Tracked> _tracked = new(StringComparer.Ordinal);
     private readonly Lock[] _stripes = [.. Enumerable.Range(0, StripeCount).Select(_ => new Lock())];
     private readonly RedisChannel _channel;
+    private readonly TimeSpan _connectTimeout;
     private readonly string _ownerTtlMs;
     private readonly string _epochTtlMs;
     private readonly SemaphoreSlim _wake = new(0);
@@ -50,6 +51,7 @@ internal sealed class RedisSessionRegistry : ISessionRegistry, IAsyncDisposable
     private int _state = -1; // -1 not known yet, 0 unavailable, 1 available
     private long _lastRefresh;
     private int _disposed;
+    private long _startedAt;
 
     public RedisSessionRegistry(SessionRegistry local, IOptions<RedisRegistryOptions> options, IProxyStateLookup routes,
         GatewayMetrics metrics, TimeProvider time, ILogger<RedisSessionRegistry> logger)
@@ -65,6 +67,7 @@ internal sealed class RedisSessionRegistry : ISessionRegistry, IAsyncDisposable
         // The counter only has to outlive the gap between two claims of a conversation; a counter
         // created afresh starts above every older epoch anyway (see RedisScripts.Claim).
         _epochTtlMs = ((long)Math.Max(_options.RedisOwnerTtl.TotalMilliseconds * 4, 600_000)).ToString(CultureInfo.InvariantCulture);
+        _connectTimeout = TimeSpan.FromMilliseconds(Math.Max(_options.RedisTimeout.TotalMilliseconds * 4, 1000));
         metrics.RedisAvailability(false);
     }
 
@@ -75,7 +78,11 @@ internal sealed class RedisSessionRegistry : ISessionRegistry, IAsyncDisposable
     public bool Available => Volatile.Read(ref _state) == 1;
 
     /// <summary>Starts connecting in the background: a Redis that is down or slow never delays start-up.</summary>
-    public void Start() => _loop = Task.Run(() => RunAsync(_stopping.Token));
+    public void Start()
+    {
+        _startedAt = _time.GetTimestamp();
+        _loop = Task.Run(() => RunAsync(_stopping.Token));
+    }
 
     public Lease Claim(SessionKey key)
     {
@@ -292,7 +299,7 @@ internal sealed class RedisSessionRegistry : ISessionRegistry, IAsyncDisposable
             configuration.AbortOnConnectFail = false;
             configuration.BacklogPolicy = BacklogPolicy.FailFast; // a disconnected call fails at once instead of queueing
             configuration.AsyncTimeout = (int)Math.Max(_options.RedisTimeout.TotalMilliseconds, 10);
-            configuration.ConnectTimeout = (int)Math.Max(_options.RedisTimeout.TotalMilliseconds * 4, 1000);
+            configuration.ConnectTimeout = (int)_connectTimeout.TotalMilliseconds;
             configuration.ReconnectRetryPolicy = new LinearRetry(500);
             configuration.ClientName ??= "llm-gateway";
             var redis = await ConnectionMultiplexer.ConnectAsync(configuration);
@@ -386,6 +393,13 @@ internal sealed class RedisSessionRegistry : ISessionRegistry, IAsyncDisposable
 
     private void MarkUnavailable(Exception? ex)
     {
+        // While the first connection is still being made, a failure event or a not-yet-connected look is
+        // no outage yet; after the connect timeout and one more round, it is (Redis unreachable at start).
+        if (Volatile.Read(ref _state) == -1 && _time.GetElapsedTime(_startedAt) < _connectTimeout + Tick)
+        {
+            return;
+        }
+
         if (Interlocked.Exchange(ref _state, 0) != 0)
         {
             _metrics.RedisAvailability(false);

@@ -24,6 +24,7 @@ public sealed class RedisBenchFactAttribute : FactAttribute
 /// p50/p99; asserts no timing.
 /// <code>GATEWAY_REDIS_BENCH=1 dotnet test tests/Gateway.Tests -c Release --filter Category=RedisBench --logger "console;verbosity=detailed"</code>
 /// </summary>
+[Collection(RedisCollection.Name)]
 [Trait("Category", "RedisBench")]
 public sealed class CrossReplicaLatencyBench(ITestOutputHelper output)
 {

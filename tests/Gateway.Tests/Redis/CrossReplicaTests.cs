@@ -6,6 +6,7 @@ using MockLlm;
 namespace Gateway.Tests.Redis;
 
 /// <summary>Two gateway replicas over one real redis-server, in front of one mock model server.</summary>
+[Collection(RedisCollection.Name)]
 public sealed class CrossReplicaTests
 {
     private static readonly Dictionary<string, string> Slow = new() { ["X-Mock-Tokens-Per-Second"] = "20", ["X-Mock-Completion-Tokens"] = "1000" };

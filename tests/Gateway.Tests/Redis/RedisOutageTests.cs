@@ -4,6 +4,7 @@ using MockLlm;
 namespace Gateway.Tests.Redis;
 
 /// <summary>Redis lost mid-run, back again, or never there: the gateway keeps serving.</summary>
+[Collection(RedisCollection.Name)]
 public sealed class RedisOutageTests
 {
     private const int UnavailableEventId = 130;
@@ -25,8 +26,8 @@ public sealed class RedisOutageTests
         Assert.Equal("[DONE]", served.DataEvents[^1]);
         await replicas.A.WaitGaugeAsync(0);
         await replicas.B.WaitGaugeAsync(0);
-        Assert.Equal(1, replicas.A.Warnings.Count(UnavailableEventId));
-        Assert.Equal(1, replicas.B.Warnings.Count(UnavailableEventId));
+        Assert.Equal(1, await replicas.A.Warnings.WaitForAsync(UnavailableEventId));
+        Assert.Equal(1, await replicas.B.Warnings.WaitForAsync(UnavailableEventId));
 
         await replicas.Redis.RestartAsync();
         await replicas.A.WaitAvailableAsync();
@@ -50,6 +51,9 @@ public sealed class RedisOutageTests
         await CrossReplicaTests.AssertSupersedesAsync(mock, replica, replica, "local-only");
         await replica.WaitGaugeAsync(0);
         Assert.False(replica.Registry.Available);
-        Assert.Equal(1, replica.Warnings.Count(UnavailableEventId));
+        Assert.Equal(1, await replica.Warnings.WaitForAsync(UnavailableEventId));
+        var again = await StreamReading.SendAndReadAsync(replica.Client, CrossReplicaTests.Short("nobody-home"));
+        Assert.Equal("[DONE]", again.DataEvents[^1]);
+        Assert.Equal(1, replica.Warnings.Count(UnavailableEventId)); // once per outage, not per request or reconnect attempt
     }
 }

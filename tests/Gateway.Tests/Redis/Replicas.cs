@@ -111,3 +111,13 @@ internal sealed class Replicas : IAsyncDisposable
         await Redis.DisposeAsync();
     }
 }
+
+/// <summary>
+/// The Redis tests run one at a time: every gateway host in this process exports through meters of the
+/// same name, so two hosts with a Redis registry at once would share one <c>llm_gateway_redis_available</c> series.
+/// </summary>
+[CollectionDefinition(Name)]
+public sealed class RedisCollection
+{
+    public const string Name = "Redis";
+}

@@ -10,6 +10,18 @@ internal sealed class WarningLog : ILoggerProvider
 
     public int Count(int eventId) => _warnings.Count(w => w.EventId == eventId);
 
+    /// <summary>Waits until at least one warning with <paramref name="eventId"/> was logged, then says how many were.</summary>
+    public async Task<int> WaitForAsync(int eventId)
+    {
+        using var deadline = new CancellationTokenSource(Gateway.Tests.Infrastructure.Wait.Timeout);
+        while (Count(eventId) == 0)
+        {
+            await Task.Delay(20, deadline.Token); // polling the captured log, bounded by the deadline
+        }
+
+        return Count(eventId);
+    }
+
     public ILogger CreateLogger(string categoryName) => new Logger(this, categoryName);
 
     public void Dispose()
