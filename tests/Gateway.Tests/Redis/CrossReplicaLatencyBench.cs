@@ -5,39 +5,28 @@ using Xunit.Abstractions;
 
 namespace Gateway.Tests.Redis;
 
-/// <summary>Runs only with <c>GATEWAY_REDIS_BENCH=1</c>: a measurement, not a check.</summary>
-public sealed class RedisBenchFactAttribute : FactAttribute
-{
-    public RedisBenchFactAttribute()
-    {
-        if (Environment.GetEnvironmentVariable("GATEWAY_REDIS_BENCH") != "1")
-        {
-            Skip = "a benchmark: set GATEWAY_REDIS_BENCH=1 to run it";
-        }
-    }
-}
-
 /// <summary>
 /// Cross-replica supersede latency on loopback: a stream runs on replica A, a newer request for the
 /// same session goes to replica B, and we time from sending B's request to (1) A cancelling its lease
 /// and (2) the mock model server seeing A's upstream request end (its ledger's EndedAt). Prints
-/// p50/p99; asserts no timing.
-/// <code>GATEWAY_REDIS_BENCH=1 dotnet test tests/Gateway.Tests -c Release --filter Category=RedisBench --logger "console;verbosity=detailed"</code>
+/// p50/p99 and asserts no timing: in the suite it runs 10 rounds and checks every one was a real
+/// cross-replica supersede; for the figure, run 300:
+/// <code>GATEWAY_REDIS_BENCH_N=300 dotnet test tests/Gateway.Tests -c Release --filter Category=RedisBench --logger "console;verbosity=detailed"</code>
 /// </summary>
 [Collection(RedisCollection.Name)]
 [Trait("Category", "RedisBench")]
 public sealed class CrossReplicaLatencyBench(ITestOutputHelper output)
 {
-    [RedisBenchFact]
+    [Fact]
     public async Task CrossReplicaSupersede_Latency_P50P99()
     {
-        var iterations = int.TryParse(Environment.GetEnvironmentVariable("GATEWAY_REDIS_BENCH_N"), CultureInfo.InvariantCulture, out var n) ? n : 300;
+        var iterations = int.TryParse(Environment.GetEnvironmentVariable("GATEWAY_REDIS_BENCH_N"), CultureInfo.InvariantCulture, out var n) ? n : 10;
         await using var replicas = await Replicas.StartAsync();
         // A fast token rate, so the mock notices the abort within a fraction of a millisecond.
         var fast = new Dictionary<string, string> { ["X-Mock-Tokens-Per-Second"] = "2000", ["X-Mock-Completion-Tokens"] = "1000000", ["X-Mock-Ttft-Ms"] = "0" };
         var cancelled = new List<double>();
         var upstreamClosed = new List<double>();
-        for (var i = -20; i < iterations; i++) // the first 20 warm up connections and JIT
+        for (var i = -Math.Min(20, iterations); i < iterations; i++) // the first rounds warm up connections and JIT
         {
             var session = $"bench-{i}";
             using var old = await StreamReading.SendAsync(replicas.A.Client,
