@@ -3,7 +3,9 @@ namespace Gateway.Streams;
 /// <summary>Log messages of the session-stream step. Keys appear only as fingerprints; never a prompt, completion or credential.</summary>
 internal static partial class SessionStreamLog
 {
-    [LoggerMessage(EventId = 100, Level = LogLevel.Information, Message = "Stream on route {RouteId} for session {SessionKey} ended: {Outcome}")]
+    // Debug, not Information: one line per stream is a console queue that fills at thousands of
+    // streams (the bench's mass abort of 9,500 clients waited on it); outcomes are in the metrics.
+    [LoggerMessage(EventId = 100, Level = LogLevel.Debug, Message = "Stream on route {RouteId} for session {SessionKey} ended: {Outcome}")]
     public static partial void StreamEnded(ILogger logger, string routeId, string sessionKey, string outcome);
 
     [LoggerMessage(EventId = 101, Level = LogLevel.Information, Message = "Rejected a request on route {RouteId}: {Reason}")]
