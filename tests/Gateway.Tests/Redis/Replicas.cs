@@ -113,10 +113,12 @@ internal sealed class Replicas : IAsyncDisposable
 }
 
 /// <summary>
-/// The Redis tests run one at a time: every gateway host in this process exports through meters of the
-/// same name, so two hosts with a Redis registry at once would share one <c>llm_gateway_redis_available</c> series.
+/// The Redis tests run one at a time, and after the parallel tests: every gateway host in this process
+/// exports through meters of the same name (an OpenTelemetry MeterProvider listens by name across the
+/// process), so two hosts with a Redis registry at once would share one <c>llm_gateway_redis_available</c>
+/// series, and a kill-and-restart of redis-server is timed more reliably on a quiet machine.
 /// </summary>
-[CollectionDefinition(Name)]
+[CollectionDefinition(Name, DisableParallelization = true)]
 public sealed class RedisCollection
 {
     public const string Name = "Redis";

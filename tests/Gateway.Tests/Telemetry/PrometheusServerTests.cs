@@ -2,6 +2,13 @@ using Gateway.Tests.Infrastructure;
 
 namespace Gateway.Tests.Telemetry;
 
+/// <summary>
+/// Runs alone: every gateway host in this test process exports the same meter name, and an
+/// OpenTelemetry MeterProvider listens by name across the process, so while other tests' hosts are
+/// alive this host's /metrics also carries their series, duplicates included, which the real
+/// Prometheus may refuse. (One gateway per process in production: no such mixing.)
+/// </summary>
+[Collection(PrometheusCollection.Name)]
 public sealed class PrometheusServerTests
 {
     [Fact]
@@ -28,4 +35,10 @@ public sealed class PrometheusServerTests
             () => $"PromQL {query} to return {scraped} (last answer: {answer?.ToString() ?? "none"})");
         Assert.Equal(scraped, answer);
     }
+}
+
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class PrometheusCollection
+{
+    public const string Name = "Real Prometheus (alone)";
 }
