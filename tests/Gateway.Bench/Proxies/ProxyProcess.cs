@@ -9,12 +9,14 @@ namespace Gateway.Bench.Proxies;
 /// A proxy under test in a process of its own, so its CPU and memory can be read from <c>/proc</c>:
 /// the gateway as shipped (<c>dotnet Gateway.dll</c> with its appsettings.json), a bare YARP host
 /// (this binary re-executed with <c>--plain-yarp</c>), or nginx with a generated loopback config.
-/// Output goes to a log file beside the results.
+/// Output goes to a log file beside the results; start-up waits for each proxy's own "listening" line.
 /// </summary>
 internal sealed class ProxyProcess : IAsyncDisposable
 {
     private readonly Process _process;
     private ProcessStartInfo? _stop;
+    private StreamWriter? _output;
+    private Task? _listening;
 
     private ProxyProcess(string leg, Process process, IPEndPoint endPoint)
     {
@@ -47,37 +49,88 @@ internal sealed class ProxyProcess : IAsyncDisposable
         var endPoint = new IPEndPoint(IPAddress.Loopback, port);
         var url = $"http://127.0.0.1:{port.ToString(CultureInfo.InvariantCulture)}";
         var log = Path.Combine(logDirectory, $"{leg}.log");
-        var start = new ProcessStartInfo("/bin/sh") { UseShellExecute = false, WorkingDirectory = AppContext.BaseDirectory };
+        var start = new ProcessStartInfo
+        {
+            UseShellExecute = false,
+            WorkingDirectory = AppContext.BaseDirectory,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
         foreach (var name in new[] { "ASPNETCORE_URLS", "ASPNETCORE_HTTP_PORTS", "ASPNETCORE_HTTPS_PORTS", "DOTNET_URLS", "ASPNETCORE_ENVIRONMENT" })
         {
             start.Environment.Remove(name);
         }
 
-        string command;
+        // The line each proxy prints once its socket listens: the signal start-up waits on.
+        string ready;
         switch (leg)
         {
             case LegNames.Gateway:
                 start.Environment["ReverseProxy__Clusters__llm__Destinations__primary__Address"] = upstream.ToString();
-                command = $"exec {Quote(DotnetHost)} {Quote(Path.Combine(AppContext.BaseDirectory, "Gateway.dll"))} --urls {url}";
+                start.FileName = DotnetHost;
+                start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Gateway.dll"));
+                start.ArgumentList.Add("--urls");
+                start.ArgumentList.Add(url);
+                ready = "Now listening on";
                 break;
             case LegNames.PlainYarp:
-                command = $"exec {Quote(DotnetHost)} {Quote(Path.Combine(AppContext.BaseDirectory, "Gateway.Bench.dll"))} --plain-yarp --urls {url} --upstream {upstream}";
+                start.FileName = DotnetHost;
+                foreach (var arg in new[] { Path.Combine(AppContext.BaseDirectory, "Gateway.Bench.dll"), "--plain-yarp", "--urls", url, "--upstream", upstream.ToString() })
+                {
+                    start.ArgumentList.Add(arg);
+                }
+
+                ready = "Now listening on";
                 break;
             case LegNames.Nginx:
                 var prefix = Path.Combine(logDirectory, "nginx");
                 Directory.CreateDirectory(prefix);
                 var config = Path.Combine(prefix, "nginx.conf");
                 await File.WriteAllTextAsync(config, NginxConfig(prefix, endPoint, upstream, nginxWorkers));
-                command = $"exec {Quote(NginxPath ?? "nginx")} -p {Quote(prefix)} -c {Quote(config)} -g 'daemon off;'";
+                start.FileName = NginxPath ?? "nginx";
+                foreach (var arg in new[] { "-p", prefix, "-c", config, "-g", "daemon off;" })
+                {
+                    start.ArgumentList.Add(arg);
+                }
+
+                ready = "start worker process"; // logged (notice level, to stderr) after the listen socket is bound
                 break;
             default:
                 throw new ArgumentOutOfRangeException(nameof(leg), leg, "no proxy for this leg");
         }
 
-        start.ArgumentList.Add("-c");
-        start.ArgumentList.Add($"{command} >>{Quote(log)} 2>&1");
-        var process = Process.Start(start) ?? throw new InvalidOperationException($"could not start {leg}");
-        var proxy = new ProxyProcess(leg, process, endPoint);
+        var output = new StreamWriter(log, append: true) { AutoFlush = true };
+        var listening = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        void OnLine(object? sender, DataReceivedEventArgs e)
+        {
+            if (e.Data is null)
+            {
+                return;
+            }
+
+            lock (output)
+            {
+                output.WriteLine(e.Data);
+            }
+
+            if (e.Data.Contains(ready, StringComparison.Ordinal))
+            {
+                listening.TrySetResult();
+            }
+        }
+
+        var process = new Process { StartInfo = start, EnableRaisingEvents = true };
+        process.OutputDataReceived += OnLine;
+        process.ErrorDataReceived += OnLine;
+        process.Exited += (_, _) => listening.TrySetException(new InvalidOperationException($"{leg} exited before listening"));
+        if (!process.Start())
+        {
+            throw new InvalidOperationException($"could not start {leg}");
+        }
+
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        var proxy = new ProxyProcess(leg, process, endPoint) { _output = output, _listening = listening.Task };
         if (leg == LegNames.Nginx)
         {
             var prefix = Path.Combine(logDirectory, "nginx");
@@ -123,44 +176,43 @@ internal sealed class ProxyProcess : IAsyncDisposable
         }
 
         _process.Dispose();
+        if (_output is not null)
+        {
+            lock (_output)
+            {
+                _output.Dispose();
+            }
+        }
     }
 
     private List<int> Pids() => Leg == LegNames.Nginx ? ProcessStats.WithChildren(Pid) : [Pid];
 
+    /// <summary>Waits for the proxy's own "listening" line, then checks it answers once.</summary>
     private async Task WaitHealthyAsync(string log)
     {
-        using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
-        var deadline = Stopwatch.StartNew();
-        while (deadline.Elapsed < TimeSpan.FromSeconds(60))
+        try
         {
-            if (_process.HasExited)
-            {
-                break;
-            }
-
-            try
-            {
-                using var response = await client.GetAsync(new Uri($"http://{EndPoint}/healthz"));
-                if (response.IsSuccessStatusCode)
-                {
-                    return;
-                }
-            }
-            catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException)
-            {
-            }
-
-            await Task.Delay(100);
+            await _listening!.WaitAsync(TimeSpan.FromSeconds(60));
+            using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+            using var response = await client.GetAsync(new Uri($"http://{EndPoint}/healthz"));
+            response.EnsureSuccessStatusCode();
         }
+        catch (Exception ex) when (ex is TimeoutException or InvalidOperationException or HttpRequestException or TaskCanceledException)
+        {
+            string output;
+            lock (_output!)
+            {
+                _output.Flush();
+                output = File.Exists(log) ? File.ReadAllText(log) : "(no output)";
+            }
 
-        var output = File.Exists(log) ? await File.ReadAllTextAsync(log) : "(no output)";
-        throw new InvalidOperationException($"{Leg} did not become healthy on {EndPoint}. Its output:\n{output}");
+            throw new InvalidOperationException($"{Leg} did not become healthy on {EndPoint} ({ex.Message}). Its output:\n{output}", ex);
+        }
     }
 
     private static string DotnetHost =>
         Environment.ProcessPath is { } host && Path.GetFileNameWithoutExtension(host) == "dotnet" ? host : "dotnet";
 
-    private static string Quote(string value) => "'" + value.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
 
     private static int FreePort()
     {
@@ -178,7 +230,7 @@ internal sealed class ProxyProcess : IAsyncDisposable
             worker_processes {{workers}};
             worker_rlimit_nofile {{files}};
             pid {{prefix}}/nginx.pid;
-            error_log {{prefix}}/error.log warn;
+            error_log stderr notice;
             events {
                 worker_connections {{files}};
             }

@@ -44,22 +44,57 @@ internal sealed class PrometheusServer : IAsyncDisposable
                 $"--config.file={config}",
                 $"--storage.tsdb.path={Path.Combine(folder, "data")}",
                 $"--web.listen-address=127.0.0.1:{port}",
-                "--log.level=warn",
+                "--log.level=info",
             },
             RedirectStandardOutput = true,
             RedirectStandardError = true,
         };
-        var process = Process.Start(start) ?? throw new InvalidOperationException("prometheus did not start (Debian package prometheus; tests/run installs it)");
-        process.OutputDataReceived += (_, _) => { };
-        process.ErrorDataReceived += (_, _) => { };
+        // Prometheus says when it serves queries; that line is the signal start-up waits on.
+        var ready = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var output = new System.Text.StringBuilder();
+        void OnLine(object? sender, DataReceivedEventArgs e)
+        {
+            if (e.Data is null)
+            {
+                return;
+            }
+
+            lock (output)
+            {
+                output.AppendLine(e.Data);
+            }
+
+            if (e.Data.Contains("Server is ready to receive web requests", StringComparison.Ordinal))
+            {
+                ready.TrySetResult();
+            }
+        }
+
+        var process = new Process { StartInfo = start, EnableRaisingEvents = true };
+        process.OutputDataReceived += OnLine;
+        process.ErrorDataReceived += OnLine;
+        process.Exited += (_, _) => ready.TrySetException(new InvalidOperationException("prometheus exited before it was ready"));
+        if (!process.Start())
+        {
+            throw new InvalidOperationException("prometheus did not start (Debian package prometheus; tests/run installs it)");
+        }
+
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
         var server = new PrometheusServer(process, folder, new Uri($"http://127.0.0.1:{port}/"));
-        await server.UntilAsync(async () =>
+        try
         {
-            using var ready = await server._http.GetAsync("-/ready");
-            return ready.StatusCode == HttpStatusCode.OK;
-        }, () => "Prometheus to be ready");
+            await ready.Task.WaitAsync(Wait.Timeout);
+        }
+        catch (Exception ex) when (ex is TimeoutException or InvalidOperationException)
+        {
+            await server.DisposeAsync();
+            lock (output)
+            {
+                throw new InvalidOperationException($"Prometheus was not ready: {ex.Message}\n{output}", ex);
+            }
+        }
+
         return server;
     }
 
@@ -78,42 +113,17 @@ internal sealed class PrometheusServer : IAsyncDisposable
         return double.Parse(result[0].GetProperty("value")[1].GetString()!, CultureInfo.InvariantCulture);
     }
 
-    /// <summary>
-    /// Prometheus pulls on its own schedule and offers no push notification, so this asks again until
-    /// <paramref name="condition"/> holds, bounded by <see cref="Wait.Timeout"/>.
-    /// </summary>
-    public async Task UntilAsync(Func<Task<bool>> condition, Func<string> what)
+    /// <summary>Prometheus's view of the targets, for failure messages.</summary>
+    public async Task<string> TargetsAsync()
     {
-        var deadline = Stopwatch.StartNew();
-        Exception? last = null;
-        while (deadline.Elapsed < Wait.Timeout)
-        {
-            try
-            {
-                if (await condition())
-                {
-                    return;
-                }
-            }
-            catch (HttpRequestException ex)
-            {
-                last = ex;
-            }
-
-            await Task.Delay(200);
-        }
-
-        string targets;
         try
         {
-            targets = await _http.GetStringAsync("api/v1/targets");
+            return await _http.GetStringAsync("api/v1/targets");
         }
         catch (HttpRequestException ex)
         {
-            targets = ex.Message;
+            return ex.Message;
         }
-
-        throw new TimeoutException($"Gave up waiting for {what()} after {Wait.Timeout}. Targets: {targets}", last);
     }
 
     public async ValueTask DisposeAsync()

@@ -21,10 +21,10 @@ internal sealed class Stack : IAsyncDisposable
     public Ledger Ledger => Mock.Ledger;
 
     public static async Task<Stack> StartAsync(MockLlmOptions? mockOptions = null, Action<Dictionary<string, string?>>? configure = null,
-        string routeId = "llm")
+        string routeId = "llm", Action<Microsoft.AspNetCore.Builder.WebApplicationBuilder>? builder = null)
     {
         var mock = await MockLlmServer.StartAsync(mockOptions ?? new MockLlmOptions { TokensPerSecond = 40, TimeToFirstTokenMs = 20 });
-        var gateway = await GatewayHost.StartAsync(mock.BaseAddress, configure, routeId: routeId);
+        var gateway = await GatewayHost.StartAsync(mock.BaseAddress, configure, builder, routeId);
         return new Stack(mock, gateway);
     }
 

@@ -1,4 +1,6 @@
 using Gateway.Tests.Infrastructure;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Gateway.Tests.Telemetry;
 
@@ -15,7 +17,9 @@ public sealed class PrometheusServerTests
     public async Task RealPrometheusScrapesGateway_PromQl_ReturnsTheTokensSavedWeCaused()
     {
         var route = "prom" + Guid.NewGuid().ToString("N")[..8];
-        await using var stack = await Stack.StartAsync(routeId: route);
+        var scrapes = new ScrapeSignal();
+        await using var stack = await Stack.StartAsync(routeId: route,
+            builder: b => b.Services.AddSingleton<IStartupFilter>(scrapes));
         await using var prometheus = await PrometheusServer.StartAsync(stack.Gateway.BaseAddress);
 
         using var ended = new MetricSignal("llm_gateway.streams.ended", route, count: 2);
@@ -30,10 +34,9 @@ public sealed class PrometheusServerTests
         Assert.True(scraped > 0);
 
         var query = $"sum(llm_gateway_cancellation_tokens_saved_sum{{job=\"llm-gateway\",route=\"{route}\",reason=\"superseded\"}})";
-        double? answer = null;
-        await prometheus.UntilAsync(async () => (answer = await prometheus.QueryScalarAsync(query)) == scraped,
-            () => $"PromQL {query} to return {scraped} (last answer: {answer?.ToString() ?? "none"})");
-        Assert.Equal(scraped, answer);
+        await scrapes.WaitForMoreAsync(3);
+        var answer = await prometheus.QueryScalarAsync(query);
+        Assert.True(scraped == answer, $"PromQL {query} returned {answer?.ToString() ?? "nothing"}, /metrics had {scraped}. Targets: {await prometheus.TargetsAsync()}");
     }
 }
 
