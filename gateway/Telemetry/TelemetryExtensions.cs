@@ -32,7 +32,9 @@ internal static class TelemetryExtensions
                 .AddView("dotnet.assembly.count", "dotnet.assembly.loaded")
                 .AddView("dotnet.process.cpu.count", "dotnet.process.cpu.cores")
                 .AddView("dotnet.timer.count", "dotnet.timer.active")
-                .AddPrometheusExporter());
+                // No response cache: a scrape shows the values of that moment (Prometheus scrapes
+                // seldom enough that building the text each time costs nothing worth saving).
+                .AddPrometheusExporter(exporter => exporter.ScrapeResponseCacheDurationMilliseconds = 0));
 
         if (!string.IsNullOrWhiteSpace(builder.Configuration["OTEL_EXPORTER_OTLP_ENDPOINT"]))
         {

@@ -49,6 +49,7 @@ internal sealed class RedisSessionRegistry : ISessionRegistry, IAsyncDisposable
     private TaskCompletionSource<long>? _probe;
     private long _probeNonce;
     private int _state = -1; // -1 not known yet, 0 unavailable, 1 available
+    private TaskCompletionSource _availabilityChanged = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private long _lastRefresh;
     private int _disposed;
     private long _startedAt;
@@ -76,6 +77,25 @@ internal sealed class RedisSessionRegistry : ISessionRegistry, IAsyncDisposable
 
     /// <summary>True while Redis answers and this replica hears its own channel: cross-replica mode.</summary>
     public bool Available => Volatile.Read(ref _state) == 1;
+
+    /// <summary>Completes once <see cref="Available"/> equals <paramref name="available"/> (at once if it does).</summary>
+    public async Task WaitForAvailabilityAsync(bool available, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            // Taken before the look, so a change between the look and the wait is not missed.
+            var changed = Volatile.Read(ref _availabilityChanged);
+            if (Available == available)
+            {
+                return;
+            }
+
+            await changed.Task.WaitAsync(cancellationToken);
+        }
+    }
+
+    private void AvailabilityChanged() =>
+        Interlocked.Exchange(ref _availabilityChanged, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
 
     /// <summary>Starts connecting in the background: a Redis that is down or slow never delays start-up.</summary>
     public void Start()
@@ -355,6 +375,7 @@ internal sealed class RedisSessionRegistry : ISessionRegistry, IAsyncDisposable
         {
             _metrics.RedisAvailability(true);
             RedisRegistryLog.Available(_logger);
+            AvailabilityChanged();
         }
     }
 
@@ -404,6 +425,7 @@ internal sealed class RedisSessionRegistry : ISessionRegistry, IAsyncDisposable
         {
             _metrics.RedisAvailability(false);
             RedisRegistryLog.Unavailable(_logger, ex?.GetType().Name ?? "not connected");
+            AvailabilityChanged();
         }
     }
 

@@ -57,22 +57,35 @@ internal sealed class RedisServer : IAsyncDisposable
             start.ArgumentList.Add(argument);
         }
 
-        var process = Process.Start(start) ?? throw new InvalidOperationException("redis-server did not start");
-        process.OutputDataReceived += (_, _) => { };
-        process.ErrorDataReceived += (_, _) => { };
+        // redis-server logs "Ready to accept connections" once it listens: the signal waited on.
+        var ready = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        void OnLine(object? sender, DataReceivedEventArgs e)
+        {
+            if (e.Data?.Contains("Ready to accept connections", StringComparison.Ordinal) == true)
+            {
+                ready.TrySetResult();
+            }
+        }
+
+        var process = new Process { StartInfo = start, EnableRaisingEvents = true };
+        process.OutputDataReceived += OnLine;
+        process.ErrorDataReceived += OnLine;
+        process.Exited += (_, _) => ready.TrySetException(
+            new InvalidOperationException("redis-server exited before it was ready (is the redis-server package installed?)"));
+        if (!process.Start())
+        {
+            throw new InvalidOperationException("redis-server did not start");
+        }
+
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
         _process = process;
 
         using var deadline = new CancellationTokenSource(Wait.Timeout);
-        while (!await PingAsync(deadline.Token))
+        await ready.Task.WaitAsync(deadline.Token);
+        if (!await PingAsync(deadline.Token))
         {
-            if (process.HasExited)
-            {
-                throw new InvalidOperationException($"redis-server exited with {process.ExitCode} (is the redis-server package installed?)");
-            }
-
-            await Task.Delay(20, deadline.Token); // polling the socket until the server accepts
+            throw new InvalidOperationException("redis-server said it was ready but did not answer PING");
         }
     }
 

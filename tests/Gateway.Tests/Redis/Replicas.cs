@@ -40,10 +40,7 @@ internal sealed class Replica : IAsyncDisposable
     public async Task WaitAvailableAsync(bool available = true)
     {
         using var deadline = new CancellationTokenSource(Wait.Timeout);
-        while (Registry.Available != available)
-        {
-            await Task.Delay(20, deadline.Token); // polling a flag the registry flips, bounded by the deadline
-        }
+        await Registry.WaitForAvailabilityAsync(available, deadline.Token);
     }
 
     /// <summary>The value of <c>llm_gateway_redis_available</c> on this replica's /metrics, or null when absent.</summary>
@@ -53,14 +50,11 @@ internal sealed class Replica : IAsyncDisposable
         return samples.FirstOrDefault(s => s.Name == "llm_gateway_redis_available")?.Value;
     }
 
-    /// <summary>Waits until the scraped gauge reads <paramref name="expected"/> (the exporter caches a scrape briefly).</summary>
+    /// <summary>Waits for the registry to reach the state, then checks the scraped gauge says the same.</summary>
     public async Task WaitGaugeAsync(double expected)
     {
-        using var deadline = new CancellationTokenSource(Wait.Timeout);
-        while (await AvailabilityGaugeAsync() != expected)
-        {
-            await Task.Delay(50, deadline.Token);
-        }
+        await WaitAvailableAsync(expected == 1);
+        Assert.Equal(expected, await AvailabilityGaugeAsync());
     }
 
     public async ValueTask DisposeAsync()

@@ -7,6 +7,7 @@ namespace Gateway.Tests.Redis;
 internal sealed class WarningLog : ILoggerProvider
 {
     private readonly ConcurrentQueue<(string Category, int EventId)> _warnings = new();
+    private TaskCompletionSource _logged = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public int Count(int eventId) => _warnings.Count(w => w.EventId == eventId);
 
@@ -14,9 +15,15 @@ internal sealed class WarningLog : ILoggerProvider
     public async Task<int> WaitForAsync(int eventId)
     {
         using var deadline = new CancellationTokenSource(Gateway.Tests.Infrastructure.Wait.Timeout);
-        while (Count(eventId) == 0)
+        while (true)
         {
-            await Task.Delay(20, deadline.Token); // polling the captured log, bounded by the deadline
+            var logged = Volatile.Read(ref _logged);
+            if (Count(eventId) > 0)
+            {
+                break;
+            }
+
+            await logged.Task.WaitAsync(deadline.Token);
         }
 
         return Count(eventId);
@@ -40,6 +47,7 @@ internal sealed class WarningLog : ILoggerProvider
             if (logLevel >= LogLevel.Warning)
             {
                 owner._warnings.Enqueue((category, eventId.Id));
+                Interlocked.Exchange(ref owner._logged, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
             }
         }
     }
