@@ -188,8 +188,9 @@ public sealed class BodyKeySourceTests
             {
                 await stream.WriteAsync(body.AsMemory(at, Math.Min(pieceSize, body.Length - at)));
                 await stream.FlushAsync();
-                // Pacing, not synchronisation: gives each piece a chance to arrive as a read of its own.
-                await Task.Delay(1);
+                // Each flushed piece goes out as a chunk of its own; yielding lets the gateway read it
+                // before the next is written, without a timer.
+                await Task.Yield();
             }
         }
 
