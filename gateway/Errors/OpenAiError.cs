@@ -49,11 +49,11 @@ internal static class OpenAiError
         return buffer.WrittenSpan.ToArray();
     }
 
-    /// <summary>Replaces whatever response was being prepared with a JSON error. Only valid before the response has started.</summary>
+    /// <summary>Answers with a JSON error, keeping headers already set (such as <c>Retry-After</c>).
+    /// Only valid before the response has started.</summary>
     public static async Task WriteResponseAsync(HttpContext context, int statusCode, string message, string type, string code, CancellationToken cancellationToken)
     {
         var body = JsonBody(message, type, code);
-        context.Response.Clear();
         context.Response.StatusCode = statusCode;
         context.Response.ContentType = "application/json";
         context.Response.ContentLength = body.Length;

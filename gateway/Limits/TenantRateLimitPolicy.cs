@@ -40,11 +40,8 @@ internal sealed class TenantRateLimitPolicy(TenantLimits limits, SessionKeyResol
         var message = limit == "concurrency"
             ? "Too many concurrent streams for this credential; wait for one to finish or stop one."
             : "Rate limit reached for this credential; retry after the time in Retry-After.";
-        var body = OpenAiError.JsonBody(message, "rate_limit_exceeded", limit == "concurrency" ? "concurrency_limit_exceeded" : "rate_limit_exceeded");
-        http.Response.StatusCode = StatusCodes.Status429TooManyRequests;
         http.Response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds)).ToString(CultureInfo.InvariantCulture);
-        http.Response.ContentType = "application/json";
-        http.Response.ContentLength = body.Length;
-        await http.Response.Body.WriteAsync(body, cancellationToken);
+        await OpenAiError.WriteResponseAsync(http, StatusCodes.Status429TooManyRequests, message, "rate_limit_exceeded",
+            limit == "concurrency" ? "concurrency_limit_exceeded" : "rate_limit_exceeded", cancellationToken);
     }
 }
