@@ -16,11 +16,16 @@ internal sealed class ResponseTap : Stream, IHttpResponseBodyFeature
     private readonly HttpResponse? _response;
     private readonly TimeProvider _time;
     private readonly bool _keepText;
+    private readonly bool _countTokens;
     private PipeWriter? _writer;
     private uint _tail; // the last four bytes written, newest in the low byte
 
-    public ResponseTap(IHttpResponseBodyFeature inner, HttpResponse? response = null, TimeProvider? time = null, bool keepText = false)
+    /// <param name="countTokens">False for responses nobody accounts for (no session, no model): then
+    /// no counter is made, and a large JSON body is not buffered for a count nobody reads.</param>
+    public ResponseTap(IHttpResponseBodyFeature inner, HttpResponse? response = null, TimeProvider? time = null, bool keepText = false,
+        bool countTokens = true)
     {
+        _countTokens = countTokens;
         _inner = inner;
         _innerStream = inner.Stream;
         _response = response;
@@ -122,7 +127,7 @@ internal sealed class ResponseTap : Stream, IHttpResponseBodyFeature
         if (BytesWritten == 0)
         {
             FirstWriteAt = _time.GetTimestamp();
-            Counter = TokenCounter.For(_response?.ContentType, _keepText ? new ContentText() : null);
+            Counter = _countTokens ? TokenCounter.For(_response?.ContentType, _keepText ? new ContentText() : null) : null;
         }
 
         Counter?.Observe(bytes);

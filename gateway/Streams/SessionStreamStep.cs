@@ -62,7 +62,7 @@ internal sealed class SessionStreamStep(
 
         using var activity = GatewayActivity.Source.StartActivity("session_stream");
         var responseBody = context.Features.GetRequiredFeature<IHttpResponseBodyFeature>();
-        var tap = new ResponseTap(responseBody, context.Response, time, keepText: tokenizer.Enabled);
+        var tap = new ResponseTap(responseBody, context.Response, time, keepText: tokenizer.Enabled, countTokens: accounted);
         context.Features.Set<IHttpResponseBodyFeature>(tap);
         var drain = policy.CancelPolicy == CancelPolicy.Drain
             ? new DrainContext(accounting, lifetime.ApplicationStopping, savings.Value.MaxDrainTime) { Tap = tap }
