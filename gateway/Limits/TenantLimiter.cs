@@ -20,7 +20,9 @@ internal sealed class TenantLimits : IDisposable
                 TokensPerPeriod = o.TokensPerPeriod,
                 ReplenishmentPeriod = o.ReplenishmentPeriod,
                 QueueLimit = 0,
-                AutoReplenishment = true,
+                // The partitioned limiter's own 100 ms heartbeat replenishes every bucket; with true each
+                // tenant's bucket would carry a timer of its own (memory and a callback per tenant per period).
+                AutoReplenishment = false,
             }));
         Concurrency = PartitionedRateLimiter.Create<string, string>(tenant => RateLimitPartition.GetConcurrencyLimiter(tenant, _ =>
             new ConcurrencyLimiterOptions { PermitLimit = o.MaxConcurrentStreams, QueueLimit = 0 }));

@@ -50,6 +50,42 @@ public sealed class RateLimitTests
     }
 
     [Fact]
+    public async Task EmptiedBucket_RefillsAfterItsPeriod_WithoutATimerPerTenant()
+    {
+        // Buckets are replenished by the partitioned limiter's heartbeat (no timer per tenant): an
+        // emptied bucket must still refill. Until it does, every try is a 429 that reaches no model.
+        var route = NewRoute();
+        await using var stack = await Stack.StartAsync(configure: s =>
+        {
+            Limits(route, tokens: 1, concurrent: 100)(s);
+            s["Gateway:RateLimits:ReplenishmentPeriod"] = "00:00:00.300";
+        }, routeId: route);
+        var first = await StreamReading.SendAndReadAsync(stack.Client,
+            StreamReading.ChatRequest("/v1/chat/completions", "x", "refill-0", maxTokens: 1, authorization: "Bearer carol"));
+        Assert.Equal(200, first.StatusCode);
+
+        var rejections = 0;
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        int status;
+        do
+        {
+            using var next = await stack.Client.SendAsync(
+                StreamReading.ChatRequest("/v1/chat/completions", "x", "refill-1", maxTokens: 1, authorization: "Bearer carol"));
+            status = (int)next.StatusCode;
+            if (status == 429)
+            {
+                rejections++;
+                await Task.Yield();
+            }
+        }
+        while (status == 429 && DateTime.UtcNow < deadline);
+
+        Assert.Equal(200, status);
+        Assert.True(rejections > 0, "the bucket of one token was not empty after the first request");
+        Assert.Equal(2, stack.Ledger.Snapshot().Count);
+    }
+
+    [Fact]
     public async Task ConcurrencyLimitOne_NewKeyRejected_SameKeySupersedes_SlotFreedAtOnce()
     {
         var route = NewRoute();
