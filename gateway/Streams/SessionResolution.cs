@@ -14,18 +14,22 @@ internal sealed record SessionRequest(RequestFacts Facts, SessionKeyResult Key, 
 /// </summary>
 internal static class SessionResolution
 {
-    public static IApplicationBuilder UseSessionResolution(this IApplicationBuilder app) => app.Use(async (context, next) =>
+    public static IApplicationBuilder UseSessionResolution(this IApplicationBuilder app)
     {
-        if (context.GetEndpoint()?.Metadata.GetMetadata<RouteModel>()?.Config is { } route && RouteSessionPolicy.For(route) is { Enabled: true } policy)
+        // Singletons, taken once: asking context.RequestServices would make a DI scope per request
+        // (about 1 KB that lives as long as the stream).
+        var resolver = app.ApplicationServices.GetRequiredService<SessionKeyResolver>();
+        var registry = app.ApplicationServices.GetRequiredService<ISessionRegistry>();
+        return app.Use(async (context, next) =>
         {
-            var services = context.RequestServices;
-            var session = await ResolveAsync(context, route.RouteId, policy,
-                services.GetRequiredService<SessionKeyResolver>(), services.GetRequiredService<ISessionRegistry>());
-            context.Features.Set(session);
-        }
+            if (context.GetEndpoint()?.Metadata.GetMetadata<RouteModel>()?.Config is { } route && RouteSessionPolicy.For(route) is { Enabled: true } policy)
+            {
+                context.Features.Set(await ResolveAsync(context, route.RouteId, policy, resolver, registry));
+            }
 
-        await next(context);
-    });
+            await next(context);
+        });
+    }
 
     public static async ValueTask<SessionRequest> ResolveAsync(HttpContext context, string routeId, RouteSessionPolicy policy,
         SessionKeyResolver resolver, ISessionRegistry registry)
