@@ -16,14 +16,22 @@ internal sealed class SessionSavings
 
     private readonly ConcurrentDictionary<string, Entry> _sessions = new(StringComparer.Ordinal);
     private long _clock;
+    private int _count;
 
     public void Add(string tenantSession, long tokensSaved)
     {
-        var entry = _sessions.GetOrAdd(tenantSession, static _ => new Entry());
+        var full = false;
+        if (!_sessions.TryGetValue(tenantSession, out var entry))
+        {
+            var fresh = new Entry();
+            entry = _sessions.GetOrAdd(tenantSession, fresh);
+            full = ReferenceEquals(entry, fresh) && Interlocked.Increment(ref _count) > MaxSessions;
+        }
+
         Interlocked.Add(ref entry.TokensSaved, tokensSaved);
         Interlocked.Increment(ref entry.Cancellations);
         Volatile.Write(ref entry.Touched, Interlocked.Increment(ref _clock));
-        if (_sessions.Count > MaxSessions)
+        if (full)
         {
             Trim();
         }
@@ -34,22 +42,34 @@ internal sealed class SessionSavings
             ? new SessionTotals(Volatile.Read(ref entry.TokensSaved), Volatile.Read(ref entry.Cancellations))
             : default;
 
-    public int Count => _sessions.Count;
+    /// <summary>Sessions kept. Counted here: ConcurrentDictionary.Count takes every one of its locks,
+    /// which a burst of cancellations (each one an Add) turned into a queue.</summary>
+    public int Count => Volatile.Read(ref _count);
 
+    /// <summary>Forgets every session not updated in the last <see cref="MaxSessions"/>/2 updates: one pass,
+    /// no sort, no allocation. Each update touches one session, so at most that many remain. One thread
+    /// trims; others carry on (a burst of cancellations must not queue behind it).</summary>
     private void Trim()
     {
-        lock (_sessions)
+        if (!Monitor.TryEnter(_sessions))
         {
-            if (_sessions.Count <= MaxSessions)
-            {
-                return;
-            }
+            return;
+        }
 
-            var order = _sessions.Select(p => (p.Key, Touched: Volatile.Read(ref p.Value.Touched))).OrderBy(p => p.Touched).ToArray();
-            foreach (var (key, _) in order.AsSpan(0, order.Length / 2))
+        try
+        {
+            var oldest = Volatile.Read(ref _clock) - MaxSessions / 2;
+            foreach (var (key, entry) in _sessions)
             {
-                _sessions.TryRemove(key, out _);
+                if (Volatile.Read(ref entry.Touched) <= oldest && _sessions.TryRemove(key, out _))
+                {
+                    Interlocked.Decrement(ref _count);
+                }
             }
+        }
+        finally
+        {
+            Monitor.Exit(_sessions);
         }
     }
 
