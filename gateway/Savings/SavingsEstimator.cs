@@ -81,38 +81,39 @@ internal sealed class SavingsEstimator(IOptions<SavingsOptions> options)
         {
             lock (_samples)
             {
-                _samples[_next] = length;
+                Volatile.Write(ref _samples[_next], length);
                 _next = (_next + 1) % _samples.Length;
-                _count = Math.Min(_count + 1, _samples.Length);
+                Volatile.Write(ref _count, Math.Min(_count + 1, _samples.Length)); // after the sample it covers
             }
         }
 
         /// <summary>E[L − n | L > n] over the samples; with no sample longer than n the stream is past
         /// every length seen, and the estimate is 0 rather than a guess.</summary>
+        /// <remarks>Reads without the lock: a burst of cancellations (many clients gone at once) must not
+        /// queue on it. A sample replaced during the scan is read as its old or its new value (64-bit
+        /// reads are atomic), either of which is a recent completion; only writers take the lock.</remarks>
         public bool TryMeanResidual(long streamed, int minSamples, out long residual)
         {
             residual = 0;
-            lock (_samples)
+            var count = Volatile.Read(ref _count);
+            if (count < minSamples)
             {
-                if (_count < minSamples)
-                {
-                    return false;
-                }
-
-                long sum = 0;
-                var longer = 0;
-                for (var i = 0; i < _count; i++)
-                {
-                    if (_samples[i] > streamed)
-                    {
-                        sum += _samples[i] - streamed;
-                        longer++;
-                    }
-                }
-
-                residual = longer == 0 ? 0 : (long)Math.Round((double)sum / longer);
-                return true;
+                return false;
             }
+
+            long sum = 0;
+            var longer = 0;
+            foreach (var sample in _samples.AsSpan(0, count))
+            {
+                if (sample > streamed)
+                {
+                    sum += sample - streamed;
+                    longer++;
+                }
+            }
+
+            residual = longer == 0 ? 0 : (long)Math.Round((double)sum / longer);
+            return true;
         }
     }
 }
