@@ -13,6 +13,7 @@ internal sealed class ModelLabels
     private readonly HashSet<string>? _configured;
     private readonly int _maxAdmitted;
     private readonly ConcurrentDictionary<string, string> _admitted = new(StringComparer.Ordinal);
+    private int _admittedCount;
 
     public ModelLabels(IOptions<TelemetryOptions> options)
     {
@@ -43,8 +44,21 @@ internal sealed class ModelLabels
             return label;
         }
 
-        // A race may admit a few past the limit; the bound stays within a handful.
-        return _admitted.Count < _maxAdmitted ? _admitted.GetOrAdd(model, model) : Other;
+        // Counted here, not with ConcurrentDictionary.Count (it takes every lock, and a caller sending a
+        // new model name with each request would make that the hot path). A race may admit a few past
+        // the limit; the bound stays within a handful.
+        if (Volatile.Read(ref _admittedCount) >= _maxAdmitted)
+        {
+            return Other;
+        }
+
+        var admitted = _admitted.GetOrAdd(model, model);
+        if (ReferenceEquals(admitted, model))
+        {
+            Interlocked.Increment(ref _admittedCount);
+        }
+
+        return admitted;
     }
 
     private static bool IsPrintableAscii(string value)
