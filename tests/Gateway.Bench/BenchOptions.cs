@@ -29,7 +29,11 @@ internal sealed class BenchOptions
     public List<(int Streams, double TokensPerSecond)> Throughput { get; private set; } = [(500, 50), (4000, 5)];
     public TimeSpan ThroughputRamp { get; private set; } = TimeSpan.FromSeconds(2);
     public TimeSpan ThroughputWarmup { get; private set; } = TimeSpan.FromSeconds(2);
-    public TimeSpan ThroughputWindow { get; private set; } = TimeSpan.FromSeconds(6);
+    public TimeSpan ThroughputWindow { get; private set; } = TimeSpan.FromSeconds(4);
+
+    /// <summary>Rounds of the throughput workloads; the legs take turns in each round (order reversed
+    /// every other round), so a slow minute of the machine falls on all of them alike.</summary>
+    public int ThroughputRounds { get; private set; } = 3;
 
     public List<int> MemoryLevels { get; private set; } = [1000, 5000, 10000];
     public double MemoryTokensPerSecond { get; private set; } = 1;
@@ -55,7 +59,8 @@ internal sealed class BenchOptions
           --cancel-rate TPS           token rate of the cancelled streams (default 50)
           --first-token-samples N     first-token requests per leg (default 300)
           --throughput S1xR1,S2xR2    streams x tokens/s for the CPU figure (default 500x50,4000x5)
-          --window SECONDS            CPU measuring window (default 6)
+          --window SECONDS            CPU measuring window (default 4)
+          --rounds N                  throughput rounds, legs taking turns (default 3)
           --memory-levels N1,N2,...   concurrent streams for the memory figure (default 1000,5000,10000)
           --memory-hold SECONDS       how long the memory phase's streams last (default 35)
           --mass-abort N              clients that vanish at once (default 10000)
@@ -96,6 +101,7 @@ internal sealed class BenchOptions
                 case "--first-token-samples": options.FirstTokenSamples = Int(value, name); break;
                 case "--throughput": options.Throughput = [.. value.Split(',').Select(w => ParseWorkload(w, name))]; break;
                 case "--window": options.ThroughputWindow = TimeSpan.FromSeconds(Double(value, name)); break;
+                case "--rounds": options.ThroughputRounds = Int(value, name); break;
                 case "--memory-levels": options.MemoryLevels = [.. value.Split(',').Select(v => Int(v, name))]; break;
                 case "--memory-hold": options.MemoryHold = TimeSpan.FromSeconds(Double(value, name)); break;
                 case "--mass-abort": options.MassAbortStreams = Int(value, name); break;
@@ -125,6 +131,7 @@ internal sealed class BenchOptions
         ThroughputRamp = TimeSpan.FromSeconds(0.2);
         ThroughputWarmup = TimeSpan.FromSeconds(0.3);
         ThroughputWindow = TimeSpan.FromSeconds(0.6);
+        ThroughputRounds = 1;
         MemoryLevels = [20, 50, 100];
         MemoryTokensPerSecond = 5;
         MemoryHold = TimeSpan.FromSeconds(2.5);

@@ -87,11 +87,26 @@ internal sealed class BenchRun : IAsyncDisposable
             }
         }
 
-        foreach (var leg in options.Phases.Contains("throughput") ? result.Legs : [])
+        for (var round = 0; options.Phases.Contains("throughput") && round < options.ThroughputRounds; round++)
         {
-            foreach (var (streams, rate) in options.Throughput)
+            // Legs take turns within a round, in reverse order every other round; direct (no proxy,
+            // no CPU figure) only in the first.
+            var order = round % 2 == 0 ? result.Legs : Enumerable.Reverse(result.Legs).ToList();
+            foreach (var leg in order.Where(l => round == 0 || l.Leg != LegNames.Direct))
             {
-                await run.PhaseAsync("throughput", leg.Leg, () => run.ThroughputAsync(leg, Math.Min(streams, maxStreams), rate));
+                foreach (var (streams, rate) in options.Throughput)
+                {
+                    var label = $"throughput round {round + 1}/{options.ThroughputRounds}";
+                    await run.PhaseAsync(label, leg.Leg, () => run.ThroughputAsync(leg, Math.Min(streams, maxStreams), rate));
+                }
+            }
+        }
+
+        foreach (var leg in result.Legs)
+        {
+            foreach (var ((streams, rate), samples) in leg.ThroughputSamples)
+            {
+                leg.Throughput.Add(ThroughputFigures.Sum(streams, rate, samples));
             }
         }
 
@@ -383,10 +398,13 @@ internal sealed class BenchRun : IAsyncDisposable
         await Task.WhenAll(opening);
         await WhenEnded(clients, TimeSpan.FromSeconds(tokens / rate) + TimeSpan.FromSeconds(30));
         Account(leg, clients);
-        var chunks = events1 - events0;
-        double? micros = proxy is null || chunks == 0 ? null : (cpu1 - cpu0) / ProcessStats.TicksPerSecond * 1e6 / chunks;
-        double? cores = proxy is null ? null : (cpu1 - cpu0) / ProcessStats.TicksPerSecond / seconds;
-        leg.Throughput.Add(new ThroughputFigure(streams, rate, chunks, seconds, chunks / seconds, micros, cores));
+        var key = (streams, rate);
+        if (!leg.ThroughputSamples.TryGetValue(key, out var samples))
+        {
+            leg.ThroughputSamples[key] = samples = [];
+        }
+
+        samples.Add(new ThroughputSample(events1 - events0, seconds, proxy is null ? null : cpu1 - cpu0));
     }
 
     /// <summary>
@@ -450,15 +468,32 @@ internal sealed class BenchRun : IAsyncDisposable
             _result.Notes.Add($"{leg.Leg}: mass abort ran with {count} clients (open-files limit {_result.OpenFilesLimit}).");
         }
 
-        Console.WriteLine($"bench: mass abort via {leg.Leg}, {count} clients");
-        Ledger.Clear();
         var target = Target(leg.Leg);
+
+        // A small unmeasured abort first: a proxy that has been up for a while has compiled its
+        // client-drop path; the figure is for that proxy, not for its first minute.
+        var warm = Math.Max(1, count / 20);
+        Console.WriteLine($"bench: mass abort via {leg.Leg}, {warm} clients to warm up, then {count}");
+        Ledger.Clear();
+        var warming = await StreamClient.OpenManyAsync(
+            target, Enumerable.Range(0, warm).Select(i => new StreamRequest($"abort-warm-{leg.Leg}-{i}", 1, 3600)), _options.ConnectConcurrency, null, CancellationToken.None);
+        foreach (var client in warming)
+        {
+            client.Drop();
+        }
+
+        await WhenEnded(warming, StepTimeout);
+        await Ledger.WaitForAsync(entries => entries.All(e => e.EndedAt is not null), StepTimeout);
+
+        Ledger.Clear();
         var clients = await StreamClient.OpenManyAsync(
             target, Enumerable.Range(0, count).Select(i => new StreamRequest($"abort-{leg.Leg}-{i}", 1, 3600)), _options.ConnectConcurrency, null, CancellationToken.None);
         var flowing = clients.Count(c => c.Events > 0);
         leg.FailedStreams += count - flowing;
         await Task.Delay(_options.Settle);
 
+        var proxy = Proxy(leg.Leg);
+        var cpu0 = proxy?.CpuTicks() ?? 0;
         var loop = Stopwatch.StartNew();
         foreach (var client in clients)
         {
@@ -494,8 +529,34 @@ internal sealed class BenchRun : IAsyncDisposable
             await Task.Delay(wait > TimeSpan.Zero ? wait : TimeSpan.Zero);
         }
 
-        leg.MassAbort = new MassAbortFigure(flowing, open100 ?? -1, open500 ?? -1, allClosed, closeLoopMs);
+        // CPU from the first close until the proxy is idle again (its bookkeeping after the upstream
+        // closes included): what the aborts cost it.
+        var cpu1 = proxy is null ? 0 : await IdleCpuTicksAsync(proxy);
+        Console.WriteLine($"bench: {leg.Leg} idle again {gone.Elapsed.TotalMilliseconds:F0} ms after the closes");
+        double? cpuPerStream = proxy is null || allClosed is null || flowing == 0 ? null : (cpu1 - cpu0) / ProcessStats.TicksPerSecond * 1e6 / flowing;
+        leg.MassAbort = new MassAbortFigure(flowing, open100 ?? -1, open500 ?? -1, allClosed, closeLoopMs, cpuPerStream);
         await WhenEnded(clients, StepTimeout);
+    }
+
+    /// <summary>The proxy's CPU ticks once it has used under 2 % of a core over 200 ms (at most 10 s).</summary>
+    private static async Task<long> IdleCpuTicksAsync(ProxyProcess proxy)
+    {
+        var idle = ProcessStats.TicksPerSecond * 0.2 * 0.02;
+        var bound = Stopwatch.StartNew();
+        var last = proxy.CpuTicks();
+        while (bound.Elapsed < TimeSpan.FromSeconds(10))
+        {
+            await Task.Delay(TimeSpan.FromMilliseconds(200));
+            var now = proxy.CpuTicks();
+            if (now - last <= Math.Max(1, idle))
+            {
+                return now;
+            }
+
+            last = now;
+        }
+
+        return last;
     }
 
     private static async Task OpenAsync(StreamClient client, IPEndPoint target)

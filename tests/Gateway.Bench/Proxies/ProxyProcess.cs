@@ -74,6 +74,9 @@ internal sealed class ProxyProcess : IAsyncDisposable
                 ready = "Now listening on";
                 break;
             case LegNames.PlainYarp:
+                // "The gateway with its features off": the same runtime settings as Gateway.dll's
+                // runtimeconfig (ThreadPoolSpinCount 0 in gateway/Gateway.csproj), so the ratio is the features' cost.
+                start.Environment["DOTNET_ThreadPool_UnfairSemaphoreSpinLimit"] = "0";
                 start.FileName = DotnetHost;
                 foreach (var arg in new[] { Path.Combine(AppContext.BaseDirectory, "Gateway.Bench.dll"), "--plain-yarp", "--urls", url, "--upstream", upstream.ToString() })
                 {

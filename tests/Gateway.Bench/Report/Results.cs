@@ -17,12 +17,21 @@ internal sealed record Percentiles(double P50, double P99, double Mean, int Samp
     private static double Rank(double[] sorted, double p) => sorted[Math.Clamp((int)Math.Ceiling(p * sorted.Length) - 1, 0, sorted.Length - 1)];
 }
 
+/// <summary>One measuring window of one workload through one leg.</summary>
+internal sealed record ThroughputSample(long Chunks, double WindowSeconds, long? CpuTicks);
+
+/// <summary>A workload's figures over all its rounds: CPU and chunks summed over the windows, so
+/// each round weighs by what it delivered; the per-round figures show the spread.</summary>
 internal sealed record ThroughputFigure(
-    int Streams, double TokensPerSecond, long Chunks, double WindowSeconds, double ChunksPerSecond, double? ProxyCpuMicrosPerChunk, double? ProxyCpuCores);
+    int Streams, double TokensPerSecond, long Chunks, double WindowSeconds, double ChunksPerSecond, double? ProxyCpuMicrosPerChunk, double? ProxyCpuCores,
+    IReadOnlyList<double> MicrosPerChunkByRound);
 
 internal sealed record MemoryFigure(int RequestedStreams, int Streams, double RssMb, double? KbPerStream);
 
-internal sealed record MassAbortFigure(int Streams, int OpenAfter100Ms, int OpenAfter500Ms, double? AllClosedAfterMs, double CloseLoopMs);
+/// <param name="ProxyCpuMicrosPerStream">The proxy's CPU time from the first close until every upstream
+/// request had ended, per vanished client: what one abort costs the proxy.</param>
+internal sealed record MassAbortFigure(int Streams, int OpenAfter100Ms, int OpenAfter500Ms, double? AllClosedAfterMs, double CloseLoopMs,
+    double? ProxyCpuMicrosPerStream = null);
 
 /// <summary>Everything measured for one way of reaching the upstream.</summary>
 internal sealed class LegResult(string leg)
@@ -37,6 +46,11 @@ internal sealed class LegResult(string leg)
     public double? FirstTokenHopP50Ms { get; set; }
     public double? FirstTokenHopP99Ms { get; set; }
     public List<ThroughputFigure> Throughput { get; } = [];
+
+    /// <summary>Windows measured so far, by workload, before they are summed into <see cref="Throughput"/>.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public Dictionary<(int Streams, double Rate), List<ThroughputSample>> ThroughputSamples { get; } = [];
+
     public double? IdleRssMb { get; set; }
     public List<MemoryFigure> Memory { get; } = [];
     public long ChunksExpected { get; set; }
@@ -62,4 +76,21 @@ internal sealed class BenchResult
     public double DurationSeconds { get; set; }
 
     public LegResult? this[string leg] => Legs.FirstOrDefault(l => l.Leg == leg);
+}
+
+internal static class ThroughputFigures
+{
+    public static ThroughputFigure Sum(int streams, double rate, IReadOnlyList<ThroughputSample> samples)
+    {
+        var chunks = samples.Sum(s => s.Chunks);
+        var seconds = samples.Sum(s => s.WindowSeconds);
+        long? ticks = samples.All(s => s.CpuTicks is not null) ? samples.Sum(s => s.CpuTicks!.Value) : null;
+        double? micros = ticks is { } t && chunks > 0 ? t / Proxies.ProcessStats.TicksPerSecond * 1e6 / chunks : null;
+        double? cores = ticks is { } u && seconds > 0 ? u / Proxies.ProcessStats.TicksPerSecond / seconds : null;
+        var byRound = samples
+            .Where(s => s.CpuTicks is not null && s.Chunks > 0)
+            .Select(s => s.CpuTicks!.Value / Proxies.ProcessStats.TicksPerSecond * 1e6 / s.Chunks)
+            .ToList();
+        return new ThroughputFigure(streams, rate, chunks, seconds, seconds > 0 ? chunks / seconds : 0, micros, cores, byRound);
+    }
 }

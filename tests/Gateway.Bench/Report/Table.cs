@@ -26,6 +26,9 @@ internal static class Table
         foreach (var (streams, rate) in throughput)
         {
             rows.Add(($"proxy CPU µs per chunk, {streams} × {rate:0.#}/s", l => Num(Find(l, streams, rate)?.ProxyCpuMicrosPerChunk, "F1")));
+            rows.Add(("  per round (µs, in run order)", l => Find(l, streams, rate) is { MicrosPerChunkByRound.Count: > 1 } t
+                ? string.Join(" ", t.MicrosPerChunkByRound.Select(m => m.ToString("F1", CultureInfo.InvariantCulture)))
+                : "-"));
             rows.Add(($"  chunks/s delivered (proxy cores busy)", l => Find(l, streams, rate) is { } t
                 ? $"{t.ChunksPerSecond:F0}" + (t.ProxyCpuCores is { } c ? $" ({c:F2})" : "")
                 : "-"));
@@ -46,6 +49,7 @@ internal static class Table
         rows.Add(("  upstream still open after 100 ms", l => l.MassAbort?.OpenAfter100Ms.ToString(CultureInfo.InvariantCulture) ?? "-"));
         rows.Add(("  upstream still open after 500 ms", l => l.MassAbort?.OpenAfter500Ms.ToString(CultureInfo.InvariantCulture) ?? "-"));
         rows.Add(("  all upstream closed after (ms)", l => l.MassAbort is { } a ? Num(a.AllClosedAfterMs, "F0") : "-"));
+        rows.Add(("  proxy CPU µs per vanished client", l => l.MassAbort is { } a ? Num(a.ProxyCpuMicrosPerStream, "F0") : "-"));
 
         var header = new[] { "figure" }.Concat(result.Legs.Select(l => l.Leg)).ToArray();
         var cells = rows.Select(r => new[] { r.Figure }.Concat(result.Legs.Select(r.Value)).ToArray()).ToList();
