@@ -23,7 +23,8 @@ internal sealed class SessionSavings
         var full = false;
         if (!_sessions.TryGetValue(tenantSession, out var entry))
         {
-            var fresh = new Entry();
+            // Stamped before it is published, so a trim running meanwhile never takes it for the oldest.
+            var fresh = new Entry { Touched = Volatile.Read(ref _clock) + 1 };
             entry = _sessions.GetOrAdd(tenantSession, fresh);
             full = ReferenceEquals(entry, fresh) && Interlocked.Increment(ref _count) > MaxSessions;
         }
