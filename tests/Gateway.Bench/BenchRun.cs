@@ -488,8 +488,7 @@ internal sealed class BenchRun : IAsyncDisposable
         var warm = Math.Max(1, count / 20);
         Console.WriteLine($"bench: mass abort via {leg.Leg}, {warm} clients to warm up, then {count}");
         Ledger.Clear();
-        var warming = await StreamClient.OpenManyAsync(
-            target, Enumerable.Range(0, warm).Select(i => new StreamRequest($"abort-warm-{leg.Leg}-{i}", 1, 3600)), _options.ConnectConcurrency, null, CancellationToken.None);
+        var warming = await OpenSlowStreamsAsync(target, $"abort-warm-{leg.Leg}", warm);
         foreach (var client in warming)
         {
             client.Drop();
@@ -499,8 +498,7 @@ internal sealed class BenchRun : IAsyncDisposable
         await Ledger.WaitForAsync(entries => entries.All(e => e.EndedAt is not null), StepTimeout);
 
         Ledger.Clear();
-        var clients = await StreamClient.OpenManyAsync(
-            target, Enumerable.Range(0, count).Select(i => new StreamRequest($"abort-{leg.Leg}-{i}", 1, 3600)), _options.ConnectConcurrency, null, CancellationToken.None);
+        var clients = await OpenSlowStreamsAsync(target, $"abort-{leg.Leg}", count);
         var flowing = clients.Count(c => c.Events > 0);
         leg.FailedStreams += count - flowing;
         await Task.Delay(_options.Settle);
@@ -551,17 +549,21 @@ internal sealed class BenchRun : IAsyncDisposable
         await WhenEnded(clients, StepTimeout);
     }
 
-    /// <summary>The proxy's CPU ticks once it has used under 2 % of a core over 200 ms (at most 10 s).</summary>
+    /// <summary>Streams of one token per second that last an hour, <paramref name="count"/> of them.</summary>
+    private Task<List<StreamClient>> OpenSlowStreamsAsync(IPEndPoint target, string prefix, int count) =>
+        StreamClient.OpenManyAsync(
+            target, Enumerable.Range(0, count).Select(i => new StreamRequest($"{prefix}-{i}", 1, 3600)), _options.ConnectConcurrency, null, CancellationToken.None);
+
+    /// <summary>The proxy's CPU ticks once it has used at most one tick (10 ms) in 200 ms (at most 10 s).</summary>
     private static async Task<long> IdleCpuTicksAsync(ProxyProcess proxy)
     {
-        var idle = ProcessStats.TicksPerSecond * 0.2 * 0.02;
         var bound = Stopwatch.StartNew();
         var last = proxy.CpuTicks();
         while (bound.Elapsed < TimeSpan.FromSeconds(10))
         {
             await Task.Delay(TimeSpan.FromMilliseconds(200));
             var now = proxy.CpuTicks();
-            if (now - last <= Math.Max(1, idle))
+            if (now - last <= 1)
             {
                 return now;
             }
