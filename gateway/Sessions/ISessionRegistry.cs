@@ -9,8 +9,11 @@ namespace Gateway.Sessions;
 internal interface ISessionRegistry
 {
     /// <summary>Makes the caller the owner of <paramref name="key"/>; a previous owner, on this replica
-    /// or another, is cancelled with <see cref="CancelReason.Superseded"/>. Never waits on the network.</summary>
-    Lease Claim(SessionKey key);
+    /// or another, is cancelled with <see cref="CancelReason.Superseded"/>. Completes once the claim has
+    /// its place in the deployment's order, so a request that arrives after this stream began, on any
+    /// replica, is the newer one: at once in-process; across replicas after one Redis round trip, or
+    /// after the Redis timeout (then the claim is local only). Never faults.</summary>
+    ValueTask<Lease> ClaimAsync(SessionKey key);
 
     /// <summary>Gives up the lease if it still owns its key; a superseded lease changes nothing.</summary>
     void Release(Lease lease);

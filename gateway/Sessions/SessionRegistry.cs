@@ -37,6 +37,8 @@ internal sealed class SessionRegistry(TimeProvider time) : ISessionRegistry
         }
     }
 
+    ValueTask<Lease> ISessionRegistry.ClaimAsync(SessionKey key) => new(Claim(key));
+
     /// <summary>Removes the lease if it still owns its key; a superseded lease changes nothing.</summary>
     public void Release(Lease lease)
     {

@@ -52,7 +52,7 @@ internal sealed class SessionStreamStep(
             return;
         }
 
-        var lease = resolved.Key is { } key ? registry.Claim(key) : null;
+        var lease = resolved.Key is { } key ? await registry.ClaimAsync(key) : null;
         var accounted = lease is not null || facts.Model is not null;
         var model = models.For(facts.Model);
         if (accounted)

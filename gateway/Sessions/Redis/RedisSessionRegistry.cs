@@ -13,16 +13,17 @@ namespace Gateway.Sessions.Redis;
 /// Supersede across replicas. The local <see cref="SessionRegistry"/> stays the source of truth for
 /// this replica's leases and decides local supersede at once; Redis adds the order between replicas:
 /// <list type="bullet">
-/// <item>a claim runs <see cref="RedisScripts.Claim"/> in the background: the key's next epoch (INCR),
-/// an owner record <c>replica:epoch</c> with a TTL, and an announcement <c>c hash epoch replica lease</c>
-/// on the deployment's channel;</item>
+/// <item>a claim runs <see cref="RedisScripts.Claim"/>, and the request goes upstream once it answered:
+/// the key's next epoch (INCR), an owner record <c>replica:epoch</c> with a TTL, and an announcement
+/// <c>c hash epoch replica lease</c> on the deployment's channel;</item>
 /// <item>every replica reads the channel in order and cancels its own lease for that key when a higher
 /// epoch is announced by another replica, so of two simultaneous claims the higher epoch survives;</item>
 /// <item>an explicit stop is announced as <c>s tenant-hash replica</c>.</item>
 /// </list>
 /// Keys and messages carry SHA-256 hashes of <see cref="SessionKey.Value"/> and
 /// <see cref="SessionKey.TenantSession"/>, never a session id or a credential. When Redis does not
-/// answer, claims are local only and nothing waits; a probe brings cross-replica mode back.
+/// answer, claims are local only and nothing waits (a claim in flight waits at most the Redis timeout);
+/// a probe brings cross-replica mode back.
 /// </summary>
 internal sealed class RedisSessionRegistry : ISessionRegistry, IAsyncDisposable
 {
@@ -104,20 +105,29 @@ internal sealed class RedisSessionRegistry : ISessionRegistry, IAsyncDisposable
         _loop = Task.Run(() => RunAsync(_stopping.Token));
     }
 
-    public Lease Claim(SessionKey key)
+    /// <summary>
+    /// Supersedes locally at once, then waits for the Redis claim (bounded by the Redis timeout, never
+    /// faulting): a stream whose upstream request has begun holds an epoch, so any claim made after it
+    /// began, here or on another replica, gets a higher one and supersedes it. Without the wait, a claim
+    /// delayed on its way to Redis could be ordered after a newer request's, and the newer one would lose.
+    /// </summary>
+    public async ValueTask<Lease> ClaimAsync(SessionKey key)
     {
         var hash = Hash(key.Value);
+        Tracked tracked;
         // One stripe per key hash keeps the local order of claims and the order of their Redis claims the
         // same, so the lease that survives here is the one whose epoch is announced last.
         lock (_stripes[StringComparer.Ordinal.GetHashCode(hash) & (StripeCount - 1)])
         {
             var lease = _local.Claim(key);
             _tracked.TryGetValue(hash, out var previous);
-            var tracked = new Tracked(lease, hash);
+            tracked = new Tracked(lease, hash);
             _tracked[hash] = tracked;
-            tracked.Claimed = ClaimAsync(tracked, previous?.Claimed);
-            return lease;
+            tracked.Claimed = OrderAsync(tracked, previous?.Claimed);
         }
+
+        await tracked.Claimed;
+        return tracked.Lease;
     }
 
     public void Release(Lease lease)
@@ -179,7 +189,7 @@ internal sealed class RedisSessionRegistry : ISessionRegistry, IAsyncDisposable
         return cancelled;
     }
 
-    private async Task ClaimAsync(Tracked tracked, Task? previous)
+    private async Task OrderAsync(Tracked tracked, Task? previous)
     {
         if (previous is not null)
         {

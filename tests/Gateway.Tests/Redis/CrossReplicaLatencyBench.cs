@@ -40,9 +40,16 @@ public sealed class CrossReplicaLatencyBench(ITestOutputHelper output)
             var sentWall = DateTimeOffset.UtcNow;
             var newer = await StreamReading.SendAndReadAsync(replicas.B.Client,
                 StreamReading.ChatRequest("/v1/chat/completions", "short", session, maxTokens: 1));
-            await StreamReading.ReadToEndAsync(old);
+            // Checked before reading the old stream: if the newer request lost, the old one would run for
+            // minutes (a million tokens), so that read is bounded too.
+            Assert.True(newer.StatusCode == 200 && newer.DataEvents.Count > 0 && newer.DataEvents[^1] == "[DONE]",
+                $"round {i}: the newer request on B answered {newer.StatusCode}: {string.Join(" | ", newer.Lines.Take(5))}");
+            using (var deadline = new CancellationTokenSource(Wait.Timeout))
+            {
+                await StreamReading.ReadToEndAsync(old, deadline.Token);
+            }
+
             var entry = await replicas.WaitForEntryAsync(session, e => e.EndedAt is not null);
-            Assert.Equal("[DONE]", newer.DataEvents[^1]);
             Assert.True(entry.Cancelled);
             if (i >= 0)
             {

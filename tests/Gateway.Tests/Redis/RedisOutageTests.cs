@@ -40,6 +40,60 @@ public sealed class RedisOutageTests
     }
 
     [Fact]
+    public async Task RedisFrozen_ClaimWaitsForItsOrder_UpstreamNotContactedUntilRedisAnswers_ThenNewerOnBSupersedes()
+    {
+        // A timeout longer than the freeze: the claim is ordered late, not given up.
+        await using var replicas = await Replicas.StartAsync(redisTimeout: TimeSpan.FromSeconds(10));
+        await replicas.Redis.PauseAsync();
+
+        var oldResponse = StreamReading.SendAsync(replicas.A.Client, CrossReplicaTests.Long("frozen-order"));
+        // The claim has no place in the deployment's order while Redis is frozen, so the request must not
+        // reach the model server yet. An absence can only be checked for a while: a gateway that forwarded
+        // before its claim was ordered shows the request here within milliseconds.
+        var early = await Assert.ThrowsAsync<TimeoutException>(() => replicas.Mock.Ledger.WaitForAsync(
+            all => all.Any(e => e.SessionId == "frozen-order"), TimeSpan.FromMilliseconds(500)));
+        Assert.Contains("Ledger condition not met", early.Message, StringComparison.Ordinal);
+
+        replicas.Redis.Resume();
+        using var old = await oldResponse;
+        Assert.Equal(200, (int)old.StatusCode);
+        await replicas.WaitForEntryAsync("frozen-order", e => e.TokensSent >= 1);
+
+        // Now that the stream has begun, a newer request on the other replica is ordered after it.
+        var fresh = await StreamReading.SendAndReadAsync(replicas.B.Client, CrossReplicaTests.Short("frozen-order"));
+        Assert.Equal(200, fresh.StatusCode);
+        Assert.Equal("[DONE]", fresh.DataEvents[^1]);
+        using var deadline = new CancellationTokenSource(Wait.Timeout);
+        Assert.Equal("request_superseded", CrossReplicaTests.ErrorType(await StreamReading.ReadToEndAsync(old, deadline.Token)));
+        Assert.True((await replicas.WaitForEntryAsync("frozen-order", e => e.EndedAt is not null)).Cancelled);
+        Assert.True(replicas.A.Registry.Available); // ordered late is not an outage
+        Assert.Equal(0, replicas.A.Warnings.Count(UnavailableEventId));
+    }
+
+    [Fact]
+    public async Task RedisFrozen_ClaimGivesUpAfterTheTimeout_ServedLocally_OneWarning_ThenCrossReplicaAgain()
+    {
+        await using var replicas = await Replicas.StartAsync(); // RedisTimeout 250 ms, the default
+        await replicas.Redis.PauseAsync();
+
+        // A Redis that holds its connections open but answers nothing delays a claim by the timeout, no more.
+        var served = await StreamReading.SendAndReadAsync(replicas.A.Client, CrossReplicaTests.Short("frozen"));
+        Assert.Equal("[DONE]", served.DataEvents[^1]);
+        await replicas.A.WaitAvailableAsync(false);
+        Assert.Equal(1, await replicas.A.Warnings.WaitForAsync(UnavailableEventId));
+        await CrossReplicaTests.AssertSupersedesAsync(replicas.Mock, replicas.A, replicas.A, "frozen-local");
+        // (No gauge check here: B, which claimed nothing, may still read available, and in-process hosts
+        // share one gauge series; the kill test above checks the gauge with both replicas down.)
+
+        replicas.Redis.Resume();
+        await replicas.A.WaitAvailableAsync();
+        await replicas.B.WaitAvailableAsync();
+        await CrossReplicaTests.AssertSupersedesAsync(replicas.Mock, replicas.A, replicas.B, "after-thaw");
+        await CrossReplicaTests.AssertSupersedesAsync(replicas.Mock, replicas.B, replicas.A, "after-thaw");
+        Assert.Equal(1, replicas.A.Warnings.Count(UnavailableEventId));
+    }
+
+    [Fact]
     public async Task RedisUnreachableAtStart_GatewayStartsAndServes_LocalSupersede_GaugeZero()
     {
         await using var mock = await MockLlmServer.StartAsync(new MockLlmOptions { TokensPerSecond = 40, TimeToFirstTokenMs = 20 });

@@ -25,13 +25,17 @@ internal sealed class Replica : IAsyncDisposable
 
     public RedisSessionRegistry Registry => (RedisSessionRegistry)Host.Services.GetRequiredService<ISessionRegistry>();
 
-    public static async Task<Replica> StartAsync(Uri upstream, string redis, string prefix = "llmgw")
+    public static async Task<Replica> StartAsync(Uri upstream, string redis, string prefix = "llmgw", TimeSpan? redisTimeout = null)
     {
         var warnings = new WarningLog();
         var host = await GatewayHost.StartAsync(upstream, configure: settings =>
         {
             settings["Gateway:Sessions:Redis"] = redis;
             settings["Gateway:Sessions:RedisPrefix"] = prefix;
+            if (redisTimeout is { } timeout)
+            {
+                settings["Gateway:Sessions:RedisTimeout"] = timeout.ToString("c", System.Globalization.CultureInfo.InvariantCulture);
+            }
         }, builder: web => web.Logging.AddProvider(warnings));
         return new Replica(host, warnings);
     }
@@ -83,12 +87,12 @@ internal sealed class Replicas : IAsyncDisposable
 
     public Replica B { get; }
 
-    public static async Task<Replicas> StartAsync(string prefixA = "llmgw", string prefixB = "llmgw")
+    public static async Task<Replicas> StartAsync(string prefixA = "llmgw", string prefixB = "llmgw", TimeSpan? redisTimeout = null)
     {
         var redis = await RedisServer.StartAsync();
         var mock = await MockLlmServer.StartAsync(new MockLlmOptions { TokensPerSecond = 40, TimeToFirstTokenMs = 20 });
-        var a = await Replica.StartAsync(mock.BaseAddress, redis.ConnectionString, prefixA);
-        var b = await Replica.StartAsync(mock.BaseAddress, redis.ConnectionString, prefixB);
+        var a = await Replica.StartAsync(mock.BaseAddress, redis.ConnectionString, prefixA, redisTimeout);
+        var b = await Replica.StartAsync(mock.BaseAddress, redis.ConnectionString, prefixB, redisTimeout);
         await a.WaitAvailableAsync();
         await b.WaitAvailableAsync();
         return new Replicas(redis, mock, a, b);
