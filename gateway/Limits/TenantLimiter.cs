@@ -6,11 +6,10 @@ namespace Gateway.Limits;
 /// Each tenant's token bucket and concurrency count, shared by that tenant's partitions of the
 /// <c>per-tenant</c> policy (one for requests that supersede its own stream, one for the rest). A
 /// tenant's state lives exactly as long as one of its partitions does: the ASP.NET rate limiter
-/// creates the partitions, replenishes them on its 100 ms heartbeat and drops them when idle, so
-/// there is one pass per tenant on that heartbeat, no timer per tenant, and a flood of credentials
-/// costs bounded memory.
+/// creates the partitions and drops them once idle (it looks every 100 ms); the bucket refills from
+/// the clock, so there is no timer per tenant, and a flood of credentials costs bounded memory.
 /// </summary>
-internal sealed class TenantLimits(Microsoft.Extensions.Options.IOptions<RateLimitOptions> options) : IDisposable
+internal sealed class TenantLimits(Microsoft.Extensions.Options.IOptions<RateLimitOptions> options, TimeProvider time) : IDisposable
 {
     public static readonly MetadataName<string> Limit = new("llm_gateway.limit");
 
@@ -38,7 +37,7 @@ internal sealed class TenantLimits(Microsoft.Extensions.Options.IOptions<RateLim
         {
             if (!_tenants.TryGetValue(tenant, out var state))
             {
-                state = new TenantState(_options);
+                state = new TenantState(_options, time);
                 _tenants[tenant] = state;
             }
 
@@ -76,39 +75,97 @@ internal sealed class TenantLimits(Microsoft.Extensions.Options.IOptions<RateLim
     }
 }
 
-/// <summary>One tenant's bucket (replenished by its partitions' heartbeat) and concurrency count.</summary>
-internal sealed class TenantState(RateLimitOptions o) : IDisposable
+/// <summary>One tenant's request bucket and concurrency count.</summary>
+internal sealed class TenantState(RateLimitOptions o, TimeProvider time) : IDisposable
 {
-    public TokenBucketRateLimiter Rate { get; } = new(new TokenBucketRateLimiterOptions
-    {
-        TokenLimit = o.TokenLimit,
-        TokensPerPeriod = o.TokensPerPeriod,
-        ReplenishmentPeriod = o.ReplenishmentPeriod,
-        QueueLimit = 0,
-        AutoReplenishment = false, // the partition's heartbeat calls TryReplenish
-    });
+    public TenantBucket Rate { get; } = new(o, time);
 
     public ConcurrencyLimiter Concurrency { get; } = new(new ConcurrencyLimiterOptions { PermitLimit = o.MaxConcurrentStreams, QueueLimit = 0 });
 
     /// <summary>Partitions holding this state; guarded by <see cref="TenantLimits"/>' lock.</summary>
     public int References { get; set; }
 
-    public void Dispose()
+    public void Dispose() => Concurrency.Dispose();
+}
+
+/// <summary>
+/// A tenant's request bucket: <see cref="RateLimitOptions.TokenLimit"/> requests at once, refilled
+/// continuously at <see cref="RateLimitOptions.TokensPerPeriod"/> per
+/// <see cref="RateLimitOptions.ReplenishmentPeriod"/>, worked out from the clock when asked, so it needs
+/// no timer and no heartbeat. Not <see cref="TokenBucketRateLimiter"/> in manual mode: that one does not
+/// move its clock on while it is full, so a bucket that sat full refills completely at the first
+/// <c>TryReplenish</c> after it is emptied, which let a tenant spend twice its burst within 100 ms.
+/// </summary>
+internal sealed class TenantBucket
+{
+    private readonly Lock _gate = new();
+    private readonly TimeProvider _time;
+    private readonly int _limit;
+    private readonly double _perTimestampTick;
+    private double _tokens;
+    private long _at;
+
+    public TenantBucket(RateLimitOptions o, TimeProvider time)
     {
-        Rate.Dispose();
-        Concurrency.Dispose();
+        _time = time;
+        _limit = o.TokenLimit;
+        _perTimestampTick = o.TokensPerPeriod / (o.ReplenishmentPeriod.TotalSeconds * time.TimestampFrequency);
+        _tokens = o.TokenLimit;
+        _at = time.GetTimestamp();
+    }
+
+    /// <summary>Takes <paramref name="count"/> requests' worth, or says how long until there is that much.</summary>
+    public bool TryTake(int count, out TimeSpan retryAfter)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(count);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(count, _limit);
+        lock (_gate)
+        {
+            Refill();
+            if (_tokens >= count)
+            {
+                _tokens -= count;
+                retryAfter = TimeSpan.Zero;
+                return true;
+            }
+
+            retryAfter = TimeSpan.FromSeconds((count - _tokens) / _perTimestampTick / _time.TimestampFrequency);
+            return false;
+        }
+    }
+
+    /// <summary>True once the bucket is full again: forgetting it then loses nothing.</summary>
+    public bool IsFull
+    {
+        get
+        {
+            lock (_gate)
+            {
+                Refill();
+                return _tokens >= _limit;
+            }
+        }
+    }
+
+    private void Refill()
+    {
+        var now = _time.GetTimestamp();
+        _tokens = Math.Min(_limit, _tokens + ((now - _at) * _perTimestampTick));
+        _at = now;
     }
 }
 
 /// <summary>
-/// One of a tenant's two partitions of the <c>per-tenant</c> policy: a permit from the tenant's token
-/// bucket and, unless the request supersedes the tenant's own active stream, a slot from its
-/// concurrency count. The ASP.NET rate limiter creates it, replenishes it every 100 ms and disposes
-/// it once idle; it is never idle while the tenant's bucket is refilling or a slot is held, so no
-/// state is forgotten that a limit still depends on.
+/// One of a tenant's two partitions of the <c>per-tenant</c> policy: a request from the tenant's bucket
+/// and, unless the request supersedes the tenant's own active stream, a slot from its concurrency
+/// count. The ASP.NET rate limiter creates it and disposes it once idle; it is never idle while the
+/// tenant's bucket is refilling or a slot is held, so no state is forgotten that a limit still depends on.
 /// </summary>
-internal sealed class TenantLimiter : ReplenishingRateLimiter
+internal sealed class TenantLimiter : RateLimiter
 {
+    private static readonly RateLimitLease Granted = new Decision(acquired: true, limit: null, retryAfter: null);
+    private static readonly RateLimitLease NoSlot = new Decision(acquired: false, limit: "concurrency", retryAfter: null);
+
     private readonly string _tenant;
     private readonly bool _superseding;
     private readonly TenantLimits _limits;
@@ -125,40 +182,33 @@ internal sealed class TenantLimiter : ReplenishingRateLimiter
     }
 
     public override TimeSpan? IdleDuration =>
-        _state.Rate.IdleDuration is null || _state.Concurrency.IdleDuration is null
+        _state.Concurrency.IdleDuration is null || !_state.Rate.IsFull
             ? null
             : TimeSpan.FromMilliseconds(Environment.TickCount64 - Volatile.Read(ref _lastUsed));
-
-    public override bool IsAutoReplenishing => false;
-
-    public override TimeSpan ReplenishmentPeriod => _state.Rate.ReplenishmentPeriod;
-
-    public override bool TryReplenish() => _state.Rate.TryReplenish();
 
     public override RateLimiterStatistics? GetStatistics() => null;
 
     protected override RateLimitLease AttemptAcquireCore(int permitCount)
     {
         Volatile.Write(ref _lastUsed, Environment.TickCount64);
-        var rate = _state.Rate.AttemptAcquire(permitCount);
-        if (!rate.IsAcquired)
+        if (!_state.Rate.TryTake(permitCount, out var retryAfter))
         {
-            return new LabelledLease(rate, "rate");
+            return new Decision(acquired: false, limit: "rate", retryAfter);
         }
 
         if (_superseding)
         {
-            return rate;
+            return Granted;
         }
 
         var slot = _state.Concurrency.AttemptAcquire(permitCount);
         if (!slot.IsAcquired)
         {
-            rate.Dispose();
-            return new LabelledLease(slot, "concurrency");
+            slot.Dispose();
+            return NoSlot;
         }
 
-        return new BothLease(rate, slot);
+        return slot;
     }
 
     protected override void Dispose(bool disposing)
@@ -180,52 +230,25 @@ internal sealed class TenantLimiter : ReplenishingRateLimiter
     protected override ValueTask<RateLimitLease> AcquireAsyncCore(int permitCount, CancellationToken cancellationToken) =>
         new(AttemptAcquireCore(permitCount)); // no queueing: a stream waiting for a slot is worse than a clear 429
 
-    /// <summary>A rejection that says which limit refused it.</summary>
-    private sealed class LabelledLease(RateLimitLease inner, string limit) : RateLimitLease
+    /// <summary>A lease that holds nothing: a grant without a slot, or a refusal that says which limit
+    /// refused it and, for the rate, when to retry.</summary>
+    private sealed class Decision(bool acquired, string? limit, TimeSpan? retryAfter) : RateLimitLease
     {
-        public override bool IsAcquired => inner.IsAcquired;
+        public override bool IsAcquired => acquired;
 
-        public override IEnumerable<string> MetadataNames => [.. inner.MetadataNames, TenantLimits.Limit.Name];
+        public override IEnumerable<string> MetadataNames =>
+            [.. limit is null ? [] : new[] { TenantLimits.Limit.Name }, .. retryAfter is null ? [] : new[] { MetadataName.RetryAfter.Name }];
 
         public override bool TryGetMetadata(string metadataName, out object? metadata)
         {
-            if (metadataName == TenantLimits.Limit.Name)
-            {
-                metadata = limit;
-                return true;
-            }
-
-            return inner.TryGetMetadata(metadataName, out metadata);
+            metadata = metadataName == TenantLimits.Limit.Name ? limit
+                : metadataName == MetadataName.RetryAfter.Name ? retryAfter
+                : null;
+            return metadata is not null;
         }
 
         protected override void Dispose(bool disposing)
         {
-            if (disposing)
-            {
-                inner.Dispose();
-            }
-        }
-    }
-
-    private sealed class BothLease(RateLimitLease rate, RateLimitLease slot) : RateLimitLease
-    {
-        public override bool IsAcquired => true;
-
-        public override IEnumerable<string> MetadataNames => [];
-
-        public override bool TryGetMetadata(string metadataName, out object? metadata)
-        {
-            metadata = null;
-            return false;
-        }
-
-        protected override void Dispose(bool disposing)
-        {
-            if (disposing)
-            {
-                slot.Dispose();
-                rate.Dispose();
-            }
         }
     }
 }

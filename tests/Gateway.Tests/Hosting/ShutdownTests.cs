@@ -12,7 +12,9 @@ public sealed class ShutdownTests
     {
         var mock = await MockLlm.MockLlmServer.StartAsync(new MockLlm.MockLlmOptions { TokensPerSecond = 20, TimeToFirstTokenMs = 10 });
         await using var mockScope = mock;
-        var gateway = await GatewayHost.StartAsync(mock.BaseAddress, s => s["Gateway:Shutdown:DrainTimeout"] = "00:00:01");
+        // The short stream needs about 0.4 s more after the stop begins, the long one 50 s: a deadline of
+        // 5 s leaves the short one room on a loaded machine (1 s was missed once in CI) and still cuts the long one.
+        var gateway = await GatewayHost.StartAsync(mock.BaseAddress, s => s["Gateway:Shutdown:DrainTimeout"] = "00:00:05");
         using var client = StreamReading.NewClient(gateway.BaseAddress);
         using var longStream = await StreamReading.SendAsync(client, StreamReading.ChatRequest("/v1/chat/completions", "long", "long", maxTokens: 400,
             headers: new Dictionary<string, string> { ["X-Mock-Completion-Tokens"] = "1000" }));
