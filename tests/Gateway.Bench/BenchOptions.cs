@@ -44,6 +44,10 @@ internal sealed class BenchOptions
 
     public int MassAbortStreams { get; private set; } = 10000;
 
+    /// <summary>Environment variables for the .NET proxies (gateway and plain YARP alike), for trying a
+    /// runtime setting on both: <c>--proxy-env DOTNET_X=1</c>, repeatable.</summary>
+    public Dictionary<string, string> ProxyEnvironment { get; } = new(StringComparer.Ordinal);
+
     /// <summary>Connections being opened at once while ramping up (the listen backlogs are 512).</summary>
     public int ConnectConcurrency { get; private set; } = 128;
 
@@ -64,6 +68,7 @@ internal sealed class BenchOptions
           --memory-levels N1,N2,...   concurrent streams for the memory figure (default 1000,5000,10000)
           --memory-hold SECONDS       how long the memory phase's streams last (default 35)
           --mass-abort N              clients that vanish at once (default 10000)
+          --proxy-env NAME=VALUE      an environment variable for both .NET proxies (repeatable)
         Stream counts above what the file-descriptor limit allows are lowered to fit, and the run says so.
         """;
 
@@ -105,6 +110,15 @@ internal sealed class BenchOptions
                 case "--memory-levels": options.MemoryLevels = [.. value.Split(',').Select(v => Int(v, name))]; break;
                 case "--memory-hold": options.MemoryHold = TimeSpan.FromSeconds(Double(value, name)); break;
                 case "--mass-abort": options.MassAbortStreams = Int(value, name); break;
+                case "--proxy-env":
+                    var equals = value.IndexOf('=', StringComparison.Ordinal);
+                    if (equals < 1)
+                    {
+                        throw new ArgumentException($"{name} wants NAME=VALUE, got '{value}'.");
+                    }
+
+                    options.ProxyEnvironment[value[..equals]] = value[(equals + 1)..];
+                    break;
                 default: throw new ArgumentException($"Unknown flag {name}.");
             }
         }

@@ -58,6 +58,11 @@ internal sealed class BenchRun : IAsyncDisposable
             result.Notes.Add("nginx is not installed (apt-get install nginx-light): its leg was skipped.");
         }
 
+        foreach (var (name, value) in options.ProxyEnvironment)
+        {
+            result.Notes.Add($"both .NET proxies ran with {name}={value}.");
+        }
+
         var outPath = Path.GetFullPath(options.Out);
         var logDirectory = Path.Combine(Path.GetDirectoryName(outPath)!, "logs");
         var mock = await MockLlmServer.StartAsync(new MockLlmOptions { TokensPerSecond = 50, TimeToFirstTokenMs = 0 });
@@ -70,7 +75,7 @@ internal sealed class BenchRun : IAsyncDisposable
         Console.WriteLine($"bench: legs {string.Join(", ", legs)}; open-files limit {limit} → at most {maxStreams} concurrent streams; logs in {logDirectory}");
         foreach (var leg in legs.Where(l => l != LegNames.Direct))
         {
-            run._proxies[leg] = await ProxyProcess.StartAsync(leg, mock.BaseAddress, logDirectory, options.NginxWorkers);
+            run._proxies[leg] = await ProxyProcess.StartAsync(leg, mock.BaseAddress, logDirectory, options.NginxWorkers, options.ProxyEnvironment);
         }
 
         if (options.Phases.Contains("first-token"))
@@ -181,7 +186,7 @@ internal sealed class BenchRun : IAsyncDisposable
         await StopProxyAsync(leg);
         if (leg != LegNames.Direct)
         {
-            _proxies[leg] = await ProxyProcess.StartAsync(leg, _mock.BaseAddress, _logDirectory, _options.NginxWorkers);
+            _proxies[leg] = await ProxyProcess.StartAsync(leg, _mock.BaseAddress, _logDirectory, _options.NginxWorkers, _options.ProxyEnvironment);
         }
     }
 

@@ -42,7 +42,8 @@ internal sealed class ProxyProcess : IAsyncDisposable
     private static string? NginxPath =>
         new[] { "/usr/sbin/nginx", "/usr/bin/nginx", "/usr/local/sbin/nginx" }.FirstOrDefault(File.Exists);
 
-    public static async Task<ProxyProcess> StartAsync(string leg, Uri upstream, string logDirectory, string nginxWorkers)
+    public static async Task<ProxyProcess> StartAsync(string leg, Uri upstream, string logDirectory, string nginxWorkers,
+        IReadOnlyDictionary<string, string> dotnetEnvironment)
     {
         Directory.CreateDirectory(logDirectory);
         var port = FreePort();
@@ -59,6 +60,14 @@ internal sealed class ProxyProcess : IAsyncDisposable
         foreach (var name in new[] { "ASPNETCORE_URLS", "ASPNETCORE_HTTP_PORTS", "ASPNETCORE_HTTPS_PORTS", "DOTNET_URLS", "ASPNETCORE_ENVIRONMENT" })
         {
             start.Environment.Remove(name);
+        }
+
+        if (leg is LegNames.Gateway or LegNames.PlainYarp)
+        {
+            foreach (var (name, value) in dotnetEnvironment)
+            {
+                start.Environment[name] = value;
+            }
         }
 
         // The line each proxy prints once its socket listens: the signal start-up waits on.
