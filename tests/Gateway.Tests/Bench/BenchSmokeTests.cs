@@ -78,6 +78,22 @@ public sealed class BenchSmokeTests
         }
     }
 
+    [Theory]
+    [InlineData("--proxy-env", "NO_EQUALS_SIGN", "wants NAME=VALUE")]
+    [InlineData("--proxy-env", "=value", "wants NAME=VALUE")]
+    [InlineData("--rounds", "three", "--rounds")]
+    [InlineData("--legs", "direct,haproxy", "Unknown leg haproxy")]
+    [InlineData("--frobnicate", "1", "Unknown flag --frobnicate")]
+    public async Task BadFlag_ExitsWith2_NamesTheProblem_RunsNothing(string flag, string value, string expected)
+    {
+        var (exitCode, output) = await RunBenchAsync(flag, value, "--out", Path.Combine(Path.GetTempPath(), "bench-bad-flag-never-written.json"));
+
+        Assert.Equal(2, exitCode);
+        Assert.Contains(expected, output, StringComparison.Ordinal);
+        Assert.Contains("--proxy-env NAME=VALUE", output, StringComparison.Ordinal); // the usage follows
+        Assert.DoesNotContain("bench: wrote", output, StringComparison.Ordinal);
+    }
+
     private static JsonElement Percentiles(JsonElement leg, string name)
     {
         var value = leg.GetProperty(name);
