@@ -236,8 +236,21 @@ internal sealed class TenantLimiter : RateLimiter
     {
         public override bool IsAcquired => acquired;
 
-        public override IEnumerable<string> MetadataNames =>
-            [.. limit is null ? [] : new[] { TenantLimits.Limit.Name }, .. retryAfter is null ? [] : new[] { MetadataName.RetryAfter.Name }];
+        public override IEnumerable<string> MetadataNames
+        {
+            get
+            {
+                if (limit is not null)
+                {
+                    yield return TenantLimits.Limit.Name;
+                }
+
+                if (retryAfter is not null)
+                {
+                    yield return MetadataName.RetryAfter.Name;
+                }
+            }
+        }
 
         public override bool TryGetMetadata(string metadataName, out object? metadata)
         {
