@@ -23,6 +23,14 @@ public sealed class CrossReplicaTests
             ? error.GetProperty("type").GetString()
             : null;
 
+    /// <summary>The explicit stop of <paramref name="sessionId"/>, sent to <paramref name="via"/> with a credential.</summary>
+    private static async Task<HttpResponseMessage> StopAsync(Replica via, string sessionId, string authorization)
+    {
+        using var stop = new HttpRequestMessage(HttpMethod.Post, $"/v1/sessions/{sessionId}/cancel");
+        stop.Headers.Authorization = AuthenticationHeaderValue.Parse(authorization);
+        return await via.Client.SendAsync(stop);
+    }
+
     /// <summary>An older stream on <paramref name="older"/>, a newer request for the same session on
     /// <paramref name="newer"/>: the older client is told it was superseded and its upstream stops.</summary>
     internal static async Task AssertSupersedesAsync(MockLlmServer mock, Replica older, Replica newer, string sessionId)
@@ -92,9 +100,7 @@ public sealed class CrossReplicaTests
         using var stream = await StreamReading.SendAsync(replicas.A.Client, Long("stop-x", "Bearer alice"));
         await replicas.WaitForEntryAsync("stop-x", e => e.TokensSent >= 2);
 
-        using var stop = new HttpRequestMessage(HttpMethod.Post, "/v1/sessions/stop-x/cancel");
-        stop.Headers.Authorization = AuthenticationHeaderValue.Parse("Bearer alice");
-        using var stopped = await replicas.B.Client.SendAsync(stop);
+        using var stopped = await StopAsync(replicas.B, "stop-x", "Bearer alice");
         var transcript = await StreamReading.ReadToEndAsync(stream);
 
         Assert.Equal(200, (int)stopped.StatusCode);
@@ -111,15 +117,11 @@ public sealed class CrossReplicaTests
         using var stream = await StreamReading.SendAsync(replicas.A.Client, Long("stop-y", "Bearer alice"));
         await replicas.WaitForEntryAsync("stop-y", e => e.TokensSent >= 2);
 
-        using var stop = new HttpRequestMessage(HttpMethod.Post, "/v1/sessions/stop-y/cancel");
-        stop.Headers.Authorization = AuthenticationHeaderValue.Parse("Bearer mallory");
-        using var refused = await replicas.B.Client.SendAsync(stop);
+        using var refused = await StopAsync(replicas.B, "stop-y", "Bearer mallory");
 
         Assert.Equal(404, (int)refused.StatusCode);
         // A stop for alice's session from B afterwards still finds it: the stream was not touched.
-        using var own = new HttpRequestMessage(HttpMethod.Post, "/v1/sessions/stop-y/cancel");
-        own.Headers.Authorization = AuthenticationHeaderValue.Parse("Bearer alice");
-        using var stopped = await replicas.B.Client.SendAsync(own);
+        using var stopped = await StopAsync(replicas.B, "stop-y", "Bearer alice");
         Assert.Equal(200, (int)stopped.StatusCode);
         Assert.Equal("request_stopped", ErrorType(await StreamReading.ReadToEndAsync(stream)));
     }
