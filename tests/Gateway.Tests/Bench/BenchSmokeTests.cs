@@ -20,7 +20,7 @@ public sealed class BenchSmokeTests
         try
         {
             var outPath = Path.Combine(directory.FullName, "smoke.json");
-            var (exitCode, output) = await RunBenchAsync("--smoke", "--out", outPath);
+            var (exitCode, output) = await RunBenchAsync("--smoke", "--out", outPath, "--proxy-env", "DOTNET_gcServer=1");
             Assert.True(exitCode == 0, $"bench exited with {exitCode}:\n{output}");
 
             using var json = JsonDocument.Parse(await File.ReadAllTextAsync(outPath));
@@ -70,6 +70,7 @@ public sealed class BenchSmokeTests
             Assert.Equal(4, Percentiles(gateway, "supersedeMs").GetProperty("samples").GetInt32());
             Assert.NotEqual(JsonValueKind.Null, gateway.GetProperty("supersedeWastedTokens").ValueKind);
             Assert.NotEmpty(json.RootElement.GetProperty("targets").EnumerateArray());
+            Assert.Contains(json.RootElement.GetProperty("notes").EnumerateArray(), n => n.GetString() == "both .NET proxies ran with DOTNET_gcServer=1.");
             Assert.True(File.Exists(Path.ChangeExtension(outPath, ".txt")), "the table was not written");
         }
         finally
