@@ -1,3 +1,4 @@
+using Gateway.Protocols;
 using Gateway.Savings;
 using Gateway.Streams;
 using Gateway.Tokens;
@@ -33,6 +34,9 @@ internal sealed class DrainContext : IDisposable
     /// <summary>The tap of the client response, whose counter the drained bytes continue.</summary>
     public ResponseTap? Tap { get; set; }
 
+    /// <summary>The API of the stream, whose counter reads drained bytes that never reached the client.</summary>
+    public ApiAdapter Adapter { get; set; } = ApiAdapters.Other;
+
     /// <summary>True once the forwarder gave the upstream up and a drain took it over.</summary>
     public bool Began => Volatile.Read(ref _parts) > 0;
 
@@ -40,7 +44,7 @@ internal sealed class DrainContext : IDisposable
 
     /// <summary>The counter for drained bytes: the tap's, or a new one when nothing reached the client.</summary>
     public TokenCounter CounterFor(string? contentType) =>
-        _counter ??= Tap?.Counter ?? TokenCounter.For(contentType, null);
+        _counter ??= Tap?.Counter ?? Adapter.CreateCounter(contentType, null);
 
     /// <summary>The request side is done; records now if the drain already finished.</summary>
     public void RequestEnded(StreamEnd end)

@@ -3,13 +3,11 @@ using System.Text.Json;
 
 namespace Gateway.Errors;
 
-/// <summary>
-/// Errors in the shapes OpenAI-compatible clients understand: a JSON body for a response that has not
-/// started, one SSE <c>data:</c> event or one NDJSON line for a stream that has.
-/// </summary>
+/// <summary>The gateway's own endpoints' errors (stop, admin, limits) in OpenAI's shape; a proxied API's
+/// errors are written by its adapter (Protocols/).</summary>
 internal static class OpenAiError
 {
-    public static byte[] JsonBody(string message, string type, string code)
+    private static byte[] JsonBody(string message, string type, string code)
     {
         var buffer = new ArrayBufferWriter<byte>(256);
         using (var json = new Utf8JsonWriter(buffer))
@@ -17,35 +15,6 @@ internal static class OpenAiError
             WriteErrorObject(json, message, type, code);
         }
 
-        return buffer.WrittenSpan.ToArray();
-    }
-
-    /// <summary><c>data: {"error": {...}}</c> and the blank line that ends the event: what OpenAI SDKs surface as an error.</summary>
-    public static byte[] SseEvent(string message, string type, string code)
-    {
-        var buffer = new ArrayBufferWriter<byte>(256);
-        buffer.Write("data: "u8);
-        using (var json = new Utf8JsonWriter(buffer))
-        {
-            WriteErrorObject(json, message, type, code);
-        }
-
-        buffer.Write("\n\n"u8);
-        return buffer.WrittenSpan.ToArray();
-    }
-
-    /// <summary><c>{"error": "..."}</c> and a newline: how Ollama reports an error inside a stream.</summary>
-    public static byte[] NdjsonLine(string message)
-    {
-        var buffer = new ArrayBufferWriter<byte>(128);
-        using (var json = new Utf8JsonWriter(buffer))
-        {
-            json.WriteStartObject();
-            json.WriteString("error", message);
-            json.WriteEndObject();
-        }
-
-        buffer.Write("\n"u8);
         return buffer.WrittenSpan.ToArray();
     }
 

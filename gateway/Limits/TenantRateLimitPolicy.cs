@@ -1,3 +1,4 @@
+using Gateway.Protocols;
 using System.Globalization;
 using System.Threading.RateLimiting;
 using Gateway.Errors;
@@ -35,7 +36,8 @@ internal sealed class TenantRateLimitPolicy(TenantLimits limits, SessionKeyResol
         var limit = context.Lease.TryGetMetadata(TenantLimits.Limit, out var which) ? which! : "rate";
         var retryAfter = context.Lease.TryGetMetadata(MetadataName.RetryAfter, out var after) ? after : TimeSpan.FromSeconds(1);
         var route = http.GetEndpoint()?.Metadata.GetMetadata<RouteModel>()?.Config.RouteId ?? "none";
-        metrics.RateLimited(route, models.For(http.Features.Get<SessionRequest>()?.Facts.Model), limit);
+        var session = http.Features.Get<SessionRequest>();
+        metrics.RateLimited(route, models.For(session?.Facts.Model), session?.Adapter.Label ?? ApiAdapters.For(http.Request).Label, limit);
 
         var message = limit == "concurrency"
             ? "Too many concurrent streams for this credential; wait for one to finish or stop one."

@@ -1,3 +1,4 @@
+using Gateway.Protocols;
 using Gateway.Sessions;
 using Gateway.Streams;
 using Gateway.Telemetry;
@@ -16,7 +17,11 @@ internal sealed record StreamEnd(
     double? TimeToFirstChunkSeconds,
     double? CancelLatencySeconds,
     bool Drained,
-    string? TenantSession = null);
+    string? TenantSession = null)
+{
+    /// <summary>The API's metric label.</summary>
+    public string Api { get; init; } = ApiAdapters.Other.Label;
+}
 
 /// <summary>
 /// Turns a stream's end into its figures: tokens streamed, and for a cancellation the estimate of
@@ -68,6 +73,7 @@ internal sealed class StreamAccounting(GatewayMetrics metrics, SavingsEstimator 
         var record = new StreamRecord(
             end.Route,
             end.Model,
+            end.Api,
             end.Operation,
             end.Outcome.ToLabel(),
             tokens,

@@ -17,6 +17,12 @@ internal sealed class SessionKeyOptions : IValidatableObject
     [Range(1, 4096, ErrorMessage = "Gateway:Sessions:MaxKeyBytes must be between 1 and 4096.")]
     public int MaxKeyBytes { get; set; } = 256;
 
+    /// <summary>Most bytes of a request body buffered to find a <c>body:</c> session key (the claim must be
+    /// made before the request goes upstream). A key that lies past them is not found: the request
+    /// counts as having no body key (the next source is tried). Only routes with body sources buffer.</summary>
+    [Range(1024, 64 * 1024 * 1024, ErrorMessage = "Gateway:Sessions:MaxBodyKeyBytes must be between 1024 and 67108864.")]
+    public int MaxBodyKeyBytes { get; set; } = BodyKeyPeek.DefaultMaxBytes;
+
     /// <summary>The header whose value identifies the tenant (hashed, never stored): <c>Authorization</c>
     /// by default, an API-key header such as <c>api-key</c>, or empty to scope by route only. With an
     /// empty value every caller shares one scope, so anyone who knows a session id can supersede it.</summary>

@@ -17,6 +17,9 @@ internal sealed class SessionKeyResolver(IOptions<SessionKeyOptions> options)
     private readonly KeySource[] _defaultSources = options.Value.EffectiveSources();
     private readonly ConditionalWeakTable<KeySource[], string[][]> _bodyPaths = new();
 
+    /// <summary>Most bytes of a body buffered to find a body key.</summary>
+    public int MaxBodyKeyBytes => _options.MaxBodyKeyBytes;
+
     /// <summary>The sources in force on a route.</summary>
     public KeySource[] SourcesFor(RouteSessionPolicy policy) => policy.Sources ?? _defaultSources;
 

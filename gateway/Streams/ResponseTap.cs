@@ -1,29 +1,41 @@
+using System.Buffers;
 using System.IO.Pipelines;
+using Gateway.Protocols;
 using Gateway.Tokens;
 using Microsoft.AspNetCore.Http.Features;
 
 namespace Gateway.Streams;
 
 /// <summary>
-/// Passes the response body through unchanged, counting its tokens on the way, and remembers its last
-/// bytes, so that an error event added after an early end starts on an event (SSE) or line (NDJSON)
-/// boundary.
+/// Passes the response body to the client a whole event at a time, counting its tokens on the way.
+/// For SSE and NDJSON, the bytes after the last complete event (or line) of a write are held until
+/// the event completes, so that a stream ended early never shows its client half an event before
+/// the gateway's own terminal event. Upstreams write whole events almost always: then nothing is
+/// copied or held.
 /// </summary>
 internal sealed class ResponseTap : Stream, IHttpResponseBodyFeature
 {
+    /// <summary>An event longer than this is passed on as it comes rather than held whole.</summary>
+    public const int MaxHeldBytes = LineFramer.MaxLineBytes;
+
     private readonly IHttpResponseBodyFeature _inner;
     private readonly Stream _innerStream;
     private readonly HttpResponse? _response;
     private readonly TimeProvider _time;
+    private readonly ApiAdapter _adapter;
     private readonly bool _keepText;
     private readonly bool _countTokens;
     private PipeWriter? _writer;
-    private uint _tail; // the last four bytes written, newest in the low byte
+    private Framing _framing;
+    private bool _holding;
+    private byte[]? _held;
+    private int _heldLength;
+    private uint _tail; // the last four bytes the client was sent, newest in the low byte
+    private long _sent;
 
-    /// <param name="countTokens">False for responses nobody accounts for (no session, no model): then
-    /// no counter is made, and a large JSON body is not buffered for a count nobody reads.</param>
+    /// <param name="countTokens">False for responses nobody accounts for: then no counter is made.</param>
     public ResponseTap(IHttpResponseBodyFeature inner, HttpResponse? response = null, TimeProvider? time = null, bool keepText = false,
-        bool countTokens = true)
+        bool countTokens = true, ApiAdapter? adapter = null)
     {
         _countTokens = countTokens;
         _inner = inner;
@@ -31,25 +43,33 @@ internal sealed class ResponseTap : Stream, IHttpResponseBodyFeature
         _response = response;
         _time = time ?? TimeProvider.System;
         _keepText = keepText;
+        _adapter = adapter ?? ApiAdapters.Other;
     }
 
+    /// <summary>Bytes the upstream sent (held ones included).</summary>
     public long BytesWritten { get; private set; }
+
+    /// <summary>Bytes held back: the start of an event that has not completed.</summary>
+    public int HeldBytes => _heldLength;
 
     /// <summary><see cref="TimeProvider.GetTimestamp"/> of the first body bytes; 0 before them.</summary>
     public long FirstWriteAt { get; private set; }
 
-    /// <summary>The token counter, chosen by the response's Content-Type at its first bytes; null before them.</summary>
+    /// <summary>The token counter, chosen by the adapter and the response's Content-Type at its first bytes.</summary>
     public TokenCounter? Counter { get; private set; }
 
-    /// <summary>True when nothing was written or the bytes so far end with a blank line.</summary>
+    /// <summary>The response's framing, known from its first bytes.</summary>
+    public Framing Framing => _framing;
+
+    /// <summary>True when the client was sent nothing or its bytes end with a blank line.</summary>
     public bool AtSseEventBoundary =>
-        BytesWritten == 0
+        _sent == 0
         || (_tail & 0xFFFF) == 0x0A0A       // \n\n
         || (_tail & 0xFFFF) == 0x0D0D       // \r\r
         || _tail == 0x0D0A0D0A;             // \r\n\r\n
 
-    /// <summary>True when nothing was written or the bytes so far end with a newline.</summary>
-    public bool AtLineBoundary => BytesWritten == 0 || (_tail & 0xFF) == 0x0A;
+    /// <summary>True when the client was sent nothing or its bytes end with a newline.</summary>
+    public bool AtLineBoundary => _sent == 0 || (_tail & 0xFF) == 0x0A;
 
     Stream IHttpResponseBodyFeature.Stream => this;
 
@@ -80,11 +100,8 @@ internal sealed class ResponseTap : Stream, IHttpResponseBodyFeature
 
     public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
 
-    public override void Write(ReadOnlySpan<byte> buffer)
-    {
-        _innerStream.Write(buffer);
-        Observe(buffer);
-    }
+    /// <summary>Kestrel refuses synchronous writes unless allowed; where they are, they take the async path.</summary>
+    public override void Write(ReadOnlySpan<byte> buffer) => WriteAsync(buffer.ToArray()).AsTask().GetAwaiter().GetResult();
 
     public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
         WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
@@ -93,21 +110,49 @@ internal sealed class ResponseTap : Stream, IHttpResponseBodyFeature
     {
         // Observed before the write completes: the bytes are committed to the client pipe either way.
         Observe(buffer.Span);
-        return _innerStream.WriteAsync(buffer, cancellationToken);
+        if (!_holding)
+        {
+            return SendAsync(buffer, cancellationToken);
+        }
+
+        if (_heldLength == 0)
+        {
+            var end = EventEnd(buffer.Span);
+            if (end == buffer.Length)
+            {
+                return SendAsync(buffer, cancellationToken); // the usual case: whole events
+            }
+
+            Keep(buffer.Span[end..]);
+            return end == 0 ? ValueTask.CompletedTask : SendAsync(buffer[..end], cancellationToken);
+        }
+
+        return WriteAfterHeldAsync(buffer, cancellationToken);
     }
 
-    /// <summary>Writes the gateway's own bytes (an end notice): framed like the rest, never counted
-    /// as tokens, and never racing a drain that is still counting the upstream's bytes.</summary>
-    public async ValueTask WriteOwnAsync(ReadOnlyMemory<byte> bytes, CancellationToken cancellationToken)
+    /// <summary>Sends what is held (a stream that ended by itself without a final separator).</summary>
+    public async ValueTask ReleaseHeldAsync(CancellationToken cancellationToken)
     {
-        await _innerStream.WriteAsync(bytes, cancellationToken);
-        var span = bytes.Span;
-        BytesWritten += span.Length;
-        for (var i = Math.Max(0, span.Length - 4); i < span.Length; i++)
+        if (_heldLength > 0)
         {
-            _tail = (_tail << 8) | span[i];
+            var held = _held.AsMemory(0, _heldLength);
+            _heldLength = 0;
+            await SendAsync(held, cancellationToken);
         }
+
+        ReturnHeld();
     }
+
+    /// <summary>Forgets what is held: the stream was cut, and half an event must not reach the client.</summary>
+    public void DropHeld()
+    {
+        _heldLength = 0;
+        ReturnHeld();
+    }
+
+    /// <summary>Writes the gateway's own bytes (an end notice): never counted as tokens, and never
+    /// racing a drain that is still counting the upstream's bytes.</summary>
+    public ValueTask WriteOwnAsync(ReadOnlyMemory<byte> bytes, CancellationToken cancellationToken) => SendAsync(bytes, cancellationToken);
 
     public override void Flush() => _innerStream.Flush();
 
@@ -116,6 +161,111 @@ internal sealed class ResponseTap : Stream, IHttpResponseBodyFeature
     public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
     public override void SetLength(long value) => throw new NotSupportedException();
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            DropHeld();
+        }
+
+        base.Dispose(disposing);
+    }
+
+    private async ValueTask WriteAfterHeldAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken)
+    {
+        // The event begun in an earlier write goes on here: put the new bytes behind it, send every
+        // whole event, hold the rest. Only split events pay for this copy.
+        Keep(buffer.Span);
+        var end = EventEnd(_held.AsSpan(0, _heldLength));
+        if (end > 0)
+        {
+            await SendAsync(_held.AsMemory(0, end), cancellationToken);
+            _held.AsSpan(end, _heldLength - end).CopyTo(_held);
+            _heldLength -= end;
+        }
+
+        if (_heldLength > MaxHeldBytes)
+        {
+            StopHolding();
+            var held = _held.AsMemory(0, _heldLength);
+            _heldLength = 0;
+            await SendAsync(held, cancellationToken);
+        }
+    }
+
+    /// <summary>The length of the prefix of <paramref name="bytes"/> that ends with a whole event.</summary>
+    private int EventEnd(ReadOnlySpan<byte> bytes)
+    {
+        var newline = bytes.LastIndexOf((byte)'\n');
+        if (_framing == Framing.Ndjson)
+        {
+            return newline + 1;
+        }
+
+        // SSE: an event ends with a blank line, "\n\n" or "\r\n\r\n" (or "\n\r\n" across line-ending styles).
+        while (newline > 0)
+        {
+            if (bytes[newline - 1] == '\n' || (newline > 1 && bytes[newline - 1] == '\r' && bytes[newline - 2] == '\n'))
+            {
+                return newline + 1;
+            }
+
+            newline = bytes[..newline].LastIndexOf((byte)'\n');
+        }
+
+        return 0;
+    }
+
+    private void Keep(ReadOnlySpan<byte> bytes)
+    {
+        if (bytes.IsEmpty)
+        {
+            return;
+        }
+
+        var needed = _heldLength + bytes.Length;
+        if (_held is null || _held.Length < needed)
+        {
+            var bigger = ArrayPool<byte>.Shared.Rent(Math.Max(needed, 1024));
+            if (_held is not null)
+            {
+                _held.AsSpan(0, _heldLength).CopyTo(bigger);
+                ArrayPool<byte>.Shared.Return(_held);
+            }
+
+            _held = bigger;
+        }
+
+        bytes.CopyTo(_held.AsSpan(_heldLength));
+        _heldLength = needed;
+    }
+
+    private void StopHolding() => _holding = false;
+
+    private void ReturnHeld()
+    {
+        if (_held is not null && _heldLength == 0)
+        {
+            ArrayPool<byte>.Shared.Return(_held);
+            _held = null;
+        }
+    }
+
+    private ValueTask SendAsync(ReadOnlyMemory<byte> bytes, CancellationToken cancellationToken)
+    {
+        Sent(bytes.Span);
+        return _innerStream.WriteAsync(bytes, cancellationToken);
+    }
+
+    private void Sent(ReadOnlySpan<byte> bytes)
+    {
+        _sent += bytes.Length;
+        for (var i = Math.Max(0, bytes.Length - 4); i < bytes.Length; i++)
+        {
+            _tail = (_tail << 8) | bytes[i];
+        }
+    }
 
     private void Observe(ReadOnlySpan<byte> bytes)
     {
@@ -127,15 +277,12 @@ internal sealed class ResponseTap : Stream, IHttpResponseBodyFeature
         if (BytesWritten == 0)
         {
             FirstWriteAt = _time.GetTimestamp();
-            Counter = _countTokens ? TokenCounter.For(_response?.ContentType, _keepText ? new ContentText() : null) : null;
+            _framing = Framings.FromContentType(_response?.ContentType);
+            _holding = _framing is Framing.Sse or Framing.Ndjson;
+            Counter = _countTokens ? _adapter.CreateCounter(_response?.ContentType, _keepText ? new ContentText() : null) : null;
         }
 
         Counter?.Observe(bytes);
         BytesWritten += bytes.Length;
-        var start = Math.Max(0, bytes.Length - 4);
-        for (var i = start; i < bytes.Length; i++)
-        {
-            _tail = (_tail << 8) | bytes[i];
-        }
     }
 }

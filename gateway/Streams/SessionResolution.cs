@@ -1,11 +1,16 @@
+using Gateway.Protocols;
 using Gateway.Sessions;
 using Yarp.ReverseProxy.Model;
 
 namespace Gateway.Streams;
 
-/// <summary>What the gateway learned about a request before limits and forwarding: its body facts,
-/// its session key (or why it has none), and whether it supersedes a stream of its own tenant.</summary>
-internal sealed record SessionRequest(RequestFacts Facts, SessionKeyResult Key, bool Superseding);
+/// <summary>What the gateway learned about a request before limits and forwarding: its API, the facts
+/// known so far (from the path and the body bytes already received), its session key (or why it has
+/// none), and whether it supersedes a stream of its own tenant.</summary>
+internal sealed record SessionRequest(RequestFacts Facts, SessionKeyResult Key, bool Superseding)
+{
+    public ApiAdapter Adapter { get; init; } = ApiAdapters.Other;
+}
 
 /// <summary>
 /// Runs after routing and before the rate limiter, on routes with session streams: reads the key
@@ -34,9 +39,31 @@ internal static class SessionResolution
     public static async ValueTask<SessionRequest> ResolveAsync(HttpContext context, string routeId, RouteSessionPolicy policy,
         SessionKeyResolver resolver, ISessionRegistry registry)
     {
+        var request = context.Request;
         var sources = resolver.SourcesFor(policy);
-        var facts = await RequestFacts.PeekAsync(context.Request, RequestFacts.DefaultPeekBytes, resolver.BodyPaths(sources), context.RequestAborted);
-        var key = resolver.Resolve(context.Request, routeId, sources, facts.BodyKeys);
-        return new SessionRequest(facts, key, key.Key is { } k && registry.Find(k) is not null);
+        var bodyKeys = await BodyKeyPeek.PeekAsync(request, resolver.MaxBodyKeyBytes, resolver.BodyPaths(sources), context.RequestAborted);
+        var key = resolver.Resolve(request, routeId, sources, bodyKeys);
+        var adapter = ApiAdapters.For(request);
+        var facts = adapter.FromPath(request.Path.Value ?? "", request.Query).Or(EarlyFacts(adapter, request));
+        return new SessionRequest(facts, key, key.Key is { } k && registry.Find(k) is not null) { Adapter = adapter };
+    }
+
+    /// <summary>The facts in the body bytes already received, without waiting for more: enough to label
+    /// a request refused before it is forwarded. The whole body is read as it is forwarded.</summary>
+    private static RequestFacts EarlyFacts(ApiAdapter adapter, HttpRequest request)
+    {
+        if (!RequestBodyTap.IsJsonBody(request) || !request.BodyReader.TryRead(out var result))
+        {
+            return RequestFacts.None;
+        }
+
+        var scanner = new BodyScanner();
+        foreach (var segment in result.Buffer)
+        {
+            scanner.Feed(segment.Span);
+        }
+
+        request.BodyReader.AdvanceTo(result.Buffer.Start); // consume nothing
+        return adapter.FromBody(scanner);
     }
 }

@@ -16,4 +16,7 @@ internal static partial class SessionStreamLog
 
     [LoggerMessage(EventId = 103, Level = LogLevel.Debug, Message = "Could not tell the client on route {RouteId} why its stream ended; aborting the connection")]
     public static partial void CouldNotTellClient(ILogger logger, string routeId, Exception exception);
+
+    [LoggerMessage(EventId = 104, Level = LogLevel.Warning, Message = "Upstream on route {RouteId} ended its {Api} stream without the API's end mark after {ResponseBytes} response bytes; told the client it was cut")]
+    public static partial void UpstreamEndedEarly(ILogger logger, string routeId, string api, long responseBytes);
 }

@@ -1,6 +1,5 @@
-using System.Diagnostics;
 using Gateway.Draining;
-using Gateway.Errors;
+using Gateway.Protocols;
 using Gateway.Savings;
 using Gateway.Sessions;
 using Gateway.Telemetry;
@@ -14,7 +13,7 @@ namespace Gateway.Streams;
 
 /// <summary>
 /// The proxy-pipeline step before YARP's forwarder: claims the session key, lets a newer claim or the
-/// client's departure abort the upstream request, ends an interrupted response in its own protocol,
+/// client's departure abort the upstream request, ends an interrupted response in its own API's shape,
 /// and accounts for the tokens streamed and saved.
 /// </summary>
 internal sealed class SessionStreamStep(
@@ -42,33 +41,31 @@ internal sealed class SessionStreamStep(
         var startedAt = time.GetTimestamp();
         var session = context.Features.Get<SessionRequest>()
             ?? await SessionResolution.ResolveAsync(context, route.RouteId, policy, resolver, registry);
-        var facts = session.Facts;
-        var resolved = session.Key;
-        if (resolved.Error is not null)
+        var adapter = session.Adapter;
+        if (session.Key.Error is { } keyError)
         {
-            SessionStreamLog.InvalidSessionKey(logger, route.RouteId, resolved.Error);
-            await OpenAiError.WriteResponseAsync(context, StatusCodes.Status400BadRequest, resolved.Error,
-                "invalid_request_error", "invalid_session_key", context.RequestAborted);
+            SessionStreamLog.InvalidSessionKey(logger, route.RouteId, keyError);
+            await adapter.WriteErrorResponseAsync(context,
+                new EndNotice(StatusCodes.Status400BadRequest, "invalid_request_error", "invalid_session_key", keyError), context.RequestAborted);
             return;
         }
 
-        var lease = resolved.Key is { } key ? await registry.ClaimAsync(key) : null;
-        var accounted = lease is not null || facts.Model is not null;
-        var model = models.For(facts.Model);
-        if (accounted)
-        {
-            metrics.StreamStarted(route.RouteId, model);
-        }
+        var lease = session.Key.Key is { } key ? await registry.ClaimAsync(key) : null;
+
+        // Known APIs are accounted for; anything else only when it belongs to a session.
+        var accounted = lease is not null || adapter.Api != Api.Other;
+        var active = accounted ? new ActiveStream(metrics, route.RouteId, adapter.Label) : null;
+        var body = ReadFactsAsForwarded(context, session, active);
 
         using var activity = GatewayActivity.Source.StartActivity("session_stream");
         var responseBody = context.Features.GetRequiredFeature<IHttpResponseBodyFeature>();
-        var tap = new ResponseTap(responseBody, context.Response, time, keepText: tokenizer.Enabled, countTokens: accounted);
+        using var tap = new ResponseTap(responseBody, context.Response, time, keepText: tokenizer.Enabled, countTokens: accounted, adapter);
         context.Features.Set<IHttpResponseBodyFeature>(tap);
         var drain = policy.CancelPolicy == CancelPolicy.Drain
-            ? new DrainContext(accounting, lifetime.ApplicationStopping, savings.Value.MaxDrainTime) { Tap = tap }
+            ? new DrainContext(accounting, lifetime.ApplicationStopping, savings.Value.MaxDrainTime) { Tap = tap, Adapter = adapter }
             : null;
         context.Features.Set(drain);
-        lease?.Describe(route.RouteId, model, () => tap.Counter?.Tokens ?? 0);
+        lease?.Describe(route.RouteId, models.For(session.Facts.Model), () => tap.Counter?.Tokens ?? 0);
         var guard = AbortGuard.Install(context, lease?.Token ?? default, time);
         StreamOutcome outcome;
         long upstreamClosedAt;
@@ -86,15 +83,20 @@ internal sealed class SessionStreamStep(
                 {
                     registry.Release(lease);
                 }
+
+                body?.Restore(context);
             }
 
-            outcome = await EndAsync(context, route.RouteId, guard, tap, lease);
+            outcome = await EndAsync(context, route.RouteId, adapter, guard, tap, lease);
         }
         finally
         {
             context.Features.Set(responseBody);
+            tap.DropHeld();
         }
 
+        var facts = body?.Final ?? session.Facts;
+        var model = models.For(facts.Model ?? tap.Counter?.ResponseModel);
         var draining = drain?.Began == true;
         if (!draining)
         {
@@ -107,25 +109,21 @@ internal sealed class SessionStreamStep(
             SessionStreamLog.StreamEnded(logger, route.RouteId, lease.Key.Fingerprint(), outcome.ToLabel());
         }
 
-        if (accounted)
+        if (active is not null)
         {
-            var cancelledAt = outcome switch
-            {
-                StreamOutcome.ClientDisconnected => guard.ClientAbortedAt,
-                StreamOutcome.Completed or StreamOutcome.UpstreamError => 0,
-                _ => lease?.CancelledAt ?? 0,
-            };
+            active.Start(models.For(facts.Model)); // when the body never ended, so that End can pair with it
+            active.End();
             var end = new StreamEnd(
                 route.RouteId,
                 model,
-                OperationName(context.Request.Path),
+                adapter.Operation,
                 outcome,
                 facts,
                 tap.Counter,
                 tap.FirstWriteAt == 0 ? null : time.GetElapsedTime(startedAt, tap.FirstWriteAt).TotalSeconds,
-                cancelledAt == 0 ? null : Math.Max(0, time.GetElapsedTime(cancelledAt, upstreamClosedAt).TotalSeconds),
+                CancelLatency(outcome, guard, lease, upstreamClosedAt),
                 Drained: false,
-                lease?.Key.TenantSession);
+                lease?.Key.TenantSession) { Api = adapter.Label };
             if (draining)
             {
                 drain!.RequestEnded(end); // recorded when the upstream has been read to its end
@@ -141,27 +139,56 @@ internal sealed class SessionStreamStep(
         }
 
         activity?.SetTag("llm_gateway.route", route.RouteId);
+        activity?.SetTag("llm_gateway.api", adapter.Label);
         activity?.SetTag("llm_gateway.outcome", outcome.ToLabel());
         activity?.SetTag("gen_ai.request.model", model);
     }
 
-    /// <summary>The GenAI <c>gen_ai.operation.name</c> for a request path.</summary>
-    private static string OperationName(PathString path) =>
-        path.Value is { } p && (p.EndsWith("/completions", StringComparison.Ordinal) && !p.EndsWith("/chat/completions", StringComparison.Ordinal)
-            || p.EndsWith("/api/generate", StringComparison.Ordinal))
-            ? "text_completion"
-            : "chat";
+    /// <summary>Reads the request's facts from its whole body as the forwarder sends it, and counts the
+    /// stream as active once the body has gone (its model is known then).</summary>
+    private BodyFacts? ReadFactsAsForwarded(HttpContext context, SessionRequest session, ActiveStream? active)
+    {
+        if (active is null)
+        {
+            return null;
+        }
 
-    private async Task<StreamOutcome> EndAsync(HttpContext context, string routeId, AbortGuard guard, ResponseTap tap, Lease? lease)
+        var request = context.Request;
+        var fromPath = session.Adapter.FromPath(request.Path.Value ?? "", request.Query);
+        if (!RequestBodyTap.IsJsonBody(request))
+        {
+            active.Start(models.For(session.Facts.Model));
+            return null;
+        }
+
+        var scanner = new BodyScanner();
+        var facts = new BodyFacts(request.Body, session.Adapter, scanner, fromPath, session.Facts);
+        request.Body = new RequestBodyTap(request.Body, scanner, () => active.Start(models.For(facts.Final.Model)));
+        return facts;
+    }
+
+    private double? CancelLatency(StreamOutcome outcome, AbortGuard guard, Lease? lease, long upstreamClosedAt)
+    {
+        var cancelledAt = outcome switch
+        {
+            StreamOutcome.ClientDisconnected => guard.ClientAbortedAt,
+            StreamOutcome.Completed or StreamOutcome.UpstreamError => 0,
+            _ => lease?.CancelledAt ?? 0,
+        };
+        return cancelledAt == 0 ? null : Math.Max(0, time.GetElapsedTime(cancelledAt, upstreamClosedAt).TotalSeconds);
+    }
+
+    private async Task<StreamOutcome> EndAsync(HttpContext context, string routeId, ApiAdapter adapter, AbortGuard guard, ResponseTap tap, Lease? lease)
     {
         var error = context.Features.Get<IForwarderErrorFeature>()?.Error ?? ForwarderError.None;
         if (error == ForwarderError.None && !guard.AbortRequested)
         {
-            return StreamOutcome.Completed;
+            return await EndedByUpstreamAsync(context, routeId, adapter, guard, tap);
         }
 
+        tap.DropHeld(); // half an event must not reach the client before the notice
         var reason = lease?.Reason ?? CancelReason.None;
-        if (EndNotice.For(reason) is { } notice)
+        if (Notices.For(reason) is { } notice)
         {
             if (guard.ClientAborted)
             {
@@ -169,7 +196,7 @@ internal sealed class SessionStreamStep(
             }
             else
             {
-                await TellClientAsync(context, routeId, guard, tap, notice);
+                await TellClientAsync(context, routeId, adapter, guard, tap, notice);
             }
 
             return reason switch
@@ -191,16 +218,48 @@ internal sealed class SessionStreamStep(
         }
 
         SessionStreamLog.UpstreamFailed(logger, routeId, error.ToString(), tap.BytesWritten);
-        await TellClientAsync(context, routeId, guard, tap, EndNotice.For(error));
+        await TellClientAsync(context, routeId, adapter, guard, tap, Notices.For(error));
         return StreamOutcome.UpstreamError;
     }
 
     /// <summary>
-    /// Before the response started: a JSON error with the notice's status. After: the protocol's error
-    /// event and a clean end. A stream whose framing is unknown is aborted, since a truncated body
-    /// must not look complete.
+    /// The forwarder finished without error. An error status is the upstream's answer, passed on as it
+    /// is. A stream of a known API that ended without its end mark (and without an error of its own)
+    /// was cut: its client is told so, since most SDKs would take it for a whole answer.
     /// </summary>
-    private async Task TellClientAsync(HttpContext context, string routeId, AbortGuard guard, ResponseTap tap, EndNotice notice)
+    private async Task<StreamOutcome> EndedByUpstreamAsync(HttpContext context, string routeId, ApiAdapter adapter, AbortGuard guard, ResponseTap tap)
+    {
+        tap.Counter?.Complete(); // the body ended: a last event without its final newline counts
+        var cut = adapter.KnowsEnd
+            && context.Response.StatusCode < 400
+            && tap.Counter is { SawEnd: false, SawError: false }
+            && tap.Framing is Framing.Sse or Framing.Ndjson;
+        if (cut)
+        {
+            tap.DropHeld();
+            SessionStreamLog.UpstreamEndedEarly(logger, routeId, adapter.Label, tap.BytesWritten);
+            await TellClientAsync(context, routeId, adapter, guard, tap, EndNotice.UpstreamReset);
+            return StreamOutcome.UpstreamError;
+        }
+
+        try
+        {
+            await tap.ReleaseHeldAsync(context.RequestAborted);
+        }
+        catch (Exception ex) when (ex is IOException or OperationCanceledException or InvalidOperationException)
+        {
+            SessionStreamLog.CouldNotTellClient(logger, routeId, ex);
+        }
+
+        return context.Response.StatusCode >= 400 || tap.Counter is { SawError: true } ? StreamOutcome.UpstreamError : StreamOutcome.Completed;
+    }
+
+    /// <summary>
+    /// Before the response started: an error body in the API's shape with the notice's status. After:
+    /// the API's terminal event and a clean end. A stream whose framing has no place for an event is
+    /// aborted, since a truncated body must not look complete.
+    /// </summary>
+    private async Task TellClientAsync(HttpContext context, string routeId, ApiAdapter adapter, AbortGuard guard, ResponseTap tap, EndNotice notice)
     {
         var response = context.Response;
         var clientAborted = context.RequestAborted;
@@ -209,25 +268,25 @@ internal sealed class SessionStreamStep(
             if (!response.HasStarted)
             {
                 response.Clear();
+                var json = adapter.ErrorBody(notice);
                 response.StatusCode = notice.StatusCode;
                 response.ContentType = "application/json";
-                response.ContentLength = notice.Json.Length;
-                await tap.WriteOwnAsync(notice.Json, clientAborted);
+                response.ContentLength = json.Length;
+                await tap.WriteOwnAsync(json, clientAborted);
                 return;
             }
 
-            var (separator, payload) = StreamProtocols.FromContentType(response.ContentType) switch
-            {
-                StreamProtocol.Sse => (tap.AtSseEventBoundary ? default : "\n\n"u8.ToArray(), notice.Sse),
-                StreamProtocol.Ndjson => (tap.AtLineBoundary ? default : "\n"u8.ToArray(), notice.Ndjson),
-                _ => (default(byte[]), default(byte[])),
-            };
-            if (payload is null)
+            var framing = Framings.FromContentType(response.ContentType);
+            if (adapter.StreamError(notice, framing) is not { } payload)
             {
                 guard.AbortClient();
                 return;
             }
 
+            // Only where an event longer than the tap holds was passed on unfinished.
+            var separator = framing == Framing.Sse
+                ? tap.AtSseEventBoundary ? default : "\n\n"u8.ToArray()
+                : tap.AtLineBoundary ? default : "\n"u8.ToArray();
             if (separator is not null)
             {
                 await tap.WriteOwnAsync(separator, clientAborted);
@@ -242,4 +301,34 @@ internal sealed class SessionStreamStep(
             guard.AbortClient();
         }
     }
+
+    /// <summary>The request body's facts, read by its tap while the forwarder sends it.</summary>
+    private sealed class BodyFacts(Stream original, ApiAdapter adapter, BodyScanner scanner, RequestFacts fromPath, RequestFacts early)
+    {
+        public void Restore(HttpContext context) => context.Request.Body = original;
+
+        /// <summary>What the path says, then the whole body, then the bytes seen before forwarding.</summary>
+        public RequestFacts Final => fromPath.Or(adapter.FromBody(scanner)).Or(early);
+    }
+}
+
+/// <summary>Which notice an early end gets.</summary>
+internal static class Notices
+{
+    public static EndNotice? For(CancelReason reason) => reason switch
+    {
+        CancelReason.Superseded => EndNotice.Superseded,
+        CancelReason.Stopped => EndNotice.Stopped,
+        CancelReason.Shutdown => EndNotice.Shutdown,
+        _ => null,
+    };
+
+    public static EndNotice For(ForwarderError error) => error switch
+    {
+        ForwarderError.Request or ForwarderError.RequestCreation => EndNotice.UpstreamUnavailable,
+        ForwarderError.RequestTimedOut => EndNotice.UpstreamTimeout,
+        ForwarderError.NoAvailableDestinations => EndNotice.NoUpstream,
+        ForwarderError.ResponseHeaders => EndNotice.UpstreamBadResponse,
+        _ => EndNotice.UpstreamReset,
+    };
 }

@@ -7,6 +7,7 @@ namespace Gateway.Telemetry;
 internal readonly record struct StreamRecord(
     string Route,
     string Model,
+    string Api,
     string Operation,
     string Outcome,
     long TokensStreamed,
@@ -86,16 +87,19 @@ internal sealed class GatewayMetrics
         return value < 0 ? [] : [new Measurement<int>(value)];
     }
 
-    public void StreamStarted(string route, string model) =>
-        _active.Add(1, new TagList { { "route", route }, { "model", model } });
+    public void StreamStarted(string route, string model, string api) =>
+        _active.Add(1, new TagList { { "route", route }, { "model", model }, { "api", api } });
+
+    /// <summary>The other half of <see cref="StreamStarted"/>, with the same labels.</summary>
+    public void StreamStopped(string route, string model, string api) =>
+        _active.Add(-1, new TagList { { "route", route }, { "model", model }, { "api", api } });
 
     /// <summary>Records a stream's end. Takes no cancellation token on purpose: a cancelled
     /// stream's figures are the ones that matter most.</summary>
     public void StreamEnded(in StreamRecord r)
     {
-        _active.Add(-1, new TagList { { "route", r.Route }, { "model", r.Model } });
-        _ended.Add(1, new TagList { { "route", r.Route }, { "model", r.Model }, { "outcome", r.Outcome } });
-        _streamed.Add(r.TokensStreamed, new TagList { { "route", r.Route }, { "model", r.Model } });
+        _ended.Add(1, new TagList { { "route", r.Route }, { "model", r.Model }, { "api", r.Api }, { "outcome", r.Outcome } });
+        _streamed.Add(r.TokensStreamed, new TagList { { "route", r.Route }, { "model", r.Model }, { "api", r.Api } });
 
         var output = new TagList
         {
@@ -122,12 +126,12 @@ internal sealed class GatewayMetrics
 
         if (r.CancelReason is { } reason)
         {
-            _spent.Record(r.TokensStreamed, new TagList { { "route", r.Route }, { "model", r.Model }, { "reason", reason } });
+            _spent.Record(r.TokensStreamed, new TagList { { "route", r.Route }, { "model", r.Model }, { "api", r.Api }, { "reason", reason } });
             if (r.TokensSaved is { } saved)
             {
                 _saved.Record(saved, new TagList
                 {
-                    { "route", r.Route }, { "model", r.Model }, { "reason", reason }, { "estimator", r.Estimator },
+                    { "route", r.Route }, { "model", r.Model }, { "api", r.Api }, { "reason", reason }, { "estimator", r.Estimator },
                 });
             }
 
@@ -138,10 +142,10 @@ internal sealed class GatewayMetrics
         }
     }
 
-    public void RateLimited(string route, string model, string limit)
+    public void RateLimited(string route, string model, string api, string limit)
     {
         _rejections.Add(1, new TagList { { "route", route }, { "limit", limit } });
-        _ended.Add(1, new TagList { { "route", route }, { "model", model }, { "outcome", "rate_limited" } });
+        _ended.Add(1, new TagList { { "route", route }, { "model", model }, { "api", api }, { "outcome", "rate_limited" } });
     }
 
     public void ForwarderStopped(int statusCode) =>

@@ -1,5 +1,3 @@
-using Gateway.Streams;
-
 namespace Gateway.Tokens;
 
 /// <summary>
@@ -25,27 +23,38 @@ internal abstract class TokenCounter : IDisposable
     /// <summary>The completion text, kept only for tokenizer counting.</summary>
     public ContentText? Text { get; }
 
+    /// <summary>The stream carried its API's own mark of a finished answer.</summary>
+    public bool SawEnd { get; protected set; }
+
+    /// <summary>The upstream reported an error inside the stream.</summary>
+    public bool SawError { get; protected set; }
+
+    /// <summary>The model the response itself names, for requests that did not say (or could not be read).</summary>
+    public string? ResponseModel { get; private set; }
+
     /// <summary>Completion tokens by the order of truth, tokenizer aside.</summary>
     public long Tokens => ReportedCompletionTokens ?? ContentChunks;
 
     /// <summary>Hot path: called with every write of the response body.</summary>
     public abstract void Observe(ReadOnlySpan<byte> bytes);
 
-    /// <summary>Called once the body has ended (or been cut off), for bytes without a final newline.</summary>
-    public virtual void Complete()
+    private bool _completed;
+
+    /// <summary>Called once the body has ended (or been cut off), for bytes without a final newline; later calls do nothing.</summary>
+    public void Complete()
+    {
+        if (!_completed)
+        {
+            _completed = true;
+            OnComplete();
+        }
+    }
+
+    protected virtual void OnComplete()
     {
     }
 
     public virtual void Dispose() => Text?.Dispose();
-
-    /// <summary>The counter for a response's Content-Type.</summary>
-    public static TokenCounter For(string? contentType, ContentText? text) => StreamProtocols.FromContentType(contentType) switch
-    {
-        StreamProtocol.Sse => new SseTokenCounter(text),
-        StreamProtocol.Ndjson => new NdjsonTokenCounter(text),
-        _ when IsJson(contentType) => new JsonBodyTokenCounter(text),
-        _ => new TextTokenCounter(text),
-    };
 
     protected void Apply(in ChunkFacts facts)
     {
@@ -63,10 +72,14 @@ internal abstract class TokenCounter : IDisposable
         {
             ReportedPromptTokens = prompt;
         }
+
+        SawEnd |= facts.End;
+        SawError |= facts.Error;
+        ResponseModel ??= facts.Model;
     }
 
-    private static bool IsJson(string? contentType) =>
-        contentType is not null && contentType.StartsWith("application/json", StringComparison.OrdinalIgnoreCase);
+    /// <summary>Facts for the next event: asks for the model until one was found (one string per stream).</summary>
+    protected ChunkFacts NewFacts() => new() { WantModel = ResponseModel is null };
 }
 
 /// <summary>A line-framed stream: lines are cut from the bytes as they pass, however the writes fall.</summary>
@@ -82,7 +95,7 @@ internal abstract class LineTokenCounter(ContentText? text) : TokenCounter(text)
         }
     }
 
-    public override void Complete() => OnLine(_lines.Pending);
+    protected override void OnComplete() => OnLine(_lines.Pending);
 
     public override void Dispose()
     {
@@ -93,47 +106,68 @@ internal abstract class LineTokenCounter(ContentText? text) : TokenCounter(text)
     protected abstract void OnLine(ReadOnlySpan<byte> line);
 }
 
-/// <summary>Server-sent events: OpenAI chat and completion chunks, and plain <c>data:</c> text (the seed's SSE endpoint).</summary>
-internal sealed class SseTokenCounter(ContentText? text) : LineTokenCounter(text)
+/// <summary>Server-sent events: each <c>data:</c> payload goes to the API's reader with the name of its
+/// event (<c>event:</c> lines, as Anthropic and the Responses API send them).</summary>
+internal sealed class SseTokenCounter(ChunkReader reader, ContentText? text) : LineTokenCounter(text)
 {
+    private const int MaxEventNameBytes = 64;
+    private readonly byte[] _eventName = new byte[MaxEventNameBytes];
+    private int _eventNameLength;
+
     protected override void OnLine(ReadOnlySpan<byte> line)
     {
+        if (line.IsEmpty)
+        {
+            _eventNameLength = 0; // the event ended
+            return;
+        }
+
+        if (line.StartsWith("event:"u8))
+        {
+            var name = Field(line[6..]);
+            _eventNameLength = name.Length <= MaxEventNameBytes ? name.Length : 0;
+            name[.._eventNameLength].CopyTo(_eventName);
+            return;
+        }
+
         if (!line.StartsWith("data:"u8))
         {
             return;
         }
 
-        var payload = line[5..];
-        if (payload.Length > 0 && payload[0] == (byte)' ')
-        {
-            payload = payload[1..];
-        }
-
-        if (payload.IsEmpty || payload.SequenceEqual("[DONE]"u8))
+        var payload = Field(line[5..]);
+        if (payload.IsEmpty)
         {
             return;
         }
 
+        var facts = NewFacts();
         if (payload[0] == (byte)'{')
         {
-            Apply(ChunkParser.Parse(payload, Text));
-            return;
+            reader.ReadEvent(_eventName.AsSpan(0, _eventNameLength), payload, ref facts, Text);
+        }
+        else
+        {
+            reader.ReadText(payload, ref facts, Text);
         }
 
-        // Plain text events: one token per event, as the seed's /api/sse-stream sends them.
-        ContentChunks++;
-        Text?.Append(payload);
+        Apply(facts);
     }
+
+    private static ReadOnlySpan<byte> Field(ReadOnlySpan<byte> value) =>
+        value.Length > 0 && value[0] == (byte)' ' ? value[1..] : value;
 }
 
 /// <summary>Newline-delimited JSON: Ollama's <c>/api/chat</c> and <c>/api/generate</c>.</summary>
-internal sealed class NdjsonTokenCounter(ContentText? text) : LineTokenCounter(text)
+internal sealed class NdjsonTokenCounter(ChunkReader reader, ContentText? text) : LineTokenCounter(text)
 {
     protected override void OnLine(ReadOnlySpan<byte> line)
     {
         if (!line.IsEmpty)
         {
-            Apply(ChunkParser.Parse(line, Text));
+            var facts = NewFacts();
+            reader.ReadEvent(default, line, ref facts, Text);
+            Apply(facts);
         }
     }
 }
@@ -152,18 +186,19 @@ internal sealed class TextTokenCounter(ContentText? text) : TokenCounter(text)
 }
 
 /// <summary>A whole JSON response (<c>"stream": false</c>): parsed once it ends, for its <c>usage</c> or <c>eval_count</c>.</summary>
-internal sealed class JsonBodyTokenCounter(ContentText? text) : TokenCounter(text)
+internal sealed class JsonBodyTokenCounter(ChunkReader reader, ContentText? text) : TokenCounter(text)
 {
     private const int MaxBodyBytes = 4 * 1024 * 1024;
     private readonly ContentText _body = new();
 
     public override void Observe(ReadOnlySpan<byte> bytes) => _body.Append(bytes);
 
-    public override void Complete()
+    protected override void OnComplete()
     {
         if (!_body.Truncated && _body.Utf8.Length <= MaxBodyBytes)
         {
-            var facts = ChunkParser.Parse(_body.Utf8, Text);
+            var facts = NewFacts();
+            reader.ReadBody(_body.Utf8, ref facts, Text);
             Apply(facts);
         }
     }

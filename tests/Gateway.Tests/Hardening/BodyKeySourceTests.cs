@@ -19,8 +19,12 @@ public sealed class BodyKeySourceTests
     /// <summary>Well under mock-llm's 1 MiB body limit (RequestBodyReader.MaxBodyBytes), far over the 64 KiB peek.</summary>
     private const int LargePadding = 900_000;
 
-    private static void UseBodySource(Dictionary<string, string?> settings, string routeId = "llm") =>
+    /// <summary>Body keys, buffered up to 64 KiB (the default is 1 MiB) so that a ~900 KB body has its key past the limit.</summary>
+    private static void UseBodySource(Dictionary<string, string?> settings, string routeId = "llm")
+    {
         settings[$"ReverseProxy:Routes:{routeId}:Metadata:SessionStreams.Sources"] = "body:metadata.session_id";
+        settings["Gateway:Sessions:MaxBodyKeyBytes"] = "65536";
+    }
 
     /// <summary>A streaming chat body with the session id before or after a long message.</summary>
     private static byte[] ChatBody(string? key, bool keyBeforePadding, int padding, int maxTokens)

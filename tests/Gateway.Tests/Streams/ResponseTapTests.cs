@@ -1,3 +1,4 @@
+using Gateway.Protocols;
 using Gateway.Streams;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
@@ -37,11 +38,12 @@ public sealed class ResponseTapTests
     [InlineData("text/event-stream; charset=utf-8", "Sse")]
     [InlineData("TEXT/EVENT-STREAM", "Sse")]
     [InlineData("application/x-ndjson", "Ndjson")]
-    [InlineData("application/json", "Unknown")]
+    [InlineData("application/json", "Json")]
+    [InlineData("application/json; charset=utf-8", "Json")]
     [InlineData("text/plain", "Unknown")]
     [InlineData("", "Unknown")]
     [InlineData(null, "Unknown")]
     [InlineData(";;;", "Unknown")]
     public void FromContentType_MapsFraming(string? contentType, string expected) =>
-        Assert.Equal(expected, StreamProtocols.FromContentType(contentType).ToString());
+        Assert.Equal(expected, Framings.FromContentType(contentType).ToString());
 }

@@ -1,3 +1,4 @@
+using Gateway.Protocols;
 using System.Text;
 using Gateway.Tokens;
 using static Gateway.Tests.Tokens.RecordedStreams;
@@ -18,7 +19,7 @@ public sealed class HostileUpstreamTests
     [InlineData("data: {\"choices\":\"not an array\",\"usage\":7}\n\n")]
     public void MalformedJsonDataLine_Observe_CountsNothingAndLaterLinesStillCount(string hostile)
     {
-        using var counter = TokenCounter.For(Sse, new ContentText());
+        using var counter = ApiAdapters.Other.CreateCounter(Sse, new ContentText());
 
         counter.Observe(Encoding.UTF8.GetBytes(hostile));
         counter.Observe(GoodChunk);
@@ -32,7 +33,7 @@ public sealed class HostileUpstreamTests
     [Fact]
     public void TruncatedJsonDataLine_TokenizerMode_KeepsNoTextFromIt()
     {
-        using var counter = TokenCounter.For(Sse, new ContentText());
+        using var counter = ApiAdapters.Other.CreateCounter(Sse, new ContentText());
 
         counter.Observe("data: {\"choices\":[{\"delta\":{\"content\":\"lost\"\n\n"u8);
         counter.Observe(GoodChunk);
@@ -46,7 +47,7 @@ public sealed class HostileUpstreamTests
     public void DeeplyNestedJsonDataLine_Observe_CountsNothingWithoutThrowing()
     {
         var hostile = "data: {\"choices\":" + new string('[', 10_000) + "\n\n";
-        using var counter = TokenCounter.For(Sse, null);
+        using var counter = ApiAdapters.Other.CreateCounter(Sse, null);
 
         counter.Observe(Encoding.UTF8.GetBytes(hostile));
         counter.Observe(GoodChunk);
@@ -65,7 +66,7 @@ public sealed class HostileUpstreamTests
             ? ("data: {\"choices\":[{\"delta\":{\"content\":\"a", "\"}}]}\n\n", GoodChunk)
             : ("{\"response\":\"a", "\",\"done\":false}\n", Encoding.UTF8.GetBytes("{\"response\":\"ok\",\"done\":false}\n"));
         byte[] hostile = [.. Encoding.UTF8.GetBytes(before), 0xFF, 0xFE, 0xC3, .. Encoding.UTF8.GetBytes(after)];
-        using var counter = TokenCounter.For(contentType, tokenizerMode ? new ContentText() : null);
+        using var counter = ApiAdapters.Other.CreateCounter(contentType, tokenizerMode ? new ContentText() : null);
 
         var thrown = Record.Exception(() => counter.Observe(hostile));
         var afterHostile = counter.ContentChunks;
@@ -81,7 +82,7 @@ public sealed class HostileUpstreamTests
     public void TenMegabyteLineInSmallWrites_Observe_IsSkippedWithBoundedMemoryAndLaterLinesCount()
     {
         var huge = OversizedContentLine(10 * 1024 * 1024);
-        using var counter = TokenCounter.For(Sse, null);
+        using var counter = ApiAdapters.Other.CreateCounter(Sse, null);
 
         var allocatedBefore = GC.GetAllocatedBytesForCurrentThread();
         for (var offset = 0; offset < huge.Length; offset += 64 * 1024)
@@ -117,7 +118,7 @@ public sealed class HostileUpstreamTests
     [Fact]
     public void LineInOneByteWrites_Observe_CountsOnceWhenItEnds()
     {
-        using var counter = TokenCounter.For(Sse, null);
+        using var counter = ApiAdapters.Other.CreateCounter(Sse, null);
         var counts = new List<long>();
 
         foreach (var b in GoodChunk)
@@ -138,7 +139,7 @@ public sealed class HostileUpstreamTests
     [InlineData("text/plain")]
     public void EmptyWrites_Observe_CountNothing(string contentType)
     {
-        using var counter = TokenCounter.For(contentType, new ContentText());
+        using var counter = ApiAdapters.Other.CreateCounter(contentType, new ContentText());
 
         counter.Observe([]);
         counter.Observe(ReadOnlySpan<byte>.Empty);

@@ -1,3 +1,4 @@
+using Gateway.Protocols;
 using System.Text;
 using Gateway.Tokens;
 
@@ -88,7 +89,7 @@ internal static class RecordedStreams
 
     public static Counted Run(string contentType, params IEnumerable<byte[]> writes)
     {
-        using var counter = TokenCounter.For(contentType, new ContentText());
+        using var counter = ApiAdapters.Other.CreateCounter(contentType, new ContentText());
         foreach (var write in writes)
         {
             counter.Observe(write);

@@ -1,3 +1,4 @@
+using Gateway.Protocols;
 using System.Text;
 using Gateway.Tokens;
 using static Gateway.Tests.Tokens.RecordedStreams;
@@ -139,7 +140,7 @@ public sealed class TokenCounterTests
     [Fact]
     public void TextPlain_EachObserveCall_CountsOneAndEmptyWritesNone()
     {
-        using var counter = TokenCounter.For("text/plain; charset=utf-8", new ContentText());
+        using var counter = ApiAdapters.Other.CreateCounter("text/plain; charset=utf-8", new ContentText());
 
         counter.Observe("Hello"u8);
         counter.Observe([]);
@@ -184,7 +185,7 @@ public sealed class TokenCounterTests
     [Fact]
     public void JsonBody_BeforeComplete_CountsNothing()
     {
-        using var counter = TokenCounter.For(Json, null);
+        using var counter = ApiAdapters.Other.CreateCounter(Json, null);
 
         counter.Observe("{\"usage\":{\"completion_tokens\":5}}"u8);
         var before = counter.ReportedCompletionTokens;
@@ -201,7 +202,7 @@ public sealed class TokenCounterTests
     public void FinalLineWithoutNewline_Complete_CountsIt(string contentType, string stream)
     {
         var bytes = Encoding.UTF8.GetBytes(stream);
-        using var counter = TokenCounter.For(contentType, null);
+        using var counter = ApiAdapters.Other.CreateCounter(contentType, null);
 
         counter.Observe(bytes);
         var beforeComplete = counter.ContentChunks;
@@ -222,7 +223,7 @@ public sealed class TokenCounterTests
     [InlineData(null, typeof(TextTokenCounter))]
     public void ContentType_For_PicksTheCounter(string? contentType, Type expected)
     {
-        using var counter = TokenCounter.For(contentType, null);
+        using var counter = ApiAdapters.Other.CreateCounter(contentType, null);
 
         Assert.IsType(expected, counter);
     }

@@ -1,3 +1,4 @@
+using Gateway.Protocols;
 using System.ComponentModel.DataAnnotations;
 using System.Text;
 using Gateway.Tokens;
@@ -22,7 +23,7 @@ public sealed class TokenizerCountingTests
     [Fact]
     public void TokenizerMode_ChatStream_KeepsUnescapedConcatenatedText()
     {
-        using var counter = TokenCounter.For("text/event-stream", new ContentText());
+        using var counter = ApiAdapters.Other.CreateCounter("text/event-stream", new ContentText());
 
         counter.Observe("data: {\"choices\":[{\"delta\":{\"content\":\"line one\\nline \\\"two\\\"\"}}]}\n\n"u8);
         counter.Observe("data: {\"choices\":[{\"delta\":{\"content\":\" caf\\u00e9 \\ud83d\\ude00\"}}]}\n\n"u8);
@@ -35,7 +36,7 @@ public sealed class TokenizerCountingTests
     [Fact]
     public void ChunksMode_NoContentText_KeepsNoText()
     {
-        using var counter = TokenCounter.For("text/event-stream", null);
+        using var counter = ApiAdapters.Other.CreateCounter("text/event-stream", null);
 
         counter.Observe("data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\n"u8);
 

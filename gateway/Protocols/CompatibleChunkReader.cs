@@ -1,40 +1,27 @@
 using System.Text.Json;
+using Gateway.Tokens;
 
-namespace Gateway.Tokens;
-
-/// <summary>What one JSON chunk says about completion tokens.</summary>
-internal struct ChunkFacts
-{
-    /// <summary>The chunk carries completion text: content, reasoning, tool-call arguments or a completion's text.</summary>
-    public bool HasContent;
-
-    /// <summary>The upstream's own count: <c>usage.completion_tokens</c> or Ollama's <c>eval_count</c>.</summary>
-    public long? CompletionTokens;
-
-    /// <summary><c>usage.prompt_tokens</c> or Ollama's <c>prompt_eval_count</c>.</summary>
-    public long? PromptTokens;
-
-    /// <summary>The response names its model (OpenAI chunks and Ollama lines do).</summary>
-    public bool HasModel;
-}
+namespace Gateway.Protocols;
 
 /// <summary>
-/// Reads one JSON value of any of the shapes LLM servers stream (OpenAI chat and completion chunks,
-/// OpenAI whole responses, Ollama lines) with <see cref="Utf8JsonReader"/> over the bytes, without
-/// materialising strings. Malformed JSON yields no facts: the bytes still pass unchanged.
+/// Reads one JSON value of any of the shapes OpenAI-compatible servers and Ollama stream (chat and
+/// completion chunks, whole responses, Ollama lines) with <see cref="Utf8JsonReader"/> over the bytes,
+/// without materialising strings. The fields do not clash, so one reader serves Chat Completions,
+/// Completions, Ollama and the unrecognised APIs passed through. Malformed JSON yields no facts.
 /// </summary>
-internal static class ChunkParser
+internal sealed class CompatibleChunkReader : ChunkReader
 {
-    public static ChunkFacts Parse(ReadOnlySpan<byte> json, ContentText? text)
+    public static readonly CompatibleChunkReader Instance = new();
+
+    public override void ReadEvent(ReadOnlySpan<byte> eventName, ReadOnlySpan<byte> json, ref ChunkFacts facts, ContentText? text)
     {
-        var facts = default(ChunkFacts);
         var mark = text?.Length ?? 0;
         try
         {
             var reader = new Utf8JsonReader(json, new JsonReaderOptions { MaxDepth = 64 });
             if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
             {
-                return default;
+                return;
             }
 
             while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
@@ -57,22 +44,33 @@ internal static class ChunkParser
                 else if (reader.ValueTextEquals("response"u8))
                 {
                     reader.Read();
-                    ReadText(ref reader, ref facts, text); // Ollama /api/generate
+                    JsonChunks.ReadText(ref reader, ref facts, text); // Ollama /api/generate
                 }
                 else if (reader.ValueTextEquals("eval_count"u8))
                 {
                     reader.Read();
-                    facts.CompletionTokens = ReadCount(ref reader) ?? facts.CompletionTokens;
+                    facts.CompletionTokens = JsonChunks.ReadCount(ref reader) ?? facts.CompletionTokens;
                 }
                 else if (reader.ValueTextEquals("prompt_eval_count"u8))
                 {
                     reader.Read();
-                    facts.PromptTokens = ReadCount(ref reader) ?? facts.PromptTokens;
+                    facts.PromptTokens = JsonChunks.ReadCount(ref reader) ?? facts.PromptTokens;
                 }
                 else if (reader.ValueTextEquals("model"u8))
                 {
                     reader.Read();
-                    facts.HasModel = reader.TokenType == JsonTokenType.String;
+                    JsonChunks.ReadModel(ref reader, ref facts);
+                }
+                else if (reader.ValueTextEquals("done"u8))
+                {
+                    reader.Read();
+                    facts.End |= reader.TokenType == JsonTokenType.True; // Ollama's last line
+                }
+                else if (reader.ValueTextEquals("error"u8))
+                {
+                    reader.Read();
+                    facts.Error |= reader.TokenType is JsonTokenType.String or JsonTokenType.StartObject;
+                    reader.Skip();
                 }
                 else
                 {
@@ -86,10 +84,8 @@ internal static class ChunkParser
             // Malformed JSON, or a string that is not valid UTF-8: the chunk counts for nothing and
             // none of its text is kept.
             text?.Truncate(mark);
-            return default;
+            facts = default(ChunkFacts) with { WantModel = facts.WantModel };
         }
-
-        return facts;
     }
 
     private static void ReadChoices(ref Utf8JsonReader reader, ref ChunkFacts facts, ContentText? text)
@@ -112,7 +108,12 @@ internal static class ChunkParser
                 else if (reader.ValueTextEquals("text"u8))
                 {
                     reader.Read();
-                    ReadText(ref reader, ref facts, text);
+                    JsonChunks.ReadText(ref reader, ref facts, text);
+                }
+                else if (reader.ValueTextEquals("finish_reason"u8))
+                {
+                    reader.Read();
+                    facts.End |= reader.TokenType == JsonTokenType.String;
                 }
                 else
                 {
@@ -137,7 +138,7 @@ internal static class ChunkParser
                 || reader.ValueTextEquals("reasoning"u8) || reader.ValueTextEquals("thinking"u8))
             {
                 reader.Read();
-                ReadText(ref reader, ref facts, text);
+                JsonChunks.ReadText(ref reader, ref facts, text);
             }
             else if (reader.ValueTextEquals("tool_calls"u8))
             {
@@ -179,7 +180,7 @@ internal static class ChunkParser
                         reader.Read();
                         if (isArguments)
                         {
-                            ReadText(ref reader, ref facts, text);
+                            JsonChunks.ReadText(ref reader, ref facts, text);
                         }
                         else
                         {
@@ -209,12 +210,12 @@ internal static class ChunkParser
             if (reader.ValueTextEquals("completion_tokens"u8))
             {
                 reader.Read();
-                facts.CompletionTokens = ReadCount(ref reader) ?? facts.CompletionTokens;
+                facts.CompletionTokens = JsonChunks.ReadCount(ref reader) ?? facts.CompletionTokens;
             }
             else if (reader.ValueTextEquals("prompt_tokens"u8))
             {
                 reader.Read();
-                facts.PromptTokens = ReadCount(ref reader) ?? facts.PromptTokens;
+                facts.PromptTokens = JsonChunks.ReadCount(ref reader) ?? facts.PromptTokens;
             }
             else
             {
@@ -223,22 +224,4 @@ internal static class ChunkParser
             }
         }
     }
-
-    private static void ReadText(ref Utf8JsonReader reader, ref ChunkFacts facts, ContentText? text)
-    {
-        if (reader.TokenType != JsonTokenType.String)
-        {
-            reader.Skip();
-            return;
-        }
-
-        if (reader.ValueSpan.Length > 0)
-        {
-            facts.HasContent = true;
-            text?.Append(ref reader);
-        }
-    }
-
-    private static long? ReadCount(ref Utf8JsonReader reader) =>
-        reader.TokenType == JsonTokenType.Number && reader.TryGetInt64(out var value) && value >= 0 ? value : null;
 }

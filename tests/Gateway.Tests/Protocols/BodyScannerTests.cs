@@ -1,13 +1,10 @@
-using System.Buffers;
-using System.IO.Pipelines;
 using System.Text;
-using Gateway.Streams;
-using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Http.Features;
+using Gateway.Protocols;
 
-namespace Gateway.Tests.Streams;
+namespace Gateway.Tests.Protocols;
 
-public sealed class RequestFactsTests
+/// <summary>The request facts each API's adapter takes from the fields the body scanner finds as the body passes.</summary>
+public sealed class BodyScannerTests
 {
     private const string OpenAiBody =
         "{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"user\",\"content\":\"Say \\\"hi\\\"\"}],\"stream\":true,"
@@ -19,7 +16,21 @@ public sealed class RequestFactsTests
 
     private static RequestFacts Parse(string json, bool isFinalBlock = true) => Parse(Encoding.UTF8.GetBytes(json), isFinalBlock);
 
-    private static RequestFacts Parse(byte[] json, bool isFinalBlock = true) => RequestFacts.Parse(new ReadOnlySequence<byte>(json), isFinalBlock);
+    /// <summary>The facts an OpenAI-compatible request (or an unrecognised one) gets; a cut body is one the scan saw only part of.</summary>
+    private static RequestFacts Parse(byte[] json, bool isFinalBlock = true) => Facts(ApiAdapters.Other, [json]);
+
+    private static RequestFacts Facts(ApiAdapter adapter, IEnumerable<byte[]> pieces)
+    {
+        var scanner = new BodyScanner();
+        foreach (var piece in pieces)
+        {
+            scanner.Feed(piece);
+        }
+
+        return adapter.FromBody(scanner);
+    }
+
+    private static RequestFacts Facts(ApiAdapter adapter, string json) => Facts(adapter, [Encoding.UTF8.GetBytes(json)]);
 
     [Fact]
     public void OpenAiBody_Parse_ReadsModelStreamAndMaxTokens() =>
@@ -156,7 +167,7 @@ public sealed class RequestFactsTests
 
         foreach (var segmentSize in new[] { 1, 2, 3, 7, 16, 64, 100 })
         {
-            Assert.Equal(contiguous, RequestFacts.Parse(Segmented(bytes, segmentSize), isFinalBlock: true));
+            Assert.Equal(contiguous, Facts(ApiAdapters.Other, bytes.Chunk(segmentSize)));
         }
     }
 
@@ -168,7 +179,7 @@ public sealed class RequestFactsTests
     {
         var bytes = Encoding.UTF8.GetBytes("{\"model\":\"" + new string('m', 300) + "\",\"stream\":true}");
 
-        var facts = RequestFacts.Parse(Segmented(bytes, segmentSize), isFinalBlock: true);
+        var facts = Facts(ApiAdapters.Other, bytes.Chunk(segmentSize));
 
         Assert.True(facts.Model is null, $"a {facts.Model?.Length}-char model was kept");
         Assert.True(facts.Stream);
@@ -187,173 +198,74 @@ public sealed class RequestFactsTests
         Assert.Null(facts.Model);
     }
 
-    [Fact]
-    public async Task SmallBody_PeekAsync_ReadsFactsAndLeavesTheBodyUnchanged()
+    /// <summary>How the OpenAI and Anthropic Python SDKs write a body: the conversation first, the model and cap after it.</summary>
+    [Theory]
+    [InlineData(1)]
+    [InlineData(4096)]
+    [InlineData(65536)]
+    public void LongConversationBeforeModel_ScannedInPieces_FindsModelAndCap(int pieceSize)
     {
-        var body = Encoding.UTF8.GetBytes(OpenAiBody);
-        var context = NewContext(body);
+        var content = string.Concat(Enumerable.Repeat(@"a \""quoted\"" line\n with \u00e9scapes, ", 10_000));
+        var json = "{\"messages\":[{\"role\":\"user\",\"content\":\"" + content + "\"}],\"model\":\"gpt-4o\",\"stream\":true,\"max_tokens\":300}";
+        var bytes = Encoding.UTF8.GetBytes(json);
+        Assert.True(bytes.Length > 300_000);
+        using (System.Text.Json.JsonDocument.Parse(bytes)) { } // a valid body
 
-        var facts = await RequestFacts.PeekAsync(context.Request, RequestFacts.DefaultPeekBytes, CancellationToken.None);
-
-        Assert.Equal(new RequestFacts("gpt-4o-mini", true, 512), facts);
-        Assert.Equal(body, await ReadToEndAsync(context.Request.Body));
-    }
-
-    [Fact]
-    public async Task BodyLargerThanCap_PeekAsync_ReadsLeadingFactsAndLeavesTheBodyUnchanged()
-    {
-        var body = LargeBody(1024 * 1024);
-        var context = NewContext(body);
-
-        var facts = await RequestFacts.PeekAsync(context.Request, RequestFacts.DefaultPeekBytes, CancellationToken.None);
-
-        Assert.Equal(new RequestFacts("llama3.2", true, null), facts); // max_tokens sits past the cap
-        Assert.Equal(body, await ReadToEndAsync(context.Request.Body));
-    }
-
-    [Fact]
-    public async Task BodyArrivingInPieces_PeekAsync_WaitsForEnoughBytesAndLeavesTheBodyUnchanged()
-    {
-        var body = LargeBody(256 * 1024);
-        var pipe = new Pipe(new PipeOptions(pauseWriterThreshold: 0));
-        var context = NewContext(pipe.Reader, body.Length);
-        var writing = Task.Run(async () =>
-        {
-            foreach (var piece in body.Chunk(1000))
-            {
-                await pipe.Writer.WriteAsync(piece);
-            }
-
-            await pipe.Writer.CompleteAsync();
-        });
-
-        var facts = await RequestFacts.PeekAsync(context.Request, RequestFacts.DefaultPeekBytes, CancellationToken.None);
-        await writing;
-
-        Assert.Equal(new RequestFacts("llama3.2", true, null), facts);
-        Assert.Equal(body, await ReadToEndAsync(context.Request.Body));
-    }
-
-    [Fact]
-    public async Task BodyExactlyAtCap_PeekAsync_ParsesItAsComplete()
-    {
-        var json = "{\"model\":\"m\",\"max_tokens\":42}";
-        var body = Encoding.UTF8.GetBytes(json);
-        var context = NewContext(body);
-
-        var facts = await RequestFacts.PeekAsync(context.Request, body.Length, CancellationToken.None);
-
-        Assert.Equal(new RequestFacts("m", null, 42), facts);
-        Assert.Equal(body, await ReadToEndAsync(context.Request.Body));
-    }
-
-    [Fact]
-    public async Task InvalidUtf8InModel_PeekAsync_DoesNotThrowAndLeavesTheBodyUnchanged()
-    {
-        byte[] body = [.. "{\"model\":\"gpt"u8, 0xFF, .. "\",\"stream\":true}"u8];
-        var context = NewContext(body);
-
-        var facts = await RequestFacts.PeekAsync(context.Request, RequestFacts.DefaultPeekBytes, CancellationToken.None);
-
-        Assert.Null(facts.Model);
-        Assert.Equal(body, await ReadToEndAsync(context.Request.Body));
-    }
-
-    /// <summary>Kestrel hands the body over in ~4 KiB pipe segments: a long model must be ignored wherever they fall.</summary>
-    [Fact]
-    public async Task ModelOver256BytesAcrossPipeSegments_PeekAsync_IsIgnored()
-    {
-        var body = Encoding.UTF8.GetBytes("{\"model\":\"" + new string('m', 10_000) + "\",\"stream\":true}");
-        var context = NewContext(body);
-
-        var facts = await RequestFacts.PeekAsync(context.Request, RequestFacts.DefaultPeekBytes, CancellationToken.None);
-
-        Assert.True(facts.Model is null, $"a {facts.Model?.Length}-char model was kept");
-        Assert.True(facts.Stream);
-        Assert.Equal(body, await ReadToEndAsync(context.Request.Body));
+        Assert.Equal(new RequestFacts("gpt-4o", true, 300), Facts(ApiAdapters.ChatCompletions, bytes.Chunk(pieceSize)));
+        Assert.Equal(new RequestFacts("gpt-4o", true, 300), Facts(ApiAdapters.Messages, bytes.Chunk(pieceSize)));
     }
 
     [Theory]
-    [InlineData("GET", "application/json")]
-    [InlineData("POST", "text/plain")]
-    [InlineData("POST", null)]
-    public async Task NotAJsonPost_PeekAsync_ReadsNothing(string method, string? contentType)
+    [InlineData("/v1/chat/completions", "{\"model\":\"m\",\"max_tokens\":9,\"max_completion_tokens\":7}", "m", 7L)]
+    [InlineData("/v1/completions", "{\"model\":\"m\",\"max_tokens\":9}", "m", 9L)]
+    [InlineData("/v1/responses", "{\"model\":\"m\",\"max_tokens\":9,\"max_output_tokens\":11}", "m", 11L)]
+    [InlineData("/v1/messages", "{\"max_output_tokens\":9,\"model\":\"m\",\"max_tokens\":12}", "m", 12L)]
+    [InlineData("/v1beta/models/gemini-2.0-flash:streamGenerateContent", "{\"contents\":[],\"generationConfig\":{\"temperature\":1,\"maxOutputTokens\":13}}", "gemini-2.0-flash", 13L)]
+    [InlineData("/v1/projects/p/locations/l/publishers/google/models/gemini-pro:generateContent", "{\"generation_config\":{\"max_output_tokens\":14}}", "gemini-pro", 14L)]
+    [InlineData("/generate_stream", "{\"inputs\":\"x\",\"parameters\":{\"max_new_tokens\":15}}", null, 15L)]
+    [InlineData("/completion", "{\"prompt\":\"x\",\"n_predict\":16}", null, 16L)]
+    [InlineData("/completion", "{\"prompt\":\"x\",\"n_predict\":-1}", null, null)]
+    [InlineData("/api/chat", "{\"model\":\"llama3\",\"options\":{\"num_predict\":17}}", "llama3", 17L)]
+    [InlineData("/api/generate", "{\"model\":\"llama3\",\"options\":{\"num_predict\":18}}", "llama3", 18L)]
+    public void EachApi_Facts_ComeFromItsOwnFields(string path, string json, string? model, long? cap)
     {
-        var body = Encoding.UTF8.GetBytes(OpenAiBody);
-        var context = NewContext(body);
-        context.Request.Method = method;
-        context.Request.ContentType = contentType;
+        var adapter = ApiAdapters.For("POST", path);
+        var facts = adapter.FromPath(path, new Microsoft.AspNetCore.Http.QueryCollection()).Or(Facts(adapter, json));
 
-        var facts = await RequestFacts.PeekAsync(context.Request, RequestFacts.DefaultPeekBytes, CancellationToken.None);
-
-        Assert.Equal(RequestFacts.None, facts);
-        Assert.Equal(body, await ReadToEndAsync(context.Request.Body));
+        Assert.Equal(model, facts.Model);
+        Assert.Equal(cap, facts.MaxTokens);
     }
 
-    /// <summary>The model first, then filler past the peek cap, then a cap field the peek cannot see.</summary>
-    private static byte[] LargeBody(int size)
-    {
-        var head = "{\"model\":\"llama3.2\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"";
-        var tail = "\"}],\"max_tokens\":77}";
-        return Encoding.UTF8.GetBytes(head + new string('x', size - head.Length - tail.Length) + tail);
-    }
+    [Theory]
+    [InlineData("POST", "/v1/chat/completions", "chat_completions")]
+    [InlineData("POST", "/openai/deployments/x/chat/completions", "chat_completions")]
+    [InlineData("POST", "/v1/completions", "completions")]
+    [InlineData("POST", "/v1/responses", "responses")]
+    [InlineData("POST", "/v1/messages", "messages")]
+    [InlineData("POST", "/v1/messages/count_tokens", "other")]
+    [InlineData("POST", "/v1beta/models/g:streamGenerateContent", "gemini")]
+    [InlineData("POST", "/v1beta/models/g:countTokens", "other")]
+    [InlineData("POST", "/generate_stream", "tgi")]
+    [InlineData("POST", "/generate", "tgi")]
+    [InlineData("POST", "/completion", "llamacpp")]
+    [InlineData("POST", "/api/chat", "ollama")]
+    [InlineData("POST", "/api/generate", "ollama")]
+    [InlineData("POST", "/v1/embeddings", "other")]
+    [InlineData("GET", "/v1/chat/completions", "other")]
+    public void RequestPath_For_PicksTheApi(string method, string path, string label) =>
+        Assert.Equal(label, ApiAdapters.For(method, path).Label);
 
-    private static DefaultHttpContext NewContext(byte[] body) =>
-        NewContext(PipeReader.Create(new MemoryStream(body), new StreamPipeReaderOptions(bufferSize: 4096)), body.Length);
-
-    /// <summary>
-    /// As Kestrel does it: Request.Body and Request.BodyReader read the same pipe, so bytes the peek
-    /// leaves unconsumed are what the forwarder then reads.
-    /// </summary>
-    private static DefaultHttpContext NewContext(PipeReader reader, long length)
+    /// <summary>Every split of the body into two writes gives the facts of the whole.</summary>
+    [Fact]
+    public void EveryTwoPieceSplit_Facts_MatchTheWhole()
     {
-        var context = new DefaultHttpContext();
-        context.Request.Method = "POST";
-        context.Request.ContentType = "application/json; charset=utf-8";
-        context.Request.ContentLength = length;
-        context.Features.Set<IRequestBodyPipeFeature>(new PipeBody(reader));
-        context.Request.Body = reader.AsStream();
-        return context;
-    }
+        var bytes = Encoding.UTF8.GetBytes(OllamaBody.Replace("\"stream\":false", "\"stream\":false,\"max_tokens\":3,\"k\":\"a\\\"b\\\\\""));
+        var whole = Facts(ApiAdapters.OllamaChat, [bytes]);
+        Assert.Equal(new RequestFacts("llama3.2:3b", false, 128), whole);
 
-    private static async Task<byte[]> ReadToEndAsync(Stream body)
-    {
-        using var copy = new MemoryStream();
-        await body.CopyToAsync(copy);
-        return copy.ToArray();
-    }
-
-    private static ReadOnlySequence<byte> Segmented(byte[] bytes, int segmentSize)
-    {
-        var pieces = bytes.Chunk(segmentSize).ToArray();
-        var first = new Segment(pieces[0], 0);
-        var last = first;
-        foreach (var piece in pieces.Skip(1))
+        for (var cut = 0; cut <= bytes.Length; cut++)
         {
-            last = last.Append(piece);
+            Assert.Equal(whole, Facts(ApiAdapters.OllamaChat, [bytes[..cut], bytes[cut..]]));
         }
-
-        return new ReadOnlySequence<byte>(first, 0, last, last.Memory.Length);
-    }
-
-    private sealed class Segment : ReadOnlySequenceSegment<byte>
-    {
-        public Segment(ReadOnlyMemory<byte> memory, long runningIndex)
-        {
-            Memory = memory;
-            RunningIndex = runningIndex;
-        }
-
-        public Segment Append(ReadOnlyMemory<byte> memory)
-        {
-            var next = new Segment(memory, RunningIndex + Memory.Length);
-            Next = next;
-            return next;
-        }
-    }
-
-    private sealed class PipeBody(PipeReader reader) : IRequestBodyPipeFeature
-    {
-        public PipeReader Reader { get; } = reader;
     }
 }

@@ -1,0 +1,90 @@
+using System.Text.Json;
+using Gateway.Tokens;
+
+namespace Gateway.Protocols;
+
+/// <summary>
+/// llama.cpp's native <c>/completion</c>: <c>data:</c> events with <c>content</c>, the last with
+/// <c>stop: true</c> and <c>tokens_predicted</c>. The cap is <c>n_predict</c>. An interrupted client
+/// gets llama.cpp's own <c>{"error": {"code", "message", "type"}}</c> event.
+/// </summary>
+internal sealed class LlamaCppAdapter() : ApiAdapter(Api.LlamaCpp, "llamacpp", "text_completion")
+{
+    public override bool Matches(string path) => EndsWith(path, "/completion");
+
+    public override ChunkReader Reader { get; } = new LlamaCppReader();
+
+    public override RequestFacts FromBody(BodyScanner body) =>
+        new(body.Model, body.Stream, Cap(body, BodyField.NPredict, BodyField.MaxTokens));
+
+    protected override void WriteError(Utf8JsonWriter json, EndNotice notice)
+    {
+        json.WriteStartObject();
+        json.WriteStartObject("error");
+        json.WriteNumber("code", notice.StatusCode);
+        json.WriteString("message", notice.Message);
+        json.WriteString("type", notice.Type);
+        json.WriteEndObject();
+        json.WriteEndObject();
+    }
+
+    private sealed class LlamaCppReader : ChunkReader
+    {
+        public override void ReadEvent(ReadOnlySpan<byte> eventName, ReadOnlySpan<byte> json, ref ChunkFacts facts, ContentText? text)
+        {
+            var mark = text?.Length ?? 0;
+            try
+            {
+                var reader = new Utf8JsonReader(json, new JsonReaderOptions { MaxDepth = 64 });
+                if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
+                {
+                    return;
+                }
+
+                while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+                {
+                    if (reader.ValueTextEquals("content"u8))
+                    {
+                        reader.Read();
+                        JsonChunks.ReadText(ref reader, ref facts, text);
+                    }
+                    else if (reader.ValueTextEquals("stop"u8))
+                    {
+                        reader.Read();
+                        facts.End |= reader.TokenType == JsonTokenType.True;
+                    }
+                    else if (reader.ValueTextEquals("tokens_predicted"u8))
+                    {
+                        reader.Read();
+                        facts.CompletionTokens = JsonChunks.ReadCount(ref reader) ?? facts.CompletionTokens;
+                    }
+                    else if (reader.ValueTextEquals("tokens_evaluated"u8))
+                    {
+                        reader.Read();
+                        facts.PromptTokens = JsonChunks.ReadCount(ref reader) ?? facts.PromptTokens;
+                    }
+                    else if (reader.ValueTextEquals("model"u8))
+                    {
+                        reader.Read();
+                        JsonChunks.ReadModel(ref reader, ref facts);
+                    }
+                    else if (reader.ValueTextEquals("error"u8))
+                    {
+                        reader.Read();
+                        facts.Error |= reader.TokenType != JsonTokenType.Null;
+                        reader.Skip();
+                    }
+                    else
+                    {
+                        JsonChunks.SkipValue(ref reader);
+                    }
+                }
+            }
+            catch (Exception ex) when (ex is JsonException or InvalidOperationException)
+            {
+                text?.Truncate(mark);
+                facts = default(ChunkFacts) with { WantModel = facts.WantModel };
+            }
+        }
+    }
+}
