@@ -43,6 +43,7 @@ internal static class MockLlmHostingExtensions
     public static IEndpointRouteBuilder MapMockLlm(this IEndpointRouteBuilder endpoints)
     {
         endpoints.MapOpenAi();
+        endpoints.MapResponses();
         endpoints.MapOllama();
         endpoints.MapSeed();
         endpoints.MapLedger();
