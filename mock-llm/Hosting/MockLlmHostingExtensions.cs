@@ -44,6 +44,7 @@ internal static class MockLlmHostingExtensions
     {
         endpoints.MapOpenAi();
         endpoints.MapResponses();
+        endpoints.MapAnthropic();
         endpoints.MapOllama();
         endpoints.MapSeed();
         endpoints.MapLedger();
