@@ -45,6 +45,7 @@ internal static class MockLlmHostingExtensions
         endpoints.MapOpenAi();
         endpoints.MapResponses();
         endpoints.MapAnthropic();
+        endpoints.MapGemini();
         endpoints.MapOllama();
         endpoints.MapSeed();
         endpoints.MapLedger();
