@@ -46,6 +46,7 @@ internal static class MockLlmHostingExtensions
         endpoints.MapResponses();
         endpoints.MapAnthropic();
         endpoints.MapGemini();
+        endpoints.MapTgi();
         endpoints.MapOllama();
         endpoints.MapSeed();
         endpoints.MapLedger();
