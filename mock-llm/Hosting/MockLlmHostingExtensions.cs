@@ -47,6 +47,7 @@ internal static class MockLlmHostingExtensions
         endpoints.MapAnthropic();
         endpoints.MapGemini();
         endpoints.MapTgi();
+        endpoints.MapLlamaCpp();
         endpoints.MapOllama();
         endpoints.MapSeed();
         endpoints.MapLedger();
