@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Globalization;
 
 namespace MockLlm.Generation;
 
@@ -11,6 +12,12 @@ internal abstract class ChunkWriter
     /// <summary>False for single-body responses: nothing is flushed until the end.</summary>
     public abstract bool Streams { get; }
 
+    /// <summary>True when the protocol's last token event is also its end (TGI's <c>generated_text</c>,
+    /// Gemini's <c>finishReason</c> ride on it): the streamer then writes the last token through
+    /// <see cref="WriteEnd"/>, whose stats count it, instead of <see cref="WriteToken"/>. When
+    /// <c>X-Mock-Fail-After</c> withholds the end, every token goes through <see cref="WriteToken"/>.</summary>
+    public virtual bool EndsOnLastToken => false;
+
     /// <summary>Written just before the first token (or before the end when there are no tokens).</summary>
     public virtual void WriteStart(IBufferWriter<byte> output)
     {
@@ -20,6 +27,14 @@ internal abstract class ChunkWriter
     public abstract void WriteToken(IBufferWriter<byte> output, ReadOnlySpan<byte> token);
 
     public abstract void WriteEnd(IBufferWriter<byte> output, in GenerationStats stats);
+
+    /// <summary>Formats straight into the output, so running counts cost no allocation per token.</summary>
+    protected static void WriteNumber(IBufferWriter<byte> output, long value)
+    {
+        var span = output.GetSpan(20);
+        value.TryFormat(span, out var written, default, CultureInfo.InvariantCulture);
+        output.Advance(written);
+    }
 }
 
 /// <summary>A single JSON body written once generation ends (<c>"stream": false</c>); the text is

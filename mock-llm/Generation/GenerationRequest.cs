@@ -1,5 +1,6 @@
 using System.Text;
 using System.Text.Json;
+using static MockLlm.Generation.JsonFields;
 
 namespace MockLlm.Generation;
 
@@ -7,13 +8,19 @@ namespace MockLlm.Generation;
 /// <param name="MaxTokens">The request's cap; null or &lt;= 0 means no cap.</param>
 internal sealed record GenerationRequest(string? Model, bool Stream, string Prompt, int? MaxTokens, bool IncludeUsage)
 {
+    /// <summary>OpenAI Responses: the request's <c>instructions</c>, which the response object echoes.</summary>
+    public string? Instructions { get; init; }
+
+    /// <summary>TGI: <c>parameters.details</c>, whether the end carries the finish reason and counts.</summary>
+    public bool Details { get; init; }
+
     public static GenerationRequest ParseOpenAiChat(JsonElement root)
     {
         var prompt = new StringBuilder();
         foreach (var message in RequiredArray(root, "messages").EnumerateArray())
         {
             RequireObject(message, "messages[]");
-            AppendContent(prompt, message);
+            AppendText(prompt, message, "content");
         }
 
         return ParseOpenAiCommon(root, prompt.ToString());
@@ -95,73 +102,6 @@ internal sealed record GenerationRequest(string? Model, bool Stream, string Prom
         return new GenerationRequest(
             OptionalString(root, "model"), OptionalBool(root, "stream") ?? true, prompt, numPredict, IncludeUsage: false);
     }
-
-    private static void AppendContent(StringBuilder prompt, JsonElement message)
-    {
-        if (!message.TryGetProperty("content", out var content))
-        {
-            return;
-        }
-
-        switch (content.ValueKind)
-        {
-            case JsonValueKind.Null:
-                return;
-            case JsonValueKind.String:
-                prompt.Append(content.GetString());
-                return;
-            case JsonValueKind.Array:
-                // Content parts: only text parts contribute to the prompt.
-                foreach (var part in content.EnumerateArray())
-                {
-                    RequireObject(part, "content[]");
-                    prompt.Append(OptionalString(part, "text"));
-                }
-
-                return;
-            default:
-                throw new InvalidRequestException("'content' must be a string, an array of content parts or null.");
-        }
-    }
-
-    private static void RequireObject(JsonElement element, string name)
-    {
-        if (element.ValueKind != JsonValueKind.Object)
-        {
-            throw new InvalidRequestException($"'{name}' must be a JSON object.");
-        }
-    }
-
-    private static JsonElement RequiredArray(JsonElement root, string name)
-    {
-        RequireObject(root, "body");
-        if (!root.TryGetProperty(name, out var value) || value.ValueKind != JsonValueKind.Array)
-        {
-            throw new InvalidRequestException($"'{name}' is required and must be an array.");
-        }
-
-        return value;
-    }
-
-    private static string? OptionalString(JsonElement obj, string name) =>
-        !obj.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null ? null
-        : value.ValueKind == JsonValueKind.String ? value.GetString()
-        : throw new InvalidRequestException($"'{name}' must be a string.");
-
-    private static bool? OptionalBool(JsonElement obj, string name) =>
-        !obj.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null ? null
-        : value.ValueKind is JsonValueKind.True or JsonValueKind.False ? value.GetBoolean()
-        : throw new InvalidRequestException($"'{name}' must be a boolean.");
-
-    private static int? OptionalInt(JsonElement obj, string name) =>
-        !obj.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null ? null
-        : value.ValueKind == JsonValueKind.Number && value.TryGetInt32(out var number) ? number
-        : throw new InvalidRequestException($"'{name}' must be an integer.");
-
-    private static JsonElement? OptionalObject(JsonElement obj, string name) =>
-        !obj.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null ? null
-        : value.ValueKind == JsonValueKind.Object ? value
-        : throw new InvalidRequestException($"'{name}' must be an object.");
 }
 
 /// <summary>A request body the mock refuses; its message goes back to the client in a 400.</summary>

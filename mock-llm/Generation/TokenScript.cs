@@ -39,10 +39,13 @@ internal sealed class TokenScript
         SplitMix64(_seed ^ (ulong)clock.ToUnixTimeSeconds()).ToString("x16", System.Globalization.CultureInfo.InvariantCulture);
 
     /// <summary>UTF-8 bytes of token <paramref name="index"/>, e.g. <c>"lorem "</c>.</summary>
-    public ReadOnlySpan<byte> Token(int index)
+    public ReadOnlySpan<byte> Token(int index) => s_tokens[TokenId(index)];
+
+    /// <summary>Token <paramref name="index"/>'s place in the mock's vocabulary, for APIs that report token ids.</summary>
+    public int TokenId(int index)
     {
         var mixed = SplitMix64(_seed + ((ulong)index * 0x9E3779B97F4A7C15UL));
-        return s_tokens[(int)(mixed % (ulong)s_tokens.Length)];
+        return (int)(mixed % (ulong)s_tokens.Length);
     }
 
     /// <summary>Writes the first <paramref name="count"/> tokens as one run of text.</summary>

@@ -18,31 +18,37 @@ internal sealed class TokenStreamer(
     public const string RequestIdHeader = "X-Mock-Request-Id";
 
     /// <summary>Reads and validates a JSON body, then generates.</summary>
+    /// <param name="errorShape">How a refused body or header is reported: the imitated API's own error shape.</param>
     public async Task HandleAsync(
         HttpContext context,
         Func<JsonElement, GenerationRequest> parse,
-        Func<GenerationContext, ChunkWriter> createWriter)
+        Func<GenerationContext, ChunkWriter> createWriter,
+        ErrorShape errorShape = ErrorShape.OpenAi)
     {
         var body = await RequestBodyReader.ReadAsync(context, parse);
         if (body.Request is null)
         {
             if (body.Error is not null)
             {
-                await RejectAsync(context, body.StatusCode, body.Error);
+                await RejectAsync(context, body.StatusCode, body.Error, errorShape);
             }
 
             return;
         }
 
-        await GenerateAsync(context, body.Request, createWriter);
+        await GenerateAsync(context, body.Request, createWriter, errorShape);
     }
 
-    public async Task GenerateAsync(HttpContext context, GenerationRequest request, Func<GenerationContext, ChunkWriter> createWriter)
+    public async Task GenerateAsync(
+        HttpContext context,
+        GenerationRequest request,
+        Func<GenerationContext, ChunkWriter> createWriter,
+        ErrorShape errorShape = ErrorShape.OpenAi)
     {
         var settings = options.Value;
         if (!GenerationOverrides.TryRead(context.Request.Headers, settings, out var overrides, out var headerError))
         {
-            await RejectAsync(context, StatusCodes.Status400BadRequest, headerError!);
+            await RejectAsync(context, StatusCodes.Status400BadRequest, headerError!, errorShape);
             return;
         }
 
@@ -83,6 +89,9 @@ internal sealed class TokenStreamer(
         var startTimestamp = time.GetTimestamp();
         var firstTokenTimestamp = startTimestamp;
         var intervalMs = 1000.0 / overrides.TokensPerSecond;
+
+        // A withheld end (fail-after) sends the last token as an ordinary one.
+        var endsOnLastToken = writer.EndsOnLastToken && planned > 0 && planned != overrides.FailAfter;
         try
         {
             if (overrides.EarlyHeaders)
@@ -104,6 +113,11 @@ internal sealed class TokenStreamer(
                 {
                     firstTokenTimestamp = time.GetTimestamp();
                     writer.WriteStart(output);
+                }
+
+                if (endsOnLastToken && i == planned - 1)
+                {
+                    break;
                 }
 
                 writer.WriteToken(output, generation.Script.Token(i));
@@ -130,15 +144,21 @@ internal sealed class TokenStreamer(
             }
 
             var now = time.GetTimestamp();
+            var tokensSent = record.TokensSent + (endsOnLastToken ? 1 : 0);
             writer.WriteEnd(output, overrides.Clock is null
                 ? new GenerationStats(
-                    record.TokensSent,
+                    tokensSent,
                     Total: time.GetElapsedTime(startTimestamp, now),
                     PromptEval: time.GetElapsedTime(startTimestamp, firstTokenTimestamp),
                     Eval: time.GetElapsedTime(firstTokenTimestamp, now))
-                : GenerationStats.Nominal(record.TokensSent, overrides.TimeToFirstTokenMs, intervalMs));
+                : GenerationStats.Nominal(tokensSent, overrides.TimeToFirstTokenMs, intervalMs));
             if (await FlushAsync(output, cancellationToken))
             {
+                if (endsOnLastToken)
+                {
+                    ledger.TokenSent(record);
+                }
+
                 outcome = LedgerOutcome.Completed;
             }
         }
@@ -199,9 +219,10 @@ internal sealed class TokenStreamer(
         return !result.IsCanceled && !result.IsCompleted;
     }
 
-    private async Task RejectAsync(HttpContext context, int statusCode, string message)
+    /// <summary>Refuses a request before any generation, in <paramref name="shape"/>.</summary>
+    public async Task RejectAsync(HttpContext context, int statusCode, string message, ErrorShape shape)
     {
         GenerationLog.Rejected(logger, context.Request.Path.Value ?? string.Empty, statusCode);
-        await ErrorResponse.WriteAsync(context, statusCode, message);
+        await ErrorResponse.WriteAsync(context, statusCode, message, shape);
     }
 }

@@ -43,6 +43,11 @@ internal static class MockLlmHostingExtensions
     public static IEndpointRouteBuilder MapMockLlm(this IEndpointRouteBuilder endpoints)
     {
         endpoints.MapOpenAi();
+        endpoints.MapResponses();
+        endpoints.MapAnthropic();
+        endpoints.MapGemini();
+        endpoints.MapTgi();
+        endpoints.MapLlamaCpp();
         endpoints.MapOllama();
         endpoints.MapSeed();
         endpoints.MapLedger();

@@ -3,13 +3,32 @@ using System.Text.Json;
 
 namespace MockLlm.Protocols;
 
-/// <summary>OpenAI's error body, used by every endpoint so clients need one parser.</summary>
+/// <summary>Whose error body a refused request gets: each API's official SDK raises only on its own
+/// shape, so an endpoint answers in the shape of the API it imitates.</summary>
+internal enum ErrorShape
+{
+    /// <summary><c>{"error":{"message","type","param","code"}}</c>; also what the Ollama and seed endpoints send.</summary>
+    OpenAi,
+
+    /// <summary><c>{"type":"error","error":{"type","message"}}</c>.</summary>
+    Anthropic,
+
+    /// <summary><c>{"error":{"code","message","status"}}</c> with Google's canonical status names.</summary>
+    Gemini,
+
+    /// <summary>Hugging Face TGI: <c>{"error","error_type"}</c>.</summary>
+    Tgi,
+
+    /// <summary>llama.cpp's server: <c>{"error":{"code","message","type"}}</c>.</summary>
+    LlamaCpp,
+}
+
 internal static class ErrorResponse
 {
     // Keeps quotes and angle brackets readable in messages; the body is JSON, never embedded in HTML.
     private static readonly JsonWriterOptions s_jsonOptions = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
-    public static async Task WriteAsync(HttpContext context, int statusCode, string message)
+    public static async Task WriteAsync(HttpContext context, int statusCode, string message, ErrorShape shape = ErrorShape.OpenAi)
     {
         var response = context.Response;
         if (response.HasStarted)
@@ -21,14 +40,7 @@ internal static class ErrorResponse
         response.ContentType = "application/json";
         using (var json = new Utf8JsonWriter(response.BodyWriter, s_jsonOptions))
         {
-            json.WriteStartObject();
-            json.WriteStartObject("error");
-            json.WriteString("message", message);
-            json.WriteString("type", "invalid_request_error");
-            json.WriteNull("param");
-            json.WriteNull("code");
-            json.WriteEndObject();
-            json.WriteEndObject();
+            Write(json, statusCode, message, shape);
         }
 
         try
@@ -39,5 +51,64 @@ internal static class ErrorResponse
         {
             // The client left before reading its error; nothing to do.
         }
+    }
+
+    private static void Write(Utf8JsonWriter json, int statusCode, string message, ErrorShape shape)
+    {
+        json.WriteStartObject();
+        switch (shape)
+        {
+            case ErrorShape.Anthropic:
+                json.WriteString("type", "error");
+                json.WriteStartObject("error");
+                json.WriteString("type", statusCode switch
+                {
+                    StatusCodes.Status404NotFound => "not_found_error",
+                    StatusCodes.Status413PayloadTooLarge => "request_too_large",
+                    < 500 => "invalid_request_error",
+                    _ => "api_error",
+                });
+                json.WriteString("message", message);
+                json.WriteEndObject();
+                break;
+            case ErrorShape.Gemini:
+                json.WriteStartObject("error");
+                json.WriteNumber("code", statusCode);
+                json.WriteString("message", message);
+                json.WriteString("status", statusCode switch
+                {
+                    StatusCodes.Status404NotFound => "NOT_FOUND",
+                    < 500 => "INVALID_ARGUMENT",
+                    _ => "INTERNAL",
+                });
+                json.WriteEndObject();
+                break;
+            case ErrorShape.Tgi:
+                json.WriteString("error", message);
+                json.WriteString("error_type", statusCode < 500 ? "validation" : "generation");
+                break;
+            case ErrorShape.LlamaCpp:
+                json.WriteStartObject("error");
+                json.WriteNumber("code", statusCode);
+                json.WriteString("message", message);
+                json.WriteString("type", statusCode switch
+                {
+                    StatusCodes.Status404NotFound => "not_found_error",
+                    < 500 => "invalid_request_error",
+                    _ => "server_error",
+                });
+                json.WriteEndObject();
+                break;
+            default:
+                json.WriteStartObject("error");
+                json.WriteString("message", message);
+                json.WriteString("type", "invalid_request_error");
+                json.WriteNull("param");
+                json.WriteNull("code");
+                json.WriteEndObject();
+                break;
+        }
+
+        json.WriteEndObject();
     }
 }
