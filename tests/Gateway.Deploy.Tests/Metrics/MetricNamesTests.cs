@@ -36,12 +36,25 @@ public sealed class MetricNamesTests
     }
 
     [Fact]
-    public void Dashboard_Variables_AreRouteAndModel()
+    public void Dashboard_Variables_AreRouteModelAndApi()
     {
         var dashboard = Dashboard();
         var variables = dashboard["templating"]!["list"]!.AsArray().Select(v => (string?)v!["name"]).ToList();
         Assert.Contains("route", variables);
         Assert.Contains("model", variables);
+        Assert.Contains("api", variables);
+
+        // Every query of a series that carries the api label filters by it, and streamed and saved tokens split by it.
+        var exprs = dashboard["panels"]!.AsArray().SelectMany(p => p!["targets"]?.AsArray() ?? []).Select(t => (string)t!["expr"]!).ToList();
+        foreach (var expr in exprs.Where(e => e.Contains("llm_gateway_tokens_streamed_total", StringComparison.Ordinal)
+            || e.Contains("llm_gateway_cancellation_tokens_saved", StringComparison.Ordinal)
+            || e.Contains("llm_gateway_streams_", StringComparison.Ordinal)))
+        {
+            Assert.Contains("api=~\"$api\"", expr, StringComparison.Ordinal);
+        }
+
+        Assert.Contains(exprs, e => e.StartsWith("sum by (api, model) (rate(llm_gateway_tokens_streamed_total", StringComparison.Ordinal));
+        Assert.Contains(exprs, e => e.StartsWith("sum by (api, reason) (rate(llm_gateway_cancellation_tokens_saved_sum", StringComparison.Ordinal));
     }
 
     [Fact]
