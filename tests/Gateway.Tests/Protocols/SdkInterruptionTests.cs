@@ -1,0 +1,164 @@
+using System.ClientModel;
+using System.ClientModel.Primitives;
+using Anthropic;
+using Anthropic.Core;
+using Anthropic.Models.Messages;
+using Gateway.Tests.Infrastructure;
+using OllamaSharp;
+using OpenAI.Responses;
+
+namespace Gateway.Tests.Protocols;
+
+/// <summary>
+/// The official SDKs as a user's program runs them through the gateway: when a stream is superseded,
+/// stopped, or cut by its upstream, the SDK raises an error that names the reason, instead of taking
+/// the cut-off answer for a whole one; the mock's ledger shows the upstream stopped.
+/// </summary>
+#pragma warning disable OPENAI001 // the Responses client is marked experimental in OpenAI 2.15
+public sealed class SdkInterruptionTests
+{
+    public static TheoryData<string> Reasons => ["superseded", "stopped", "upstream_reset"];
+
+    [Theory]
+    [MemberData(nameof(Reasons))]
+    public async Task AnthropicSdk_StreamInterrupted_RaisesAnErrorNamingTheReason(string reason)
+    {
+        await using var stack = await ApiStack.StartAsync("sdk", ApiCase.Messages);
+        using var client = new AnthropicClient(new ClientOptions
+        {
+            BaseUrl = stack.Stack.Gateway.BaseAddress.ToString().TrimEnd('/'),
+            ApiKey = "sk-ant-test",
+            MaxRetries = 0,
+            Timeout = Wait.Timeout,
+            ExtraHeaders = Headers(reason),
+        });
+        var request = new MessageCreateParams { Model = "claude-mock", MaxTokens = 200, Messages = [new UserMessageParam("a long story")] };
+
+        var error = await InterruptAsync(stack, reason, async () =>
+        {
+            await foreach (var _ in client.Messages.CreateStreaming(request))
+            {
+            }
+        });
+
+        Assert.Contains(ApiStack.Notice(reason).Message, error.ToString(), StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [MemberData(nameof(Reasons))]
+    public async Task OpenAiResponsesSdk_StreamInterrupted_RaisesAnErrorNamingTheReason(string reason)
+    {
+        await using var stack = await ApiStack.StartAsync("sdk", ApiCase.Responses);
+        var options = new ResponsesClientOptions { Endpoint = new Uri(stack.Stack.Gateway.BaseAddress, "v1/"), NetworkTimeout = Wait.Timeout, RetryPolicy = new ClientRetryPolicy(0) };
+        options.AddPolicy(new HeaderPolicy(Headers(reason)), PipelinePosition.PerCall);
+        var client = new ResponsesClient(new ApiKeyCredential("sk-test"), options);
+        var request = new CreateResponseOptions("gpt-mock", [ResponseItem.CreateUserMessageItem("a long story")]) { StreamingEnabled = true, MaxOutputTokenCount = 200 };
+
+        var error = await InterruptAsync(stack, reason, async () =>
+        {
+            await foreach (var update in await client.CreateResponseStreamingAsync(request))
+            {
+                if (update is StreamingResponseErrorUpdate failed)
+                {
+                    throw new InvalidOperationException($"error update: {failed.Code}: {failed.Message}");
+                }
+            }
+        });
+
+        Assert.Contains(ApiStack.Notice(reason).Message, error.ToString(), StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [MemberData(nameof(Reasons))]
+    public async Task OllamaSharp_StreamInterrupted_RaisesAnErrorNamingTheReason(string reason)
+    {
+        await using var stack = await ApiStack.StartAsync("sdk", ApiCase.OllamaChat);
+        using var http = new HttpClient { BaseAddress = stack.Stack.Gateway.BaseAddress, Timeout = Wait.Timeout };
+        foreach (var (name, value) in Headers(reason))
+        {
+            http.DefaultRequestHeaders.Add(name, value);
+        }
+
+        using var client = new OllamaApiClient(http, "llama-mock");
+        var request = new OllamaSharp.Models.Chat.ChatRequest
+        {
+            Model = "llama-mock",
+            Messages = [new OllamaSharp.Models.Chat.Message(OllamaSharp.Models.Chat.ChatRole.User, "a long story")],
+            Options = new OllamaSharp.Models.RequestOptions { NumPredict = 200 },
+        };
+
+        var error = await InterruptAsync(stack, reason, async () =>
+        {
+            await foreach (var _ in client.ChatAsync(request))
+            {
+            }
+        });
+
+        Assert.Contains(ApiStack.Notice(reason).Message, error.ToString(), StringComparison.Ordinal);
+    }
+
+    private static Dictionary<string, string> Headers(string reason)
+    {
+        var headers = new Dictionary<string, string>(ApiStack.Slow) { ["X-Session-Id"] = "sdk" };
+        if (reason == "upstream_reset")
+        {
+            headers["X-Mock-Fail-After"] = "4";
+        }
+
+        return headers;
+    }
+
+    /// <summary>Runs the SDK's stream, interrupts it once tokens flow, and returns what the SDK raised.</summary>
+    private static async Task<Exception> InterruptAsync(ApiStack stack, string reason, Func<Task> stream)
+    {
+        var running = Task.Run(stream);
+        await stack.Stack.WaitForEntryAsync("sdk", e => e.TokensSent >= 3);
+        switch (reason)
+        {
+            case "superseded":
+                using (var newer = await stack.Client.SendAsync(ApiCase.ChatCompletions.Request("mock-1", "short", 3, "sdk")))
+                {
+                    await newer.Content.ReadAsByteArrayAsync();
+                }
+
+                break;
+            case "stopped":
+                using (var stop = await stack.Client.PostAsync("/v1/sessions/sdk/cancel", null))
+                {
+                    Assert.Equal(200, (int)stop.StatusCode);
+                }
+
+                break;
+        }
+
+        var error = await Record.ExceptionAsync(() => running.WaitAsync(Wait.Timeout));
+        Assert.True(error is not null, $"the SDK took the {reason} stream for a whole answer");
+        Assert.IsNotType<TimeoutException>(error);
+        var entry = await stack.Stack.WaitForEntryAsync("sdk", e => e.EndedAt is not null);
+        Assert.True(entry.Cancelled || entry.Failed, entry.ToString());
+        return error;
+    }
+
+    private sealed class HeaderPolicy(IReadOnlyDictionary<string, string> headers) : PipelinePolicy
+    {
+        public override void Process(PipelineMessage message, IReadOnlyList<PipelinePolicy> pipeline, int currentIndex)
+        {
+            Apply(message);
+            ProcessNext(message, pipeline, currentIndex);
+        }
+
+        public override ValueTask ProcessAsync(PipelineMessage message, IReadOnlyList<PipelinePolicy> pipeline, int currentIndex)
+        {
+            Apply(message);
+            return ProcessNextAsync(message, pipeline, currentIndex);
+        }
+
+        private void Apply(PipelineMessage message)
+        {
+            foreach (var (name, value) in headers)
+            {
+                message.Request.Headers.Set(name, value);
+            }
+        }
+    }
+}
