@@ -157,3 +157,41 @@ internal static class ApiInterruption
         }
     }
 }
+
+/// <summary>How the OpenAI and Anthropic Python SDKs write a long request: the conversation first, the
+/// model and cap after it. The facts come from the whole body as it is forwarded.</summary>
+public sealed class LongPromptTests
+{
+    [Theory]
+    [InlineData("/v1/chat/completions", "max_tokens", "chat_completions")]
+    [InlineData("/v1/messages", "max_tokens", "messages")]
+    [InlineData("/v1/responses", "max_output_tokens", "responses")]
+    public async Task MessagesFirst300KbBody_Superseded_IsLabelledWithItsModelAndCappedByItsCap(string path, string capField, string api)
+    {
+        var c = ApiCase.Named(api);
+        await using var stack = await ApiStack.StartAsync("long", c);
+        var conversation = new string('w', 300 * 1024);
+        var input = api == "responses" ? $"\"input\":\"{conversation}\"" : $"\"messages\":[{{\"role\":\"user\",\"content\":\"{conversation}\"}}]";
+        var body = $"{{{input},\"stream\":true,\"model\":\"long-context-model\",\"{capField}\":180}}";
+        var request = new HttpRequestMessage(HttpMethod.Post, path) { Content = new StringContent(body, System.Text.Encoding.UTF8, "application/json") };
+        request.Headers.Add("X-Session-Id", "long");
+        foreach (var (name, value) in ApiStack.Slow)
+        {
+            request.Headers.Add(name, value);
+        }
+
+        using var old = await StreamReading.SendAsync(stack.Client, request);
+        var reading = c.ReadEventsAsync(await old.Content.ReadAsStreamAsync());
+        var active = await stack.Metrics.WaitForAsync("llm_gateway.streams.active");
+        await stack.Stack.WaitForEntryAsync("long", e => e.TokensSent >= 3);
+        using var newer = await StreamReading.SendAsync(stack.Client, c.Request("mock-1", "short", 3, "long"));
+        await reading;
+
+        Assert.Equal("long-context-model", active["model"]);
+        var (ended, streamed, saved) = await stack.EndedAsync("superseded");
+        Assert.Equal("long-context-model", ended["model"]);
+        Assert.Equal("long-context-model", saved!["model"]);
+        Assert.Equal("cap", saved["estimator"]);
+        Assert.Equal(180 - streamed.Value, saved.Value);
+    }
+}
