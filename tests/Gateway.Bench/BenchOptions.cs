@@ -27,6 +27,9 @@ internal sealed class BenchOptions
 
     /// <summary>The two throughput workloads: streams × tokens per second.</summary>
     public List<(int Streams, double TokensPerSecond)> Throughput { get; private set; } = [(500, 50), (4000, 5)];
+    /// <summary>The APIs each throughput workload runs with (the mock speaks each).</summary>
+    public List<string> ThroughputApis { get; private set; } = [.. Load.BenchApis.All];
+
     public TimeSpan ThroughputRamp { get; private set; } = TimeSpan.FromSeconds(2);
     public TimeSpan ThroughputWarmup { get; private set; } = TimeSpan.FromSeconds(2);
     public TimeSpan ThroughputWindow { get; private set; } = TimeSpan.FromSeconds(4);
@@ -63,6 +66,7 @@ internal sealed class BenchOptions
           --cancel-rate TPS           token rate of the cancelled streams (default 50)
           --first-token-samples N     first-token requests per leg (default 300)
           --throughput S1xR1,S2xR2    streams x tokens/s for the CPU figure (default 500x50,4000x5)
+          --apis A,B                  APIs each throughput workload runs with (default chat_completions,messages,responses)
           --window SECONDS            CPU measuring window (default 4)
           --rounds N                  throughput rounds, legs taking turns (default 3)
           --memory-levels N1,N2,...   concurrent streams for the memory figure (default 1000,5000,10000)
@@ -105,6 +109,7 @@ internal sealed class BenchOptions
                 case "--cancel-rate": options.CancelTokensPerSecond = Double(value, name); break;
                 case "--first-token-samples": options.FirstTokenSamples = Int(value, name); break;
                 case "--throughput": options.Throughput = [.. value.Split(',').Select(w => ParseWorkload(w, name))]; break;
+                case "--apis": options.ThroughputApis = [.. value.Split(',').Select(a => Api(a, name))]; break;
                 case "--window": options.ThroughputWindow = TimeSpan.FromSeconds(Double(value, name)); break;
                 case "--rounds": options.ThroughputRounds = Int(value, name); break;
                 case "--memory-levels": options.MemoryLevels = [.. value.Split(',').Select(v => Int(v, name))]; break;
@@ -158,6 +163,9 @@ internal sealed class BenchOptions
         var parts = text.Split('x');
         return parts.Length == 2 ? (Int(parts[0], flag), Double(parts[1], flag)) : throw new ArgumentException($"{flag}: expected STREAMSxRATE, got {text}.");
     }
+
+    private static string Api(string text, string flag) =>
+        Load.BenchApis.All.Contains(text) ? text : throw new ArgumentException($"{flag}: '{text}' is not one of {string.Join(", ", Load.BenchApis.All)}.");
 
     private static int Int(string text, string flag) =>
         int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) && v > 0 ? v : throw new ArgumentException($"{flag}: {text} is not a positive integer.");

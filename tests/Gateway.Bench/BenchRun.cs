@@ -97,7 +97,10 @@ internal sealed class BenchRun : IAsyncDisposable
         foreach (var leg in options.Phases.Contains("throughput") && !options.Smoke ? result.Legs.Where(l => l.Leg != LegNames.Direct) : [])
         {
             var (streams, rate) = options.Throughput[0];
-            await run.PhaseAsync("throughput warm-up (not measured)", leg.Leg, () => run.ThroughputAsync(leg, Math.Min(streams, maxStreams), rate, record: false));
+            foreach (var api in options.ThroughputApis)
+            {
+                await run.PhaseAsync("throughput warm-up (not measured)", leg.Leg, () => run.ThroughputAsync(leg, api, Math.Min(streams, maxStreams), rate, record: false));
+            }
         }
 
         for (var round = 0; options.Phases.Contains("throughput") && round < options.ThroughputRounds; round++)
@@ -107,19 +110,22 @@ internal sealed class BenchRun : IAsyncDisposable
             var order = round % 2 == 0 ? result.Legs : Enumerable.Reverse(result.Legs).ToList();
             foreach (var leg in order.Where(l => round == 0 || l.Leg != LegNames.Direct))
             {
-                foreach (var (streams, rate) in options.Throughput)
+                foreach (var api in options.ThroughputApis)
                 {
-                    var label = $"throughput round {round + 1}/{options.ThroughputRounds}";
-                    await run.PhaseAsync(label, leg.Leg, () => run.ThroughputAsync(leg, Math.Min(streams, maxStreams), rate));
+                    foreach (var (streams, rate) in options.Throughput)
+                    {
+                        var label = $"throughput round {round + 1}/{options.ThroughputRounds}";
+                        await run.PhaseAsync(label, leg.Leg, () => run.ThroughputAsync(leg, api, Math.Min(streams, maxStreams), rate));
+                    }
                 }
             }
         }
 
         foreach (var leg in result.Legs)
         {
-            foreach (var ((streams, rate), samples) in leg.ThroughputSamples)
+            foreach (var ((api, streams, rate), samples) in leg.ThroughputSamples)
             {
-                leg.Throughput.Add(ThroughputFigures.Sum(streams, rate, samples));
+                leg.Throughput.Add(ThroughputFigures.Sum(api, streams, rate, samples));
             }
         }
 
@@ -374,9 +380,9 @@ internal sealed class BenchRun : IAsyncDisposable
     /// divided by the events the clients received in it. Every stream then runs to its end and is
     /// checked for missing events.
     /// </summary>
-    private async Task ThroughputAsync(LegResult leg, int streams, double rate, bool record = true)
+    private async Task ThroughputAsync(LegResult leg, string api, int streams, double rate, bool record = true)
     {
-        Console.WriteLine($"bench: throughput via {leg.Leg}, {streams} streams × {rate} tokens/s");
+        Console.WriteLine($"bench: throughput via {leg.Leg}, {api}, {streams} streams × {rate} tokens/s");
         Ledger.Clear();
         var target = Target(leg.Leg);
         var proxy = Proxy(leg.Leg);
@@ -394,7 +400,7 @@ internal sealed class BenchRun : IAsyncDisposable
                 await Task.Delay(due - clock.Elapsed);
             }
 
-            var client = new StreamClient(new StreamRequest($"tp-{leg.Leg}-{i}", rate, tokens), tally);
+            var client = new StreamClient(new StreamRequest($"tp-{leg.Leg}-{i}", rate, tokens, Api: api), tally);
             clients.Add(client);
             opening.Add(OpenAsync(client, target));
         }
@@ -416,7 +422,7 @@ internal sealed class BenchRun : IAsyncDisposable
             return;
         }
 
-        var key = (streams, rate);
+        var key = (api, streams, rate);
         if (!leg.ThroughputSamples.TryGetValue(key, out var samples))
         {
             leg.ThroughputSamples[key] = samples = [];

@@ -6,21 +6,54 @@ using System.Text;
 
 namespace Gateway.Bench.Load;
 
-/// <summary>What one streamed chat completion asks the mock for.</summary>
-internal readonly record struct StreamRequest(string? SessionId, double TokensPerSecond, int Tokens, int TtftMs = 0)
+/// <summary>The streaming APIs the bench can drive (the mock speaks each): path, body, and the events
+/// around the tokens of a whole answer.</summary>
+internal static class BenchApis
 {
-    /// <summary>Server-sent events a complete answer of <see cref="Tokens"/> tokens has: the role chunk,
-    /// one per token, the finish chunk and <c>[DONE]</c>.</summary>
-    public int ExpectedEvents => Tokens + 3;
+    public const string ChatCompletions = "chat_completions";
+    public const string Messages = "messages";
+    public const string Responses = "responses";
+
+    public static readonly string[] All = [ChatCompletions, Messages, Responses];
+
+    public static string Path(string api) => api switch
+    {
+        Messages => "/v1/messages",
+        Responses => "/v1/responses",
+        _ => "/v1/chat/completions",
+    };
+
+    public static string Body(string api, int tokens) => api switch
+    {
+        Responses => "{\"model\":\"mock-1\",\"stream\":true,\"max_output_tokens\":" + tokens + ",\"input\":\"bench\"}",
+        _ => "{\"model\":\"mock-1\",\"stream\":true,\"max_tokens\":" + tokens + ",\"messages\":[{\"role\":\"user\",\"content\":\"bench\"}]}",
+    };
+
+    /// <summary>Events besides the tokens: Chat Completions' role chunk, finish chunk and <c>[DONE]</c>;
+    /// Messages' start, block start, ping, block stop, delta and stop; Responses' created, in progress,
+    /// item and part added, text done, part done, item done and completed.</summary>
+    public static int Framing(string api) => api switch
+    {
+        Messages => 6,
+        Responses => 8,
+        _ => 3,
+    };
+}
+
+/// <summary>What one streamed answer asks the mock for.</summary>
+internal readonly record struct StreamRequest(string? SessionId, double TokensPerSecond, int Tokens, int TtftMs = 0, string Api = BenchApis.ChatCompletions)
+{
+    /// <summary>Server-sent events a complete answer of <see cref="Tokens"/> tokens has.</summary>
+    public int ExpectedEvents => Tokens + BenchApis.Framing(Api);
 
     public static string TenantCredential(string sessionId) => "bench-" + sessionId;
 
     /// <summary>The request bytes; <c>Connection: close</c> so the end of the answer is the end of the connection.</summary>
     public byte[] ToBytes(IPEndPoint target)
     {
-        var body = $$"""{"model":"mock-1","stream":true,"max_tokens":{{Tokens}},"messages":[{"role":"user","content":"bench"}]}""";
+        var body = BenchApis.Body(Api, Tokens);
         var head = new StringBuilder()
-            .Append("POST /v1/chat/completions HTTP/1.1\r\n")
+            .Append("POST ").Append(BenchApis.Path(Api)).Append(" HTTP/1.1\r\n")
             .Append("Host: ").Append(target).Append("\r\n")
             .Append("Content-Type: application/json\r\n")
             .Append("Content-Length: ").Append(Encoding.UTF8.GetByteCount(body)).Append("\r\n")

@@ -23,7 +23,7 @@ internal sealed record ThroughputSample(long Chunks, double WindowSeconds, long?
 /// <summary>A workload's figures over all its rounds: CPU and chunks summed over the windows, so
 /// each round weighs by what it delivered; the per-round figures show the spread.</summary>
 internal sealed record ThroughputFigure(
-    int Streams, double TokensPerSecond, long Chunks, double WindowSeconds, double ChunksPerSecond, double? ProxyCpuMicrosPerChunk, double? ProxyCpuCores,
+    string Api, int Streams, double TokensPerSecond, long Chunks, double WindowSeconds, double ChunksPerSecond, double? ProxyCpuMicrosPerChunk, double? ProxyCpuCores,
     IReadOnlyList<double> MicrosPerChunkByRound);
 
 internal sealed record MemoryFigure(int RequestedStreams, int Streams, double RssMb, double? KbPerStream);
@@ -49,7 +49,7 @@ internal sealed class LegResult(string leg)
 
     /// <summary>Windows measured so far, by workload, before they are summed into <see cref="Throughput"/>.</summary>
     [System.Text.Json.Serialization.JsonIgnore]
-    public Dictionary<(int Streams, double Rate), List<ThroughputSample>> ThroughputSamples { get; } = [];
+    public Dictionary<(string Api, int Streams, double Rate), List<ThroughputSample>> ThroughputSamples { get; } = [];
 
     public double? IdleRssMb { get; set; }
     public List<MemoryFigure> Memory { get; } = [];
@@ -80,7 +80,7 @@ internal sealed class BenchResult
 
 internal static class ThroughputFigures
 {
-    public static ThroughputFigure Sum(int streams, double rate, IReadOnlyList<ThroughputSample> samples)
+    public static ThroughputFigure Sum(string api, int streams, double rate, IReadOnlyList<ThroughputSample> samples)
     {
         var chunks = samples.Sum(s => s.Chunks);
         var seconds = samples.Sum(s => s.WindowSeconds);
@@ -91,6 +91,6 @@ internal static class ThroughputFigures
             .Where(s => s.CpuTicks is not null && s.Chunks > 0)
             .Select(s => s.CpuTicks!.Value / Proxies.ProcessStats.TicksPerSecond * 1e6 / s.Chunks)
             .ToList();
-        return new ThroughputFigure(streams, rate, chunks, seconds, seconds > 0 ? chunks / seconds : 0, micros, cores, byRound);
+        return new ThroughputFigure(api, streams, rate, chunks, seconds, seconds > 0 ? chunks / seconds : 0, micros, cores, byRound);
     }
 }

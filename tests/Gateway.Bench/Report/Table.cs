@@ -22,14 +22,14 @@ internal static class Table
             ("first-token hop over direct p50 (ms)", l => Ms(l.FirstTokenHopP50Ms)),
             ("first-token hop over direct p99 (ms)", l => Ms(l.FirstTokenHopP99Ms)),
         };
-        var throughput = result.Legs.SelectMany(l => l.Throughput).Select(t => (t.Streams, t.TokensPerSecond)).Distinct().ToList();
-        foreach (var (streams, rate) in throughput)
+        var throughput = result.Legs.SelectMany(l => l.Throughput).Select(t => (t.Api, t.Streams, t.TokensPerSecond)).Distinct().ToList();
+        foreach (var (api, streams, rate) in throughput)
         {
-            rows.Add(($"proxy CPU µs per chunk, {streams} × {rate:0.#}/s", l => Num(Find(l, streams, rate)?.ProxyCpuMicrosPerChunk, "F1")));
-            rows.Add(("  per round (µs, in run order)", l => Find(l, streams, rate) is { MicrosPerChunkByRound.Count: > 1 } t
+            rows.Add(($"proxy CPU µs per chunk, {api} {streams} × {rate:0.#}/s", l => Num(Find(l, api, streams, rate)?.ProxyCpuMicrosPerChunk, "F1")));
+            rows.Add(("  per round (µs, in run order)", l => Find(l, api, streams, rate) is { MicrosPerChunkByRound.Count: > 1 } t
                 ? string.Join(" ", t.MicrosPerChunkByRound.Select(m => m.ToString("F1", CultureInfo.InvariantCulture)))
                 : "-"));
-            rows.Add(($"  chunks/s delivered (proxy cores busy)", l => Find(l, streams, rate) is { } t
+            rows.Add(($"  chunks/s delivered (proxy cores busy)", l => Find(l, api, streams, rate) is { } t
                 ? $"{t.ChunksPerSecond:F0}" + (t.ProxyCpuCores is { } c ? $" ({c:F2})" : "")
                 : "-"));
         }
@@ -81,8 +81,8 @@ internal static class Table
         return text.ToString();
     }
 
-    private static ThroughputFigure? Find(LegResult leg, int streams, double rate) =>
-        leg.Throughput.FirstOrDefault(t => t.Streams == streams && t.TokensPerSecond == rate);
+    private static ThroughputFigure? Find(LegResult leg, string api, int streams, double rate) =>
+        leg.Throughput.FirstOrDefault(t => t.Api == api && t.Streams == streams && t.TokensPerSecond == rate);
 
     private static string Ms(double? value) => Num(value, "F3");
 

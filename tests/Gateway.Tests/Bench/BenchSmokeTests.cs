@@ -41,7 +41,10 @@ public sealed class BenchSmokeTests
                 Assert.Equal(4, Percentiles(leg, "clientDropMs").GetProperty("samples").GetInt32());
                 Assert.NotEqual(JsonValueKind.Null, leg.GetProperty("clientDropWastedTokens").ValueKind);
                 Assert.Equal(10, Percentiles(leg, "firstTokenMs").GetProperty("samples").GetInt32());
-                Assert.Equal(2, leg.GetProperty("throughput").GetArrayLength());
+                // Two workloads for each of Chat Completions, Messages and Responses.
+                Assert.Equal(6, leg.GetProperty("throughput").GetArrayLength());
+                Assert.Equal(["chat_completions", "messages", "responses"],
+                    leg.GetProperty("throughput").EnumerateArray().Select(t => t.GetProperty("api").GetString()).Distinct().Order());
                 Assert.Equal(3, leg.GetProperty("memory").GetArrayLength());
                 var abort = leg.GetProperty("massAbort");
                 Assert.Equal(100, abort.GetProperty("streams").GetInt32());
@@ -85,6 +88,7 @@ public sealed class BenchSmokeTests
     [InlineData("--rounds", "three", "--rounds")]
     [InlineData("--legs", "direct,haproxy", "Unknown leg haproxy")]
     [InlineData("--frobnicate", "1", "Unknown flag --frobnicate")]
+    [InlineData("--apis", "chat_completions,grpc", "is not one of")]
     public async Task BadFlag_ExitsWith2_NamesTheProblem_RunsNothing(string flag, string value, string expected)
     {
         var (exitCode, output) = await RunBenchAsync(flag, value, "--out", Path.Combine(Path.GetTempPath(), "bench-bad-flag-never-written.json"));
