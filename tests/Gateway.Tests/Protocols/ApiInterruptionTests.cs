@@ -147,7 +147,7 @@ internal static class ApiInterruption
         var outcome = reason == "upstream_reset" ? "upstream_error" : reason;
         var (ended, streamed, saved) = await stack.EndedAsync(outcome);
         Assert.Equal(c.Label, ended["api"]);
-        Assert.InRange(streamed.Value, 3, entry.TokensSent);
+        Assert.InRange(streamed.Value, 1, entry.TokensSent); // an upstream reset can drop the last bytes in flight
         if (saved is not null)
         {
             // 200 is under the prior (256), so the estimate is the API's own cap field minus what streamed.
