@@ -21,6 +21,10 @@ internal sealed record StreamEnd(
 {
     /// <summary>The API's metric label.</summary>
     public string Api { get; init; } = ApiAdapters.Other.Label;
+
+    /// <summary>For <see cref="StreamOutcome.UpstreamError"/>: <c>4xx</c> or <c>5xx</c> for an error status the
+    /// upstream answered with, <c>cut</c> for a stream it broke off.</summary>
+    public string? ErrorClass { get; init; }
 }
 
 /// <summary>
@@ -76,6 +80,7 @@ internal sealed class StreamAccounting(GatewayMetrics metrics, SavingsEstimator 
             end.Api,
             end.Operation,
             end.Outcome.ToLabel(),
+            end.ErrorClass,
             tokens,
             end.Counter?.ReportedPromptTokens,
             end.TimeToFirstChunkSeconds,

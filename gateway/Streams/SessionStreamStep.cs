@@ -123,7 +123,14 @@ internal sealed class SessionStreamStep(
                 tap.FirstWriteAt == 0 ? null : time.GetElapsedTime(startedAt, tap.FirstWriteAt).TotalSeconds,
                 CancelLatency(outcome, guard, lease, upstreamClosedAt),
                 Drained: false,
-                lease?.Key.TenantSession) { Api = adapter.Label };
+                lease?.Key.TenantSession)
+            {
+                Api = adapter.Label,
+                ErrorClass = outcome != StreamOutcome.UpstreamError ? null
+                    : context.Response.StatusCode >= 500 ? "5xx"
+                    : context.Response.StatusCode >= 400 ? "4xx"
+                    : "cut",
+            };
             if (draining)
             {
                 drain!.RequestEnded(end); // recorded when the upstream has been read to its end

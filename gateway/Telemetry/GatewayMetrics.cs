@@ -10,6 +10,7 @@ internal readonly record struct StreamRecord(
     string Api,
     string Operation,
     string Outcome,
+    string? ErrorClass,
     long TokensStreamed,
     long? PromptTokens,
     double? TimeToFirstChunkSeconds,
@@ -98,7 +99,13 @@ internal sealed class GatewayMetrics
     /// stream's figures are the ones that matter most.</summary>
     public void StreamEnded(in StreamRecord r)
     {
-        _ended.Add(1, new TagList { { "route", r.Route }, { "model", r.Model }, { "api", r.Api }, { "outcome", r.Outcome } });
+        var ended = new TagList { { "route", r.Route }, { "model", r.Model }, { "api", r.Api }, { "outcome", r.Outcome } };
+        if (r.ErrorClass is { } errorClass)
+        {
+            ended.Add("status_class", errorClass);
+        }
+
+        _ended.Add(1, ended);
         _streamed.Add(r.TokensStreamed, new TagList { { "route", r.Route }, { "model", r.Model }, { "api", r.Api } });
 
         var output = new TagList
