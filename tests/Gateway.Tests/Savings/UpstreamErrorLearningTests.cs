@@ -12,15 +12,16 @@ namespace Gateway.Tests.Savings;
 public sealed class UpstreamErrorLearningTests
 {
     [Theory]
-    [InlineData(401, "4xx")]
-    [InlineData(429, "4xx")]
-    [InlineData(503, "5xx")]
-    public async Task ThirtyUpstreamErrors_ThenACancellation_EstimateIsNotLearnedFromTheErrors(int status, string statusClass)
+    [InlineData(401, "4xx", "application/json", "{\"error\":{\"message\":\"no\",\"type\":\"invalid_request_error\",\"code\":null}}")]
+    [InlineData(429, "4xx", "text/plain", "Too Many Requests")]
+    [InlineData(503, "5xx", "text/html", "<html><body>upstream overloaded</body></html>")]
+    [InlineData(400, "4xx", "application/json", "{\"detail\":\"bad\"}")]
+    public async Task ThirtyUpstreamErrors_ThenACancellation_EstimateIsNotLearnedFromTheErrors(int status, string statusClass, string contentType, string body)
     {
         var route = $"errors-{status}-{Guid.NewGuid():N}";
         using var metrics = new MetricRecorder(route);
-        var error = System.Text.Encoding.UTF8.GetBytes("{\"error\":{\"message\":\"no\",\"type\":\"invalid_request_error\",\"code\":null}}");
-        await using var upstream = await RawUpstream.StartAsync(new RawResponse("application/json", [error], status));
+        var error = System.Text.Encoding.UTF8.GetBytes(body);
+        await using var upstream = await RawUpstream.StartAsync(new RawResponse(contentType, [error], status));
         await using var gateway = await GatewayHost.StartAsync(upstream.BaseAddress, routeId: route);
         using var client = StreamReading.NewClient(gateway.BaseAddress);
 
