@@ -35,6 +35,7 @@ internal static class GatewayApplication
         app.UseRouting();
         app.UseSessionResolution();
         app.UseRateLimiter();
+        app.UseStreamSlots();
         app.MapHealth();
         app.MapGatewayTelemetry();
         app.MapSessionEndpoints();

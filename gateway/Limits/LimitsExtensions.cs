@@ -9,10 +9,12 @@ internal static class LimitsExtensions
             .ValidateDataAnnotations()
             .ValidateOnStart();
         services.AddSingleton<TenantLimits>();
+        services.AddSingleton<Tenants>();
+        services.AddSingleton<LimitRejections>();
         services.AddRateLimiter(options =>
         {
             options.RejectionStatusCode = StatusCodes.Status429TooManyRequests;
-            options.AddPolicy<(string, bool), TenantRateLimitPolicy>(RateLimitOptions.PolicyName);
+            options.AddPolicy<string, TenantRateLimitPolicy>(RateLimitOptions.PolicyName);
         });
         return services;
     }

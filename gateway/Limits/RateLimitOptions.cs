@@ -23,7 +23,7 @@ internal sealed class RateLimitOptions
     public TimeSpan ReplenishmentPeriod { get; set; } = TimeSpan.FromSeconds(1);
 
     /// <summary>Streams a tenant may have open at once. A request that supersedes the tenant's own
-    /// stream does not need a free slot: it takes the one its predecessor gives up at once.</summary>
+    /// stream does not need a free slot: it takes over the one of the stream it replaces.</summary>
     [Range(1, 1_000_000, ErrorMessage = "Gateway:RateLimits:MaxConcurrentStreams must be between 1 and 1000000.")]
     public int MaxConcurrentStreams { get; set; } = 64;
 }

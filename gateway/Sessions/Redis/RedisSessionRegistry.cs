@@ -115,11 +115,12 @@ internal sealed class RedisSessionRegistry : ISessionRegistry, IAsyncDisposable
     {
         var hash = Hash(key.Value);
         Tracked tracked;
+        Lease? replaced;
         // One stripe per key hash keeps the local order of claims and the order of their Redis claims the
         // same, so the lease that survives here is the one whose epoch is announced last.
         lock (_stripes[StringComparer.Ordinal.GetHashCode(hash) & (StripeCount - 1)])
         {
-            var lease = _local.Claim(key);
+            var lease = _local.Claim(key, out replaced);
             _tracked.TryGetValue(hash, out var previous);
             tracked = new Tracked(lease, hash);
             _tracked[hash] = tracked;
@@ -127,6 +128,11 @@ internal sealed class RedisSessionRegistry : ISessionRegistry, IAsyncDisposable
         }
 
         await tracked.Claimed;
+        if (replaced is not null)
+        {
+            await _local.WhenEndedAsync(replaced);
+        }
+
         return tracked.Lease;
     }
 
