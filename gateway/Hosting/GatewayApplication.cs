@@ -32,6 +32,7 @@ internal static class GatewayApplication
 
     public static WebApplication MapGateway(this WebApplication app)
     {
+        app.UseTrustedProxies();
         app.UseRouting();
         app.UseSessionResolution();
         app.UseRateLimiter();

@@ -8,6 +8,7 @@ internal static class LimitsExtensions
             .BindConfiguration(RateLimitOptions.SectionName)
             .ValidateDataAnnotations()
             .ValidateOnStart();
+        services.AddTrustedProxies();
         services.AddSingleton<TenantLimits>();
         services.AddSingleton<Tenants>();
         services.AddSingleton<LimitRejections>();
