@@ -23,7 +23,8 @@ namespace Gateway.Sessions.Redis;
 /// Keys and messages carry SHA-256 hashes of <see cref="SessionKey.Value"/> and
 /// <see cref="SessionKey.TenantSession"/>, never a session id or a credential. When Redis does not
 /// answer, claims are local only and nothing waits (a claim in flight waits at most the Redis timeout);
-/// a probe brings cross-replica mode back.
+/// a probe brings cross-replica mode back, and the leases claimed locally meanwhile are then claimed in
+/// Redis, where the newest claim of each key wins.
 /// </summary>
 internal sealed class RedisSessionRegistry : ISessionRegistry, IAsyncDisposable
 {
@@ -122,9 +123,9 @@ internal sealed class RedisSessionRegistry : ISessionRegistry, IAsyncDisposable
         {
             var lease = _local.Claim(key, out replaced);
             _tracked.TryGetValue(hash, out var previous);
-            tracked = new Tracked(lease, hash);
+            tracked = new Tracked(lease, hash, MicrosecondsNow());
             _tracked[hash] = tracked;
-            tracked.Claimed = OrderAsync(tracked, previous?.Claimed);
+            tracked.Claimed = OrderAsync(tracked, previous);
         }
 
         await tracked.Claimed;
@@ -195,11 +196,11 @@ internal sealed class RedisSessionRegistry : ISessionRegistry, IAsyncDisposable
         return cancelled;
     }
 
-    private async Task OrderAsync(Tracked tracked, Task? previous)
+    private async Task OrderAsync(Tracked tracked, Tracked? previous)
     {
         if (previous is not null)
         {
-            await previous; // never faults; keeps this replica's claims for one key in order
+            await previous.Claimed; // never faults; keeps this replica's claims for one key in order
         }
 
         // Superseded here before its turn came: the newer local claim announces instead.
@@ -211,17 +212,59 @@ internal sealed class RedisSessionRegistry : ISessionRegistry, IAsyncDisposable
 
         try
         {
-            var epoch = await redis.GetDatabase().ScriptEvaluateAsync(RedisScripts.Claim,
-                    [EpochKey(tracked.Hash), OwnerKey(tracked.Hash)],
-                    [ReplicaId, _ownerTtlMs, _epochTtlMs, _channel.ToString(), tracked.Hash, tracked.Lease.Id])
-                .WaitAsync(_options.RedisTimeout, _time);
-            tracked.SetEpoch(long.Parse((string)epoch!, CultureInfo.InvariantCulture));
+            // Above every epoch this replica has seen for the key, whatever Redis's counter says.
+            var floor = previous is null ? 0 : Math.Max(previous.Epoch, previous.Seen) + 1;
+            var epoch = await ClaimInRedisAsync(redis.GetDatabase(), tracked, floor, madeAt: 0).WaitAsync(_options.RedisTimeout, _time);
+            tracked.SetEpoch(epoch);
         }
         catch (Exception ex) when (IsRedisFailure(ex))
         {
             tracked.SetLocalOnly();
             MarkUnavailable(ex);
         }
+    }
+
+    /// <summary>Runs <see cref="RedisScripts.Claim"/>: the epoch, or minus the owner's when a reconciling
+    /// claim (<paramref name="madeAt"/> above 0) lost to a newer one.</summary>
+    private async Task<long> ClaimInRedisAsync(IDatabase db, Tracked tracked, long floor, long madeAt)
+    {
+        var epoch = await db.ScriptEvaluateAsync(RedisScripts.Claim,
+            [EpochKey(tracked.Hash), OwnerKey(tracked.Hash)],
+            [ReplicaId, _ownerTtlMs, _epochTtlMs, _channel.ToString(), tracked.Hash, tracked.Lease.Id, floor, madeAt]);
+        return long.Parse((string)epoch!, CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>
+    /// Redis answers again: the leases this replica claimed without it (never announced, so another
+    /// replica may still run an older stream for the same key) are claimed now, in the order they were
+    /// made, each with the time it was made. A lease newer than the key's owner wins and is announced, so
+    /// the older stream elsewhere is superseded with its notice; one older than the owner is superseded here.
+    /// </summary>
+    private async Task ReconcileAsync(ConnectionMultiplexer redis)
+    {
+        var localOnly = _tracked.Values.Where(t => t.Epoch == 0 && t.Lease.Reason == CancelReason.None).OrderBy(t => t.Lease.Id).ToList();
+        if (localOnly.Count == 0)
+        {
+            return;
+        }
+
+        var db = redis.GetDatabase();
+        var claims = localOnly.Select(t => ClaimInRedisAsync(db, t, floor: Math.Max(0, t.Seen), madeAt: t.MadeAt)).ToList();
+        await Task.WhenAll(claims).WaitAsync(_options.RedisTimeout * 4, _time);
+        for (var i = 0; i < localOnly.Count; i++)
+        {
+            var epoch = claims[i].Result;
+            if (epoch > 0)
+            {
+                localOnly[i].SetEpoch(epoch);
+            }
+            else if (localOnly[i].Lease.TryCancel(CancelReason.Superseded, _time.GetTimestamp()))
+            {
+                RedisRegistryLog.SupersededRemotely(_logger, localOnly[i].Lease.Key.Fingerprint());
+            }
+        }
+
+        RedisRegistryLog.Reconciled(_logger, localOnly.Count);
     }
 
     private async Task ReleaseAsync(Tracked tracked)
@@ -243,7 +286,8 @@ internal sealed class RedisSessionRegistry : ISessionRegistry, IAsyncDisposable
         }
     }
 
-    /// <summary>The channel, read in order: claims, stops and this replica's probes.</summary>
+    /// <summary>The channel, read in order: claims, stops and this replica's probes. Each claim costs a
+    /// dictionary look-up: it runs on the one ordered reader every claim waits behind.</summary>
     private void OnMessage(ChannelMessage message)
     {
         var text = (string?)message.Message;
@@ -274,9 +318,12 @@ internal sealed class RedisSessionRegistry : ISessionRegistry, IAsyncDisposable
                 }
 
                 // Epoch unknown (-1): our claim has not run yet, or its announcement would have come first,
-                // so ours will be the higher one. Local only (0): any announced claim is newer.
+                // so ours will be the higher one. Local only (0): newer if claimed after ours was made (an
+                // epoch is at least the Redis clock's microseconds when it was claimed).
+                tracked.Saw(epoch);
                 var mine = tracked.Epoch;
-                if (mine >= 0 && epoch > mine && tracked.Lease.TryCancel(CancelReason.Superseded, _time.GetTimestamp()))
+                var newer = mine > 0 ? epoch > mine : mine == 0 && epoch > tracked.MadeAt;
+                if (newer && tracked.Lease.TryCancel(CancelReason.Superseded, _time.GetTimestamp()))
                 {
                     RedisRegistryLog.SupersededRemotely(_logger, tracked.Lease.Key.Fingerprint());
                 }
@@ -392,6 +439,7 @@ internal sealed class RedisSessionRegistry : ISessionRegistry, IAsyncDisposable
             _metrics.RedisAvailability(true);
             RedisRegistryLog.Available(_logger);
             AvailabilityChanged();
+            await ReconcileAsync(redis); // a failure here marks Redis away again, and the next probe retries
         }
     }
 
@@ -448,6 +496,9 @@ internal sealed class RedisSessionRegistry : ISessionRegistry, IAsyncDisposable
     private static bool IsRedisFailure(Exception ex) =>
         ex is RedisException or TimeoutException or ObjectDisposedException or InvalidOperationException;
 
+    /// <summary>Now on this replica's clock, in microseconds since 1970: the unit of epochs.</summary>
+    private long MicrosecondsNow() => _time.GetUtcNow().ToUnixTimeMilliseconds() * 1000;
+
     private RedisKey EpochKey(string hash) => $"{_options.RedisPrefix}:{{{hash}}}:epoch";
 
     private RedisKey OwnerKey(string hash) => $"{_options.RedisPrefix}:{{{hash}}}:owner";
@@ -480,14 +531,36 @@ internal sealed class RedisSessionRegistry : ISessionRegistry, IAsyncDisposable
     }
 
     /// <summary>A local lease and what Redis said about it: epoch -1 while the claim is on its way,
-    /// 0 when it was made without Redis.</summary>
-    private sealed class Tracked(Lease lease, string hash)
+    /// 0 when it was made without Redis (until Redis answers again and it is reconciled).</summary>
+    private sealed class Tracked(Lease lease, string hash, long madeAt)
     {
         private long _epoch = -1;
+        private long _seen;
 
         public Lease Lease { get; } = lease;
 
         public string Hash { get; } = hash;
+
+        /// <summary>When the lease was made, in microseconds since 1970 (this replica's clock).</summary>
+        public long MadeAt { get; } = madeAt;
+
+        /// <summary>The highest epoch another replica announced for the key.</summary>
+        public long Seen => Interlocked.Read(ref _seen);
+
+        public void Saw(long epoch)
+        {
+            var seen = Interlocked.Read(ref _seen);
+            while (epoch > seen)
+            {
+                var was = Interlocked.CompareExchange(ref _seen, epoch, seen);
+                if (was == seen)
+                {
+                    return;
+                }
+
+                seen = was;
+            }
+        }
 
         public Task Claimed { get; set; } = Task.CompletedTask;
 
@@ -525,4 +598,8 @@ internal static partial class RedisRegistryLog
 
     [LoggerMessage(EventId = 132, Level = LogLevel.Debug, Message = "Stream {Key} superseded by a newer claim on another replica")]
     public static partial void SupersededRemotely(ILogger logger, string key);
+
+    [LoggerMessage(EventId = 133, Level = LogLevel.Information,
+        Message = "Redis session registry: {Count} stream(s) claimed while Redis was away were claimed in Redis; the newest claim of each session won")]
+    public static partial void Reconciled(ILogger logger, int count);
 }
