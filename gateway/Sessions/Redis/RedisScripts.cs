@@ -13,8 +13,10 @@ internal static class RedisScripts
     /// for the key; so epochs keep rising across a Redis that restarted empty or a failover replica that
     /// missed the last INCRs, and a newer claim is always above the epoch of a stream still running.
     /// A reconciling claim (a lease made while the replica thought Redis away, claimed when it answers
-    /// again) names the time it was made instead of the server's clock, and loses to an owner whose epoch
-    /// is not older than that: the newest claim wins.
+    /// again) names the time it was made instead of the server's clock, and loses to another replica's
+    /// owner whose epoch is not older than that: the newest claim wins. (An owner record of the claiming
+    /// replica is its own: that lease's claim, sent before Redis froze and run since, or an older lease's
+    /// record whose release was skipped.)
     /// KEYS: epoch, owner. ARGV: replica, owner TTL ms, epoch TTL ms, channel, key hash, lease id, floor,
     /// made at (microseconds since 1970; 0 for a claim made now).
     /// Returns the epoch, or minus the owner's epoch when a reconciling claim lost.
@@ -24,7 +26,8 @@ internal static class RedisScripts
         if madeAt > 0 then
           local owner = redis.call('GET', KEYS[2])
           local held = owner and tonumber(string.match(owner, ':(%d+)$'))
-          if held and held >= madeAt then
+          local ours = owner and string.sub(owner, 1, string.len(ARGV[1]) + 1) == ARGV[1] .. ':'
+          if held and held >= madeAt and not ours then
             return string.format('-%.0f', held)
           end
         end
