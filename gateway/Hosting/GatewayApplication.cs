@@ -32,9 +32,11 @@ internal static class GatewayApplication
 
     public static WebApplication MapGateway(this WebApplication app)
     {
+        app.UseTrustedProxies();
         app.UseRouting();
         app.UseSessionResolution();
         app.UseRateLimiter();
+        app.UseStreamSlots();
         app.MapHealth();
         app.MapGatewayTelemetry();
         app.MapSessionEndpoints();

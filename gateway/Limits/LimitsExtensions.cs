@@ -8,11 +8,14 @@ internal static class LimitsExtensions
             .BindConfiguration(RateLimitOptions.SectionName)
             .ValidateDataAnnotations()
             .ValidateOnStart();
+        services.AddTrustedProxies();
         services.AddSingleton<TenantLimits>();
+        services.AddSingleton<Tenants>();
+        services.AddSingleton<LimitRejections>();
         services.AddRateLimiter(options =>
         {
             options.RejectionStatusCode = StatusCodes.Status429TooManyRequests;
-            options.AddPolicy<(string, bool), TenantRateLimitPolicy>(RateLimitOptions.PolicyName);
+            options.AddPolicy<string, TenantRateLimitPolicy>(RateLimitOptions.PolicyName);
         });
         return services;
     }

@@ -23,7 +23,20 @@ internal sealed class RateLimitOptions
     public TimeSpan ReplenishmentPeriod { get; set; } = TimeSpan.FromSeconds(1);
 
     /// <summary>Streams a tenant may have open at once. A request that supersedes the tenant's own
-    /// stream does not need a free slot: it takes the one its predecessor gives up at once.</summary>
+    /// stream does not need a free slot: it takes over the one of the stream it replaces.</summary>
     [Range(1, 1_000_000, ErrorMessage = "Gateway:RateLimits:MaxConcurrentStreams must be between 1 and 1000000.")]
     public int MaxConcurrentStreams { get; set; } = 64;
+
+    /// <summary>Callers without a credential. <see cref="AnonymousLimits.Unlimited"/> (default): no
+    /// per-tenant limit, since behind an ingress or a load balancer every anonymous caller arrives from
+    /// the same address and would share one tenant's limits. <see cref="AnonymousLimits.PerAddress"/>:
+    /// each client address is a tenant with the limits above; the address is the connection's, or the one
+    /// a trusted proxy forwarded (<c>Gateway:ForwardedHeaders</c>).</summary>
+    public AnonymousLimits Anonymous { get; set; } = AnonymousLimits.Unlimited;
+}
+
+internal enum AnonymousLimits
+{
+    Unlimited,
+    PerAddress,
 }

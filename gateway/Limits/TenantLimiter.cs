@@ -3,13 +3,13 @@ using System.Threading.RateLimiting;
 namespace Gateway.Limits;
 
 /// <summary>
-/// Each tenant's token bucket and concurrency count, shared by that tenant's partitions of the
-/// <c>per-tenant</c> policy (one for requests that supersede its own stream, one for the rest). A
-/// tenant's state lives exactly as long as one of its partitions does: the ASP.NET rate limiter
-/// creates the partitions and drops them once idle (it looks every 100 ms); the bucket refills from
-/// the clock, so there is no timer per tenant, and a flood of credentials costs bounded memory.
+/// Each tenant's token bucket and stream slots, shared by the tenant's partition of the <c>per-tenant</c>
+/// policy (the bucket) and by <see cref="StreamSlots"/> (the slots). A tenant's state lives exactly as
+/// long as one of them holds it: the ASP.NET rate limiter creates the partition and drops it once idle
+/// (it looks every 100 ms), a request holds it while it has a slot; the bucket refills from the clock, so
+/// there is no timer per tenant, and a flood of credentials costs bounded memory.
 /// </summary>
-internal sealed class TenantLimits(Microsoft.Extensions.Options.IOptions<RateLimitOptions> options, TimeProvider time) : IDisposable
+internal sealed class TenantLimits(Microsoft.Extensions.Options.IOptions<RateLimitOptions> options, TimeProvider time)
 {
     public static readonly MetadataName<string> Limit = new("llm_gateway.limit");
 
@@ -29,8 +29,7 @@ internal sealed class TenantLimits(Microsoft.Extensions.Options.IOptions<RateLim
         }
     }
 
-    /// <summary>The tenant's state, created on first use; pair each call with <see cref="Release"/>.
-    /// Called when a partition is made or dropped, not per request.</summary>
+    /// <summary>The tenant's state, created on first use; pair each call with <see cref="Release"/>.</summary>
     public TenantState Acquire(string tenant)
     {
         lock (_gate)
@@ -50,42 +49,23 @@ internal sealed class TenantLimits(Microsoft.Extensions.Options.IOptions<RateLim
     {
         lock (_gate)
         {
-            if (--state.References > 0)
+            if (--state.References == 0)
             {
-                return;
+                _tenants.Remove(tenant);
             }
-
-            _tenants.Remove(tenant);
-        }
-
-        state.Dispose();
-    }
-
-    public void Dispose()
-    {
-        lock (_gate)
-        {
-            foreach (var state in _tenants.Values)
-            {
-                state.Dispose();
-            }
-
-            _tenants.Clear();
         }
     }
 }
 
-/// <summary>One tenant's request bucket and concurrency count.</summary>
-internal sealed class TenantState(RateLimitOptions o, TimeProvider time) : IDisposable
+/// <summary>One tenant's request bucket and stream slots.</summary>
+internal sealed class TenantState(RateLimitOptions o, TimeProvider time)
 {
     public TenantBucket Rate { get; } = new(o, time);
 
-    public ConcurrencyLimiter Concurrency { get; } = new(new ConcurrencyLimiterOptions { PermitLimit = o.MaxConcurrentStreams, QueueLimit = 0 });
+    public TenantSlots Slots { get; } = new(o.MaxConcurrentStreams);
 
-    /// <summary>Partitions holding this state; guarded by <see cref="TenantLimits"/>' lock.</summary>
+    /// <summary>Holders of this state; guarded by <see cref="TenantLimits"/>' lock.</summary>
     public int References { get; set; }
-
-    public void Dispose() => Concurrency.Dispose();
 }
 
 /// <summary>
@@ -156,59 +136,37 @@ internal sealed class TenantBucket
 }
 
 /// <summary>
-/// One of a tenant's two partitions of the <c>per-tenant</c> policy: a request from the tenant's bucket
-/// and, unless the request supersedes the tenant's own active stream, a slot from its concurrency
-/// count. The ASP.NET rate limiter creates it and disposes it once idle; it is never idle while the
-/// tenant's bucket is refilling or a slot is held, so no state is forgotten that a limit still depends on.
+/// A tenant's partition of the <c>per-tenant</c> policy: a request from the tenant's bucket. The ASP.NET
+/// rate limiter creates it and disposes it once idle; it is never idle while the bucket is refilling, so
+/// no state is forgotten that the limit still depends on. Stream slots are taken after it, by
+/// <see cref="StreamSlots"/>, which knows the request's session key.
 /// </summary>
 internal sealed class TenantLimiter : RateLimiter
 {
-    private static readonly RateLimitLease Granted = new Decision(acquired: true, limit: null, retryAfter: null);
-    private static readonly RateLimitLease NoSlot = new Decision(acquired: false, limit: "concurrency", retryAfter: null);
+    private static readonly RateLimitLease Granted = new Decision(acquired: true, retryAfter: null);
 
     private readonly string _tenant;
-    private readonly bool _superseding;
     private readonly TenantLimits _limits;
     private readonly TenantState _state;
     private long _lastUsed = Environment.TickCount64;
     private int _disposed;
 
-    public TenantLimiter(string tenant, bool superseding, TenantLimits limits)
+    public TenantLimiter(string tenant, TenantLimits limits)
     {
         _tenant = tenant;
-        _superseding = superseding;
         _limits = limits;
         _state = limits.Acquire(tenant);
     }
 
     public override TimeSpan? IdleDuration =>
-        _state.Concurrency.IdleDuration is null || !_state.Rate.IsFull
-            ? null
-            : TimeSpan.FromMilliseconds(Environment.TickCount64 - Volatile.Read(ref _lastUsed));
+        _state.Rate.IsFull ? TimeSpan.FromMilliseconds(Environment.TickCount64 - Volatile.Read(ref _lastUsed)) : null;
 
     public override RateLimiterStatistics? GetStatistics() => null;
 
     protected override RateLimitLease AttemptAcquireCore(int permitCount)
     {
         Volatile.Write(ref _lastUsed, Environment.TickCount64);
-        if (!_state.Rate.TryTake(permitCount, out var retryAfter))
-        {
-            return new Decision(acquired: false, limit: "rate", retryAfter);
-        }
-
-        if (_superseding)
-        {
-            return Granted;
-        }
-
-        var slot = _state.Concurrency.AttemptAcquire(permitCount);
-        if (!slot.IsAcquired)
-        {
-            slot.Dispose();
-            return NoSlot;
-        }
-
-        return slot;
+        return _state.Rate.TryTake(permitCount, out var retryAfter) ? Granted : new Decision(acquired: false, retryAfter);
     }
 
     protected override void Dispose(bool disposing)
@@ -228,11 +186,10 @@ internal sealed class TenantLimiter : RateLimiter
     }
 
     protected override ValueTask<RateLimitLease> AcquireAsyncCore(int permitCount, CancellationToken cancellationToken) =>
-        new(AttemptAcquireCore(permitCount)); // no queueing: a stream waiting for a slot is worse than a clear 429
+        new(AttemptAcquireCore(permitCount)); // no queueing: a request waiting for the bucket is worse than a clear 429
 
-    /// <summary>A lease that holds nothing: a grant without a slot, or a refusal that says which limit
-    /// refused it and, for the rate, when to retry.</summary>
-    private sealed class Decision(bool acquired, string? limit, TimeSpan? retryAfter) : RateLimitLease
+    /// <summary>A lease that holds nothing: a grant, or a refusal that says when to retry.</summary>
+    private sealed class Decision(bool acquired, TimeSpan? retryAfter) : RateLimitLease
     {
         public override bool IsAcquired => acquired;
 
@@ -240,13 +197,9 @@ internal sealed class TenantLimiter : RateLimiter
         {
             get
             {
-                if (limit is not null)
+                if (!acquired)
                 {
                     yield return TenantLimits.Limit.Name;
-                }
-
-                if (retryAfter is not null)
-                {
                     yield return MetadataName.RetryAfter.Name;
                 }
             }
@@ -254,7 +207,8 @@ internal sealed class TenantLimiter : RateLimiter
 
         public override bool TryGetMetadata(string metadataName, out object? metadata)
         {
-            metadata = metadataName == TenantLimits.Limit.Name ? limit
+            metadata = acquired ? null
+                : metadataName == TenantLimits.Limit.Name ? LimitRejections.Rate
                 : metadataName == MetadataName.RetryAfter.Name ? retryAfter
                 : null;
             return metadata is not null;

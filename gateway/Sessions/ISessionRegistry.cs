@@ -12,7 +12,9 @@ internal interface ISessionRegistry
     /// or another, is cancelled with <see cref="CancelReason.Superseded"/>. Completes once the claim has
     /// its place in the deployment's order, so a request that arrives after this stream began, on any
     /// replica, is the newer one: at once in-process; across replicas after one Redis round trip, or
-    /// after the Redis timeout (then the claim is local only). Never faults.</summary>
+    /// after the Redis timeout (then the claim is local only); and once the stream it replaced on this
+    /// replica has closed its upstream request (at most <see cref="SessionRegistry.ReplacedWait"/>), so
+    /// a session never has two upstream requests at once on one replica. Never faults.</summary>
     ValueTask<Lease> ClaimAsync(SessionKey key);
 
     /// <summary>Gives up the lease if it still owns its key; a superseded lease changes nothing.</summary>

@@ -11,6 +11,8 @@ internal sealed class Lease
     private readonly CancellationTokenSource _cts = new();
     private int _reason;
     private long _cancelledAt;
+    private int _released;
+    private TaskCompletionSource? _whenReleased; // made only when a newer claim waits for this lease
 
     public Lease(SessionKey key, long id, long startedAt)
     {
@@ -50,6 +52,38 @@ internal sealed class Lease
 
     /// <summary><see cref="TimeProvider.GetTimestamp"/> of the cancel decision; 0 while alive.</summary>
     public long CancelledAt => Volatile.Read(ref _cancelledAt);
+
+    /// <summary>Completes once the owner has released the lease, that is once its upstream request has
+    /// ended: what a claim that replaced it waits for before its own request goes upstream.</summary>
+    public Task WhenReleased()
+    {
+        if (Volatile.Read(ref _released) == 1)
+        {
+            return Task.CompletedTask;
+        }
+
+        var signal = Volatile.Read(ref _whenReleased);
+        if (signal is null)
+        {
+            var created = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            signal = Interlocked.CompareExchange(ref _whenReleased, created, null) ?? created;
+        }
+
+        // Looked at again after the signal is in place: a release in between completes it here.
+        if (Volatile.Read(ref _released) == 1)
+        {
+            signal.TrySetResult();
+        }
+
+        return signal.Task;
+    }
+
+    /// <summary>Called by the registry when the owner releases the lease (superseded or not).</summary>
+    internal void MarkReleased()
+    {
+        Interlocked.Exchange(ref _released, 1);
+        Volatile.Read(ref _whenReleased)?.TrySetResult();
+    }
 
     /// <summary>Cancels the lease once; later calls (any reason) return false and change nothing.</summary>
     public bool TryCancel(CancelReason reason, long timestamp)

@@ -1,4 +1,5 @@
 using Gateway.Errors;
+using Gateway.Limits;
 using Gateway.Savings;
 using Microsoft.Extensions.Options;
 
@@ -36,7 +37,7 @@ internal static class SessionEndpoints
             SessionEndpointLog.Stopped(loggers.CreateLogger("Gateway.Sessions.SessionEndpoints"), cancelled);
             await context.Response.WriteAsJsonAsync(new CancelResponse(sessionId, cancelled),
                 SessionJson.Default.CancelResponse, cancellationToken: context.RequestAborted);
-        });
+        }).RequireRateLimiting(RateLimitOptions.PolicyName); // a stop costs every replica work: it spends the tenant's bucket
 
         endpoints.MapGet(SavingsPath, async (HttpContext context, string sessionId, SessionSavings savings, SessionKeyResolver resolver,
             IOptions<SessionKeyOptions> options) =>

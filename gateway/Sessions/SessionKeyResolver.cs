@@ -16,6 +16,9 @@ internal sealed class SessionKeyResolver(IOptions<SessionKeyOptions> options)
     private readonly SessionKeyOptions _options = options.Value;
     private readonly KeySource[] _defaultSources = options.Value.EffectiveSources();
     private readonly ConditionalWeakTable<KeySource[], string[][]> _bodyPaths = new();
+    private readonly bool _credentialHasScheme =
+        options.Value.CredentialHeader.Equals("Authorization", StringComparison.OrdinalIgnoreCase)
+        || options.Value.CredentialHeader.Equals("Proxy-Authorization", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>Most bytes of a body buffered to find a body key.</summary>
     public int MaxBodyKeyBytes => _options.MaxBodyKeyBytes;
@@ -27,9 +30,65 @@ internal sealed class SessionKeyResolver(IOptions<SessionKeyOptions> options)
     public string[][] BodyPaths(KeySource[] sources) =>
         _bodyPaths.GetValue(sources, static s => [.. s.Where(k => k.Kind == KeySourceKind.Body).Select(k => k.Path)]);
 
-    /// <summary>The caller's credential (the configured header's value), or null when keys are not scoped by one.</summary>
+    /// <summary>The caller's credential (the configured header's value, see <see cref="NormalizeCredential"/>),
+    /// or null when keys are not scoped by one.</summary>
     public string? Credential(HttpRequest request) =>
-        _options.CredentialHeader.Length > 0 ? request.Headers[_options.CredentialHeader].ToString() : null;
+        _options.CredentialHeader.Length > 0
+            ? NormalizeCredential(request.Headers[_options.CredentialHeader].ToString(), _credentialHasScheme)
+            : null;
+
+    /// <summary>
+    /// One spelling per credential, so one credential is one tenant: the value without surrounding
+    /// spaces and tabs; for <c>Authorization</c>-style headers (<paramref name="hasScheme"/>) also the
+    /// scheme without regard to case (RFC 9110 §11.1) and one space between it and the credential, which
+    /// stays exactly as sent (case-sensitive, as upstreams compare it). A value with no space in it is
+    /// taken as a whole.
+    /// </summary>
+    public static string NormalizeCredential(string value, bool hasScheme)
+    {
+        var trimmed = value.AsSpan().Trim(" \t");
+        var gap = hasScheme ? trimmed.IndexOfAny(' ', '\t') : -1;
+        if (gap <= 0)
+        {
+            return trimmed.Length == value.Length ? value : trimmed.ToString();
+        }
+
+        var scheme = trimmed[..gap];
+        var credential = trimmed[gap..].TrimStart(" \t");
+        if (IsCanonicalScheme(scheme) && credential.Length == trimmed.Length - gap - 1 && trimmed.Length == value.Length)
+        {
+            return value; // already "Scheme credential": the common case allocates nothing
+        }
+
+        var canonical = scheme.Length <= 64 ? stackalloc char[scheme.Length] : new char[scheme.Length];
+        canonical[0] = char.ToUpperInvariant(scheme[0]);
+        for (var i = 1; i < scheme.Length; i++)
+        {
+            canonical[i] = char.ToLowerInvariant(scheme[i]);
+        }
+
+        return string.Concat(canonical, " ", credential);
+    }
+
+    /// <summary>The scheme's first letter upper case, the rest lower (<c>Bearer</c>, <c>Basic</c>): the
+    /// spelling most clients send, so their credentials hash as they did before spellings were merged.</summary>
+    private static bool IsCanonicalScheme(ReadOnlySpan<char> scheme)
+    {
+        if (char.ToUpperInvariant(scheme[0]) != scheme[0])
+        {
+            return false;
+        }
+
+        foreach (var c in scheme[1..])
+        {
+            if (char.ToLowerInvariant(c) != c)
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
 
     /// <summary>
     /// Tries the sources in order; the first that carries a non-empty value is the session id. A value

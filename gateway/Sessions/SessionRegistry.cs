@@ -8,6 +8,10 @@ namespace Gateway.Sessions;
 /// </summary>
 internal sealed class SessionRegistry(TimeProvider time) : ISessionRegistry
 {
+    /// <summary>The longest a claim waits for the stream it replaced to close its upstream request; that
+    /// takes milliseconds, so only a stuck replaced stream makes it matter.</summary>
+    public static readonly TimeSpan ReplacedWait = TimeSpan.FromSeconds(5);
+
     private readonly ConcurrentDictionary<SessionKey, Lease> _leases = new();
     private long _nextId;
     private TaskCompletionSource? _emptied;
@@ -17,7 +21,10 @@ internal sealed class SessionRegistry(TimeProvider time) : ISessionRegistry
 
     /// <summary>Makes the caller the owner of <paramref name="key"/>; a previous owner is
     /// cancelled with <see cref="CancelReason.Superseded"/>.</summary>
-    public Lease Claim(SessionKey key)
+    public Lease Claim(SessionKey key) => Claim(key, out _);
+
+    /// <summary><see cref="Claim(SessionKey)"/>, also naming the lease it replaced, if any.</summary>
+    public Lease Claim(SessionKey key, out Lease? replaced)
     {
         var lease = new Lease(key, Interlocked.Increment(ref _nextId), time.GetTimestamp());
         while (true)
@@ -27,21 +34,49 @@ internal sealed class SessionRegistry(TimeProvider time) : ISessionRegistry
                 if (_leases.TryUpdate(key, lease, current))
                 {
                     current.TryCancel(CancelReason.Superseded, time.GetTimestamp());
+                    replaced = current;
                     return lease;
                 }
             }
             else if (_leases.TryAdd(key, lease))
             {
+                replaced = null;
                 return lease;
             }
         }
     }
 
-    ValueTask<Lease> ISessionRegistry.ClaimAsync(SessionKey key) => new(Claim(key));
+    /// <summary>Claims, and completes once the stream it replaced (if any) has closed its upstream
+    /// request, so one session never has two upstream requests at once on this replica.</summary>
+    public ValueTask<Lease> ClaimAsync(SessionKey key)
+    {
+        var lease = Claim(key, out var replaced);
+        return replaced is null ? new(lease) : AfterAsync(replaced, lease);
+
+        async ValueTask<Lease> AfterAsync(Lease replaced, Lease lease)
+        {
+            await WhenEndedAsync(replaced);
+            return lease;
+        }
+    }
+
+    /// <summary>Completes once <paramref name="replaced"/> is released, or after <see cref="ReplacedWait"/>.</summary>
+    public async Task WhenEndedAsync(Lease replaced)
+    {
+        try
+        {
+            await replaced.WhenReleased().WaitAsync(ReplacedWait, time);
+        }
+        catch (TimeoutException)
+        {
+            // A replaced stream that does not end is no reason to hold the newer one back for ever.
+        }
+    }
 
     /// <summary>Removes the lease if it still owns its key; a superseded lease changes nothing.</summary>
     public void Release(Lease lease)
     {
+        lease.MarkReleased();
         if (_leases.TryRemove(KeyValuePair.Create(lease.Key, lease)) && _leases.IsEmpty)
         {
             Interlocked.Exchange(ref _emptied, null)?.TrySetResult();

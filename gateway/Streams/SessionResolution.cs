@@ -5,17 +5,17 @@ using Yarp.ReverseProxy.Model;
 namespace Gateway.Streams;
 
 /// <summary>What the gateway learned about a request before limits and forwarding: its API, the facts
-/// known so far (from the path and the body bytes already received), its session key (or why it has
-/// none), and whether it supersedes a stream of its own tenant.</summary>
-internal sealed record SessionRequest(RequestFacts Facts, SessionKeyResult Key, bool Superseding)
+/// known so far (from the path and the body bytes already received), and its session key (or why it
+/// has none).</summary>
+internal sealed record SessionRequest(RequestFacts Facts, SessionKeyResult Key)
 {
     public ApiAdapter Adapter { get; init; } = ApiAdapters.Other;
 }
 
 /// <summary>
 /// Runs after routing and before the rate limiter, on routes with session streams: reads the key
-/// (peeking at the body for body sources) once, for the limiter (a request that supersedes its own
-/// stream needs no new concurrency slot) and for the session step.
+/// (peeking at the body for body sources) once, for the limits (a superseding request takes over its
+/// key's slot) and for the session step.
 /// </summary>
 internal static class SessionResolution
 {
@@ -45,7 +45,7 @@ internal static class SessionResolution
         var key = resolver.Resolve(request, routeId, sources, bodyKeys);
         var adapter = ApiAdapters.For(request);
         var facts = adapter.FromPath(request.Path.Value ?? "", request.Query).Or(EarlyFacts(adapter, request));
-        return new SessionRequest(facts, key, key.Key is { } k && registry.Find(k) is not null) { Adapter = adapter };
+        return new SessionRequest(facts, key) { Adapter = adapter };
     }
 
     /// <summary>The facts in the body bytes already received, without waiting for more: enough to label

@@ -8,17 +8,39 @@ internal static class RedisScripts
 {
     /// <summary>
     /// A claim: the key's next epoch, the owner record, and the announcement, in one step, so epochs are
-    /// announced in the order they were handed out. A counter that does not exist yet (first claim, TTL
-    /// passed, or a Redis that restarted empty) starts from the server's clock in microseconds, so a new
-    /// epoch is above every epoch a stream still running from before could hold.
-    /// KEYS: epoch, owner. ARGV: replica, owner TTL ms, epoch TTL ms, channel, key hash, lease id.
-    /// Returns the epoch.
+    /// announced in the order they were handed out. An epoch is the counter's next value, but never below
+    /// a floor: the server's clock in microseconds, and the highest epoch the claiming replica has seen
+    /// for the key; so epochs keep rising across a Redis that restarted empty or a failover replica that
+    /// missed the last INCRs, and a newer claim is always above the epoch of a stream still running.
+    /// A reconciling claim (a lease made while the replica thought Redis away, claimed when it answers
+    /// again) names the time it was made instead of the server's clock, and loses to another replica's
+    /// owner whose epoch is not older than that: the newest claim wins. (An owner record of the claiming
+    /// replica is its own: that lease's claim, sent before Redis froze and run since, or an older lease's
+    /// record whose release was skipped.)
+    /// KEYS: epoch, owner. ARGV: replica, owner TTL ms, epoch TTL ms, channel, key hash, lease id, floor,
+    /// made at (microseconds since 1970; 0 for a claim made now).
+    /// Returns the epoch, or minus the owner's epoch when a reconciling claim lost.
     /// </summary>
     public const string Claim = """
-        local e = redis.call('INCR', KEYS[1])
-        if e == 1 then
+        local madeAt = tonumber(ARGV[8])
+        if madeAt > 0 then
+          local owner = redis.call('GET', KEYS[2])
+          local held = owner and tonumber(string.match(owner, ':(%d+)$'))
+          local ours = owner and string.sub(owner, 1, string.len(ARGV[1]) + 1) == ARGV[1] .. ':'
+          if held and held >= madeAt and not ours then
+            return string.format('-%.0f', held)
+          end
+        end
+        local floor = tonumber(ARGV[7])
+        if madeAt > 0 then
+          floor = math.max(floor, madeAt)
+        else
           local t = redis.call('TIME')
-          e = tonumber(t[1]) * 1000000 + tonumber(t[2])
+          floor = math.max(floor, tonumber(t[1]) * 1000000 + tonumber(t[2]))
+        end
+        local e = redis.call('INCR', KEYS[1])
+        if e < floor then
+          e = floor
           redis.call('SET', KEYS[1], string.format('%.0f', e))
         end
         local epoch = string.format('%.0f', e)

@@ -18,12 +18,14 @@ namespace Gateway.Sessions.Redis;
 /// <c>c hash epoch replica lease</c> on the deployment's channel;</item>
 /// <item>every replica reads the channel in order and cancels its own lease for that key when a higher
 /// epoch is announced by another replica, so of two simultaneous claims the higher epoch survives;</item>
-/// <item>an explicit stop is announced as <c>s tenant-hash replica</c>.</item>
+/// <item>an explicit stop is announced as <c>s replica stop-id hash,hash,...</c> (the key hash on each
+/// session route), and a replica that stopped streams answers on the stopper's own channel
+/// <c>acks:replica</c> with <c>stop-id replica count</c>: a stop counts only streams that stopped.</item>
 /// </list>
-/// Keys and messages carry SHA-256 hashes of <see cref="SessionKey.Value"/> and
-/// <see cref="SessionKey.TenantSession"/>, never a session id or a credential. When Redis does not
-/// answer, claims are local only and nothing waits (a claim in flight waits at most the Redis timeout);
-/// a probe brings cross-replica mode back.
+/// Keys and messages carry SHA-256 hashes of <see cref="SessionKey.Value"/>, never a session id or a
+/// credential. When Redis does not answer, claims are local only and nothing waits (a claim in flight
+/// waits at most the Redis timeout); a probe brings cross-replica mode back, and the leases claimed
+/// locally meanwhile are then claimed in Redis, where the newest claim of each key wins.
 /// </summary>
 internal sealed class RedisSessionRegistry : ISessionRegistry, IAsyncDisposable
 {
@@ -39,6 +41,9 @@ internal sealed class RedisSessionRegistry : ISessionRegistry, IAsyncDisposable
     private readonly ConcurrentDictionary<string, Tracked> _tracked = new(StringComparer.Ordinal);
     private readonly Lock[] _stripes = [.. Enumerable.Range(0, StripeCount).Select(_ => new Lock())];
     private readonly RedisChannel _channel;
+    private readonly RedisChannel _ackChannel;
+    private readonly ConcurrentDictionary<long, StopAcks> _stops = new();
+    private long _lastStopId;
     private readonly TimeSpan _connectTimeout;
     private readonly string _ownerTtlMs;
     private readonly string _epochTtlMs;
@@ -46,6 +51,7 @@ internal sealed class RedisSessionRegistry : ISessionRegistry, IAsyncDisposable
     private readonly CancellationTokenSource _stopping = new();
     private ConnectionMultiplexer? _redis;
     private ChannelMessageQueue? _queue;
+    private ChannelMessageQueue? _ackQueue;
     private Task _loop = Task.CompletedTask;
     private TaskCompletionSource<long>? _probe;
     private long _probeNonce;
@@ -65,6 +71,7 @@ internal sealed class RedisSessionRegistry : ISessionRegistry, IAsyncDisposable
         _time = time;
         _logger = logger;
         _channel = RedisChannel.Literal($"{_options.RedisPrefix}:sessions");
+        _ackChannel = AckChannel(ReplicaId);
         _ownerTtlMs = ((long)_options.RedisOwnerTtl.TotalMilliseconds).ToString(CultureInfo.InvariantCulture);
         // The counter only has to outlive the gap between two claims of a conversation; a counter
         // created afresh starts above every older epoch anyway (see RedisScripts.Claim).
@@ -115,18 +122,24 @@ internal sealed class RedisSessionRegistry : ISessionRegistry, IAsyncDisposable
     {
         var hash = Hash(key.Value);
         Tracked tracked;
+        Lease? replaced;
         // One stripe per key hash keeps the local order of claims and the order of their Redis claims the
         // same, so the lease that survives here is the one whose epoch is announced last.
         lock (_stripes[StringComparer.Ordinal.GetHashCode(hash) & (StripeCount - 1)])
         {
-            var lease = _local.Claim(key);
+            var lease = _local.Claim(key, out replaced);
             _tracked.TryGetValue(hash, out var previous);
-            tracked = new Tracked(lease, hash);
+            tracked = new Tracked(lease, hash, MicrosecondsNow());
             _tracked[hash] = tracked;
-            tracked.Claimed = OrderAsync(tracked, previous?.Claimed);
+            tracked.Claimed = OrderAsync(tracked, previous);
         }
 
         await tracked.Claimed;
+        if (replaced is not null)
+        {
+            await _local.WhenEndedAsync(replaced);
+        }
+
         return tracked.Lease;
     }
 
@@ -144,56 +157,97 @@ internal sealed class RedisSessionRegistry : ISessionRegistry, IAsyncDisposable
     public Lease? Find(SessionKey key) => _local.Find(key);
 
     /// <summary>
-    /// Cancels this replica's streams of the tenant session, announces the stop to the others, and counts
-    /// theirs from the owner records in Redis (one per session-stream route): the answer is "ended here
-    /// plus told to end elsewhere". Without Redis, only this replica's.
+    /// Cancels this replica's streams of the tenant session, announces the stop to the others with the
+    /// session's key hash on each session route (one dictionary look-up per route for them), and counts
+    /// the streams that acknowledged: those ended here, plus what each replica named in an owner record
+    /// says it stopped, waited for at most the Redis timeout (a record left by a crashed replica, or by a
+    /// release skipped while Redis was away, answers nothing and counts nothing). Redis being slow for a
+    /// stop never marks it unavailable: a storm of stops must not split the replicas.
     /// </summary>
     public async ValueTask<int> StopAsync(string tenantSession, CancellationToken cancellationToken)
     {
-        var cancelled = _local.Cancel(tenantSession, CancelReason.Stopped);
-        if (!Available || _redis is not { } redis)
+        var hashes = new List<string>();
+        foreach (var route in _routes.GetRoutes())
+        {
+            if (RouteSessionPolicy.For(route.Config).Enabled)
+            {
+                hashes.Add(Hash(SessionKey.ValueOf(route.Config.RouteId, tenantSession)));
+            }
+        }
+
+        var cancelled = CancelHere(hashes, CancelReason.Stopped);
+        if (!Available || _redis is not { } redis || hashes.Count == 0)
         {
             return cancelled;
         }
 
+        var startedAt = _time.GetTimestamp();
+        var stopId = Interlocked.Increment(ref _lastStopId);
+        var acks = new StopAcks();
+        _stops[stopId] = acks;
         try
         {
             var db = redis.GetDatabase();
-            var owners = new List<Task<RedisValue>>();
-            foreach (var route in _routes.GetRoutes())
+            var owners = new Task<RedisValue>[hashes.Count];
+            for (var i = 0; i < hashes.Count; i++)
             {
-                if (RouteSessionPolicy.For(route.Config).Enabled)
-                {
-                    owners.Add(db.StringGetAsync(OwnerKey(Hash(SessionKey.ValueOf(route.Config.RouteId, tenantSession)))));
-                }
+                owners[i] = db.StringGetAsync(OwnerKey(hashes[i]));
             }
 
             // Read before announcing, on the same connection: an owner that stops at once has not yet
             // removed its record when the reads run.
-            var announce = db.PublishAsync(_channel, $"s {Hash(tenantSession)} {ReplicaId}");
-            await Task.WhenAll(owners.Cast<Task>().Append(announce)).WaitAsync(_options.RedisTimeout, _time, cancellationToken);
-            var self = ReplicaId + ":";
+            var announce = db.PublishAsync(_channel,
+                $"s {ReplicaId} {stopId.ToString(CultureInfo.InvariantCulture)} {string.Join(',', hashes)}");
+            await Task.WhenAll(owners.Append<Task>(announce)).WaitAsync(_options.RedisTimeout, _time, cancellationToken);
+            var expected = new HashSet<string>(StringComparer.Ordinal);
             foreach (var owner in owners)
             {
-                if (owner.Result.HasValue && !((string)owner.Result!).StartsWith(self, StringComparison.Ordinal))
+                var value = (string?)owner.Result;
+                var colon = value?.LastIndexOf(':') ?? -1;
+                if (colon > 0 && value.AsSpan(0, colon) is var replica && !replica.SequenceEqual(ReplicaId))
                 {
-                    cancelled++;
+                    expected.Add(replica.ToString());
                 }
+            }
+
+            if (expected.Count > 0)
+            {
+                var left = _options.RedisTimeout - _time.GetElapsedTime(startedAt);
+                await acks.ExpectAsync(expected).WaitAsync(left > TimeSpan.Zero ? left : TimeSpan.Zero, _time, cancellationToken);
             }
         }
         catch (Exception ex) when (IsRedisFailure(ex))
         {
-            MarkUnavailable(ex);
+            // Not answered in time: what acknowledged so far is what is known to have stopped.
+        }
+        finally
+        {
+            _stops.TryRemove(stopId, out _);
+        }
+
+        return cancelled + acks.Count;
+    }
+
+    /// <summary>Cancels this replica's streams under <paramref name="hashes"/>; returns how many it ended.</summary>
+    private int CancelHere(IEnumerable<string> hashes, CancelReason reason)
+    {
+        var cancelled = 0;
+        foreach (var hash in hashes)
+        {
+            if (_tracked.TryGetValue(hash, out var tracked) && tracked.Lease.TryCancel(reason, _time.GetTimestamp()))
+            {
+                cancelled++;
+            }
         }
 
         return cancelled;
     }
 
-    private async Task OrderAsync(Tracked tracked, Task? previous)
+    private async Task OrderAsync(Tracked tracked, Tracked? previous)
     {
         if (previous is not null)
         {
-            await previous; // never faults; keeps this replica's claims for one key in order
+            await previous.Claimed; // never faults; keeps this replica's claims for one key in order
         }
 
         // Superseded here before its turn came: the newer local claim announces instead.
@@ -205,17 +259,59 @@ internal sealed class RedisSessionRegistry : ISessionRegistry, IAsyncDisposable
 
         try
         {
-            var epoch = await redis.GetDatabase().ScriptEvaluateAsync(RedisScripts.Claim,
-                    [EpochKey(tracked.Hash), OwnerKey(tracked.Hash)],
-                    [ReplicaId, _ownerTtlMs, _epochTtlMs, _channel.ToString(), tracked.Hash, tracked.Lease.Id])
-                .WaitAsync(_options.RedisTimeout, _time);
-            tracked.SetEpoch(long.Parse((string)epoch!, CultureInfo.InvariantCulture));
+            // Above every epoch this replica has seen for the key, whatever Redis's counter says.
+            var floor = previous is null ? 0 : Math.Max(previous.Epoch, previous.Seen) + 1;
+            var epoch = await ClaimInRedisAsync(redis.GetDatabase(), tracked, floor, madeAt: 0).WaitAsync(_options.RedisTimeout, _time);
+            tracked.SetEpoch(epoch);
         }
         catch (Exception ex) when (IsRedisFailure(ex))
         {
             tracked.SetLocalOnly();
             MarkUnavailable(ex);
         }
+    }
+
+    /// <summary>Runs <see cref="RedisScripts.Claim"/>: the epoch, or minus the owner's when a reconciling
+    /// claim (<paramref name="madeAt"/> above 0) lost to a newer one.</summary>
+    private async Task<long> ClaimInRedisAsync(IDatabase db, Tracked tracked, long floor, long madeAt)
+    {
+        var epoch = await db.ScriptEvaluateAsync(RedisScripts.Claim,
+            [EpochKey(tracked.Hash), OwnerKey(tracked.Hash)],
+            [ReplicaId, _ownerTtlMs, _epochTtlMs, _channel.ToString(), tracked.Hash, tracked.Lease.Id, floor, madeAt]);
+        return long.Parse((string)epoch!, CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>
+    /// Redis answers again: the leases this replica claimed without it (never announced, so another
+    /// replica may still run an older stream for the same key) are claimed now, in the order they were
+    /// made, each with the time it was made. A lease newer than the key's owner wins and is announced, so
+    /// the older stream elsewhere is superseded with its notice; one older than the owner is superseded here.
+    /// </summary>
+    private async Task ReconcileAsync(ConnectionMultiplexer redis)
+    {
+        var localOnly = _tracked.Values.Where(t => t.Epoch == 0 && t.Lease.Reason == CancelReason.None).OrderBy(t => t.Lease.Id).ToList();
+        if (localOnly.Count == 0)
+        {
+            return;
+        }
+
+        var db = redis.GetDatabase();
+        var claims = localOnly.Select(t => ClaimInRedisAsync(db, t, floor: Math.Max(0, t.Seen), madeAt: t.MadeAt)).ToList();
+        await Task.WhenAll(claims).WaitAsync(_options.RedisTimeout * 4, _time);
+        for (var i = 0; i < localOnly.Count; i++)
+        {
+            var epoch = claims[i].Result;
+            if (epoch > 0)
+            {
+                localOnly[i].SetEpoch(epoch);
+            }
+            else if (localOnly[i].Lease.TryCancel(CancelReason.Superseded, _time.GetTimestamp()))
+            {
+                RedisRegistryLog.SupersededRemotely(_logger, localOnly[i].Lease.Key.Fingerprint());
+            }
+        }
+
+        RedisRegistryLog.Reconciled(_logger, localOnly.Count);
     }
 
     private async Task ReleaseAsync(Tracked tracked)
@@ -237,7 +333,8 @@ internal sealed class RedisSessionRegistry : ISessionRegistry, IAsyncDisposable
         }
     }
 
-    /// <summary>The channel, read in order: claims, stops and this replica's probes.</summary>
+    /// <summary>The channel, read in order: claims, stops and this replica's probes. Each message costs a
+    /// dictionary look-up or a few: it runs on the one ordered reader every claim waits behind.</summary>
     private void OnMessage(ChannelMessage message)
     {
         var text = (string?)message.Message;
@@ -268,22 +365,25 @@ internal sealed class RedisSessionRegistry : ISessionRegistry, IAsyncDisposable
                 }
 
                 // Epoch unknown (-1): our claim has not run yet, or its announcement would have come first,
-                // so ours will be the higher one. Local only (0): any announced claim is newer.
+                // so ours will be the higher one. Local only (0): newer if claimed after ours was made (an
+                // epoch is at least the Redis clock's microseconds when it was claimed).
+                tracked.Saw(epoch);
                 var mine = tracked.Epoch;
-                if (mine >= 0 && epoch > mine && tracked.Lease.TryCancel(CancelReason.Superseded, _time.GetTimestamp()))
+                var newer = mine > 0 ? epoch > mine : mine == 0 && epoch > tracked.MadeAt;
+                if (newer && tracked.Lease.TryCancel(CancelReason.Superseded, _time.GetTimestamp()))
                 {
                     RedisRegistryLog.SupersededRemotely(_logger, tracked.Lease.Key.Fingerprint());
                 }
 
                 return;
 
-            case ["s", var tenantHash, var replica] when replica != ReplicaId:
-                foreach (var entry in _tracked.Values)
+            case ["s", var replica, var stopId, var hashes] when replica != ReplicaId:
+                var stopped = CancelHere(hashes.Split(','), CancelReason.Stopped);
+                if (stopped > 0 && _redis is { } redis)
                 {
-                    if (Hash(entry.Lease.Key.TenantSession) == tenantHash)
-                    {
-                        entry.Lease.TryCancel(CancelReason.Stopped, _time.GetTimestamp());
-                    }
+                    // Fire and forget: nothing on this ordered reader waits for Redis.
+                    redis.GetDatabase().Publish(AckChannel(replica),
+                        $"{stopId} {ReplicaId} {stopped.ToString(CultureInfo.InvariantCulture)}", CommandFlags.FireAndForget);
                 }
 
                 return;
@@ -292,6 +392,18 @@ internal sealed class RedisSessionRegistry : ISessionRegistry, IAsyncDisposable
                 && long.TryParse(nonceText, CultureInfo.InvariantCulture, out var nonce):
                 Volatile.Read(ref _probe)?.TrySetResult(nonce);
                 return;
+        }
+    }
+
+    /// <summary>This replica's ack channel: <c>stop-id replica count</c> from replicas that stopped streams.</summary>
+    private void OnAck(ChannelMessage message)
+    {
+        if (((string?)message.Message)?.Split(' ') is [var stopIdText, var replica, var countText]
+            && long.TryParse(stopIdText, CultureInfo.InvariantCulture, out var stopId)
+            && int.TryParse(countText, CultureInfo.InvariantCulture, out var count)
+            && _stops.TryGetValue(stopId, out var acks))
+        {
+            acks.Add(replica, count);
         }
     }
 
@@ -352,6 +464,13 @@ internal sealed class RedisSessionRegistry : ISessionRegistry, IAsyncDisposable
             _queue = queue;
         }
 
+        if (_ackQueue is null)
+        {
+            var acks = await _redis.GetSubscriber().SubscribeAsync(_ackChannel).WaitAsync(_options.RedisTimeout, _time);
+            acks.OnMessage(OnAck);
+            _ackQueue = acks;
+        }
+
         if (!Available)
         {
             await ProbeAsync(_redis);
@@ -386,6 +505,7 @@ internal sealed class RedisSessionRegistry : ISessionRegistry, IAsyncDisposable
             _metrics.RedisAvailability(true);
             RedisRegistryLog.Available(_logger);
             AvailabilityChanged();
+            await ReconcileAsync(redis); // a failure here marks Redis away again, and the next probe retries
         }
     }
 
@@ -442,6 +562,11 @@ internal sealed class RedisSessionRegistry : ISessionRegistry, IAsyncDisposable
     private static bool IsRedisFailure(Exception ex) =>
         ex is RedisException or TimeoutException or ObjectDisposedException or InvalidOperationException;
 
+    private RedisChannel AckChannel(string replica) => RedisChannel.Literal($"{_options.RedisPrefix}:acks:{replica}");
+
+    /// <summary>Now on this replica's clock, in microseconds since 1970: the unit of epochs.</summary>
+    private long MicrosecondsNow() => _time.GetUtcNow().ToUnixTimeMilliseconds() * 1000;
+
     private RedisKey EpochKey(string hash) => $"{_options.RedisPrefix}:{{{hash}}}:epoch";
 
     private RedisKey OwnerKey(string hash) => $"{_options.RedisPrefix}:{{{hash}}}:owner";
@@ -473,15 +598,87 @@ internal sealed class RedisSessionRegistry : ISessionRegistry, IAsyncDisposable
         _wake.Dispose();
     }
 
+    /// <summary>What the replicas named in a stop's owner records said they stopped.</summary>
+    private sealed class StopAcks
+    {
+        private readonly Lock _gate = new();
+        private readonly Dictionary<string, int> _stopped = new(StringComparer.Ordinal);
+        private readonly TaskCompletionSource _all = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private HashSet<string>? _expected;
+
+        /// <summary>Streams the replicas that answered stopped.</summary>
+        public int Count
+        {
+            get
+            {
+                lock (_gate)
+                {
+                    return _stopped.Values.Sum();
+                }
+            }
+        }
+
+        public void Add(string replica, int stopped)
+        {
+            lock (_gate)
+            {
+                _stopped[replica] = stopped;
+                Check();
+            }
+        }
+
+        /// <summary>Completes once every one of <paramref name="replicas"/> has answered.</summary>
+        public Task ExpectAsync(HashSet<string> replicas)
+        {
+            lock (_gate)
+            {
+                _expected = replicas;
+                Check();
+            }
+
+            return _all.Task;
+        }
+
+        private void Check()
+        {
+            if (_expected is not null && _expected.All(_stopped.ContainsKey))
+            {
+                _all.TrySetResult();
+            }
+        }
+    }
+
     /// <summary>A local lease and what Redis said about it: epoch -1 while the claim is on its way,
-    /// 0 when it was made without Redis.</summary>
-    private sealed class Tracked(Lease lease, string hash)
+    /// 0 when it was made without Redis (until Redis answers again and it is reconciled).</summary>
+    private sealed class Tracked(Lease lease, string hash, long madeAt)
     {
         private long _epoch = -1;
+        private long _seen;
 
         public Lease Lease { get; } = lease;
 
         public string Hash { get; } = hash;
+
+        /// <summary>When the lease was made, in microseconds since 1970 (this replica's clock).</summary>
+        public long MadeAt { get; } = madeAt;
+
+        /// <summary>The highest epoch another replica announced for the key.</summary>
+        public long Seen => Interlocked.Read(ref _seen);
+
+        public void Saw(long epoch)
+        {
+            var seen = Interlocked.Read(ref _seen);
+            while (epoch > seen)
+            {
+                var was = Interlocked.CompareExchange(ref _seen, epoch, seen);
+                if (was == seen)
+                {
+                    return;
+                }
+
+                seen = was;
+            }
+        }
 
         public Task Claimed { get; set; } = Task.CompletedTask;
 
@@ -519,4 +716,8 @@ internal static partial class RedisRegistryLog
 
     [LoggerMessage(EventId = 132, Level = LogLevel.Debug, Message = "Stream {Key} superseded by a newer claim on another replica")]
     public static partial void SupersededRemotely(ILogger logger, string key);
+
+    [LoggerMessage(EventId = 133, Level = LogLevel.Information,
+        Message = "Redis session registry: {Count} stream(s) claimed while Redis was away were claimed in Redis; the newest claim of each session won")]
+    public static partial void Reconciled(ILogger logger, int count);
 }

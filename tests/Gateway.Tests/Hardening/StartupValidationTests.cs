@@ -20,6 +20,9 @@ public sealed class StartupValidationTests
     [InlineData("Gateway:RateLimits:ReplenishmentPeriod", "00:00:00", "Gateway:RateLimits:ReplenishmentPeriod")]
     [InlineData("Gateway:RateLimits:ReplenishmentPeriod", "soon", "Gateway:RateLimits:ReplenishmentPeriod")]
     [InlineData("Gateway:RateLimits:MaxConcurrentStreams", "0", "Gateway:RateLimits:MaxConcurrentStreams")]
+    [InlineData("Gateway:RateLimits:Anonymous", "PerPerson", "Gateway:RateLimits:Anonymous")]
+    [InlineData("Gateway:ForwardedHeaders:KnownProxies:0", "10.0.0.300", "Gateway:ForwardedHeaders:KnownProxies")]
+    [InlineData("Gateway:ForwardedHeaders:KnownNetworks:0", "10.0.0.0", "Gateway:ForwardedHeaders:KnownNetworks")]
     [InlineData("Gateway:Admin:Token", "short-token", "Gateway:Admin:Token")]
     [InlineData("Gateway:Shutdown:DrainTimeout", "-00:00:01", "Gateway:Shutdown:DrainTimeout")]
     [InlineData("Gateway:Shutdown:DrainTimeout", "02:00:00", "Gateway:Shutdown:DrainTimeout")]
@@ -62,6 +65,9 @@ public sealed class StartupValidationTests
         settings["Gateway:RateLimits:TokensPerPeriod"] = "1";
         settings["Gateway:RateLimits:ReplenishmentPeriod"] = "00:00:00.010";
         settings["Gateway:RateLimits:MaxConcurrentStreams"] = "1";
+        settings["Gateway:RateLimits:Anonymous"] = "PerAddress";
+        settings["Gateway:ForwardedHeaders:KnownProxies:0"] = "::1";
+        settings["Gateway:ForwardedHeaders:KnownNetworks:0"] = "10.0.0.0/8";
         settings["Gateway:Admin:Token"] = new string('t', 16);
         settings["Gateway:Shutdown:DrainTimeout"] = "00:00:00";
         settings["Gateway:Tokens:Counting"] = "Tokenizer";

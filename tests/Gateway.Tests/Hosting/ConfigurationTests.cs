@@ -7,7 +7,7 @@ namespace Gateway.Tests.Hosting;
 
 public sealed class ConfigurationTests
 {
-    private static string RepoFile(params string[] parts)
+    internal static string RepoFile(params string[] parts)
     {
         var dir = new DirectoryInfo(AppContext.BaseDirectory);
         while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Gateway.sln")))

@@ -4,8 +4,8 @@ using Microsoft.Extensions.Options;
 
 namespace Gateway.Tests.Limits;
 
-/// <summary>A tenant's two partitions (superseding or not) share one bucket and one concurrency count,
-/// which live exactly as long as one of the partitions does; the bucket refills from the clock.</summary>
+/// <summary>A tenant's bucket and slots live exactly as long as something holds them; the bucket refills
+/// from the clock; a superseding request takes over its key's slot.</summary>
 public sealed class TenantLimiterTests
 {
     private static TenantLimits Limits(int tokens, int concurrent, TimeProvider? clock = null, int perPeriod = 1, TimeSpan? period = null) =>
@@ -24,48 +24,60 @@ public sealed class TenantLimiterTests
         lease.IsAcquired ? null : lease.TryGetMetadata(TenantLimits.Limit, out var which) ? which : "?";
 
     [Fact]
-    public void BothPartitionsOfATenant_ShareItsBucket_AndOnlyTheNonSupersedingOneTakesASlot()
+    public void TenantsHaveABucketEach_ALimiterMadeAgainForATenantSharesItsBucket()
     {
-        using var limits = Limits(tokens: 3, concurrent: 1);
-        using var plain = new TenantLimiter("alice", superseding: false, limits);
-        using var superseding = new TenantLimiter("alice", superseding: true, limits);
-        using var other = new TenantLimiter("bob", superseding: false, limits);
+        var limits = Limits(tokens: 2, concurrent: 1);
+        using var first = new TenantLimiter("alice", limits);
+        using var again = new TenantLimiter("alice", limits); // the partition dropped and made again while in use
+        using var other = new TenantLimiter("bob", limits);
 
-        using var first = plain.AttemptAcquire();
-        using var second = plain.AttemptAcquire();
-        using var replacing = superseding.AttemptAcquire();
-        using var third = superseding.AttemptAcquire();
-        using var bobs = other.AttemptAcquire();
-
-        Assert.True(first.IsAcquired);
-        Assert.Equal("concurrency", Refused(second)); // alice's one slot is held
-        Assert.True(replacing.IsAcquired);             // superseding her own stream needs no slot
-        Assert.Equal("rate", Refused(third));          // three tokens spent across both partitions
-        Assert.True(bobs.IsAcquired);                  // another tenant has a bucket and a slot of its own
+        Assert.True(first.AttemptAcquire().IsAcquired);
+        Assert.True(again.AttemptAcquire().IsAcquired);
+        Assert.Equal("rate", Refused(first.AttemptAcquire()));  // two tokens spent across both
+        Assert.True(other.AttemptAcquire().IsAcquired);          // another tenant has a bucket of its own
         Assert.Equal(2, limits.Count);
     }
 
     [Fact]
-    public void Partition_IsNotIdle_WhileItsSlotIsHeldOrItsBucketRefills_SoTheLimiterCannotDropIt()
+    public void Partition_IsNotIdle_WhileItsBucketRefills_SoTheLimiterCannotDropIt()
     {
-        using var limits = Limits(tokens: 2, concurrent: 1);
-        using var limiter = new TenantLimiter("carol", superseding: false, limits);
-        Assert.NotNull(limiter.IdleDuration); // full bucket, no slot held: may be dropped
+        var limits = Limits(tokens: 2, concurrent: 1);
+        using var limiter = new TenantLimiter("carol", limits);
+        Assert.NotNull(limiter.IdleDuration); // full bucket: may be dropped
 
-        var lease = limiter.AttemptAcquire();
-        Assert.True(lease.IsAcquired);
-        Assert.Null(limiter.IdleDuration);
+        Assert.True(limiter.AttemptAcquire().IsAcquired);
+        Assert.Null(limiter.IdleDuration); // a token is owed to the bucket
+    }
 
-        lease.Dispose();
-        Assert.Null(limiter.IdleDuration); // slot back, but a token is still owed to the bucket
+    [Fact]
+    public void Slots_ASupersedingRequestTakesOverItsKeysSlot_TheReplacedOneGivesNothingBack()
+    {
+        var slots = new TenantSlots(limit: 2);
+        Assert.True(slots.TryTake("a"));
+        Assert.True(slots.TryTake("b"));
+        Assert.False(slots.TryTake("c"));  // at the limit: a new conversation is refused
+        Assert.False(slots.TryTake(null)); // and so is a stream without a key
+
+        Assert.True(slots.TryTake("a"));   // typing again in a: a's slot, handed over
+        slots.Return("a");                 // the replaced stream of a ends: a's slot stays with the newer one
+        Assert.Equal(2, slots.InUse);
+        Assert.False(slots.TryTake("c"));
+
+        slots.Return("a");                 // a's last request ends: its slot comes back
+        Assert.Equal(1, slots.InUse);
+        Assert.True(slots.TryTake(null));
+        Assert.False(slots.TryTake("c"));
+        slots.Return(null);
+        slots.Return("b");
+        Assert.Equal(0, slots.InUse);
     }
 
     [Fact]
     public void BucketRefillsAtItsRate_SaysWhenToRetry_AndIsIdleOnceFull()
     {
         var clock = new ManualClock();
-        using var limits = Limits(tokens: 2, concurrent: 10, clock, perPeriod: 1, period: TimeSpan.FromSeconds(1));
-        using var limiter = new TenantLimiter("erin", superseding: true, limits);
+        var limits = Limits(tokens: 2, concurrent: 10, clock, perPeriod: 1, period: TimeSpan.FromSeconds(1));
+        using var limiter = new TenantLimiter("erin", limits);
 
         Assert.True(limiter.AttemptAcquire().IsAcquired);
         Assert.True(limiter.AttemptAcquire().IsAcquired);
@@ -91,8 +103,8 @@ public sealed class TenantLimiterTests
         // refill while it is full, so after an idle hour its next TryReplenish gave back the whole burst:
         // twice the burst within one 100 ms heartbeat. The tenant's bucket must not.
         var clock = new ManualClock();
-        using var limits = Limits(tokens: 3, concurrent: 10, clock, perPeriod: 1, period: TimeSpan.FromMinutes(1));
-        using var limiter = new TenantLimiter("frank", superseding: true, limits);
+        var limits = Limits(tokens: 3, concurrent: 10, clock, perPeriod: 1, period: TimeSpan.FromMinutes(1));
+        using var limiter = new TenantLimiter("frank", limits);
         clock.Advance(TimeSpan.FromHours(1));
 
         for (var i = 0; i < 3; i++)
@@ -104,21 +116,6 @@ public sealed class TenantLimiterTests
         var refused = limiter.AttemptAcquire();
         Assert.Equal("rate", Refused(refused));
         Assert.True(RetryAfter(refused) > TimeSpan.FromSeconds(59), $"retry after {RetryAfter(refused)}");
-    }
-
-    [Fact]
-    public void SlotRefused_SaysConcurrency_WithoutRetryAfter_AndTheSlotComesBackOnDispose()
-    {
-        using var limits = Limits(tokens: 10, concurrent: 1);
-        using var limiter = new TenantLimiter("gina", superseding: false, limits);
-        var held = limiter.AttemptAcquire();
-        var refused = limiter.AttemptAcquire();
-        Assert.Equal("concurrency", Refused(refused));
-        Assert.Null(RetryAfter(refused));
-
-        held.Dispose();
-        using var again = limiter.AttemptAcquire();
-        Assert.True(again.IsAcquired);
     }
 
     /// <summary>A clock the test moves by hand.</summary>
@@ -134,30 +131,26 @@ public sealed class TenantLimiterTests
     }
 
     [Fact]
-    public void State_LivesAsLongAsEitherPartition()
+    public void State_LivesAsLongAsItsLastHolder()
     {
         var limits = Limits(tokens: 5, concurrent: 5);
-        var plain = new TenantLimiter("dave", superseding: false, limits);
-        var superseding = new TenantLimiter("dave", superseding: true, limits);
-        using (var lease = plain.AttemptAcquire())
+        var limiter = new TenantLimiter("dave", limits);
+        var slotHolder = limits.Acquire("dave"); // a request with a slot
+        using (var lease = limiter.AttemptAcquire())
         {
             Assert.True(lease.IsAcquired);
         }
 
-        plain.Dispose();
-        plain.Dispose(); // twice: released once
+        limiter.Dispose();
+        limiter.Dispose(); // twice: released once
         Assert.Equal(1, limits.Count);
-        using (var lease = superseding.AttemptAcquire())
-        {
-            Assert.True(lease.IsAcquired);
-        }
-
-        superseding.Dispose();
+        Assert.Same(slotHolder, limits.Acquire("dave"));
+        limits.Release("dave", slotHolder);
+        limits.Release("dave", slotHolder);
         Assert.Equal(0, limits.Count);
 
-        // A new partition after both were dropped starts a fresh state.
-        using var again = new TenantLimiter("dave", superseding: false, limits);
+        // A holder after all were gone starts a fresh state.
+        using var again = new TenantLimiter("dave", limits);
         Assert.Equal(1, limits.Count);
-        limits.Dispose();
     }
 }

@@ -88,6 +88,24 @@ public sealed class SessionRegistryTests
     }
 
     [Fact]
+    public async Task ClaimAsync_ReplacingALease_CompletesOnlyOnceTheReplacedOneIsReleased()
+    {
+        // The replaced stream releases its lease once its upstream request has ended: until then the newer
+        // one must not go upstream, so one session never holds two upstream requests (or two slots' worth).
+        ISessionRegistry registry = new SessionRegistry(TimeProvider.System);
+        var first = await registry.ClaimAsync(Key);
+        var second = registry.ClaimAsync(Key).AsTask();
+        Assert.Equal(CancelReason.Superseded, first.Reason);
+        Assert.False(second.IsCompleted);
+
+        registry.Release(first);
+
+        var lease = await second.WaitAsync(TimeSpan.FromSeconds(5));
+        Assert.Same(lease, registry.Find(Key));
+        Assert.True((await registry.ClaimAsync(SessionKey.Create("llm", "Bearer t", "other"))) is { Reason: CancelReason.None });
+    }
+
+    [Fact]
     public void TryCancel_Twice_FirstReasonWins()
     {
         var lease = new Lease(Key, 1, 0);
