@@ -20,6 +20,9 @@ internal static class ApiAdapters
         ChatCompletions, Completions, Responses, Messages, Gemini, OllamaChat, OllamaGenerate, Tgi, LlamaCpp,
     ];
 
+    /// <summary>Every adapter, the pass-through last.</summary>
+    public static IEnumerable<ApiAdapter> All => Known.Append(Other);
+
     /// <summary>The metric labels of every API, for dashboards and tests.</summary>
     public static IEnumerable<string> Labels => Known.Select(a => a.Label).Append(Other.Label).Distinct();
 

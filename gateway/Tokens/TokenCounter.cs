@@ -185,17 +185,42 @@ internal sealed class TextTokenCounter(ContentText? text) : TokenCounter(text)
     }
 }
 
-/// <summary>A whole JSON response (<c>"stream": false</c>): parsed once it ends, for its <c>usage</c> or <c>eval_count</c>.</summary>
+/// <summary>
+/// A whole JSON response (<c>"stream": false</c>): its counts and end mark found as it passes, without
+/// holding it (<see cref="ResponseScanner"/>). Only with tokenizer counting, which
+/// needs the answer's text, is the body kept (up to 4 MiB) and read by the API's reader at its end.
+/// </summary>
 internal sealed class JsonBodyTokenCounter(ChunkReader reader, ContentText? text) : TokenCounter(text)
 {
     private const int MaxBodyBytes = 4 * 1024 * 1024;
-    private readonly ContentText _body = new();
+    private readonly ContentText? _body = text is null ? null : new ContentText();
+    private readonly ResponseScanner? _scanner = text is null ? new ResponseScanner() : null;
 
-    public override void Observe(ReadOnlySpan<byte> bytes) => _body.Append(bytes);
+    public override void Observe(ReadOnlySpan<byte> bytes)
+    {
+        if (_scanner is not null)
+        {
+            _scanner.Feed(bytes);
+        }
+        else
+        {
+            _body!.Append(bytes);
+        }
+    }
 
     protected override void OnComplete()
     {
-        if (!_body.Truncated && _body.Utf8.Length <= MaxBodyBytes)
+        if (_scanner is not null)
+        {
+            if (_scanner.Complete)
+            {
+                Apply(_scanner.Finish(wantModel: ResponseModel is null));
+            }
+
+            return;
+        }
+
+        if (!_body!.Truncated && _body.Utf8.Length <= MaxBodyBytes)
         {
             var facts = NewFacts();
             reader.ReadBody(_body.Utf8, ref facts, Text);
@@ -205,7 +230,7 @@ internal sealed class JsonBodyTokenCounter(ChunkReader reader, ContentText? text
 
     public override void Dispose()
     {
-        _body.Dispose();
+        _body?.Dispose();
         base.Dispose();
     }
 }
