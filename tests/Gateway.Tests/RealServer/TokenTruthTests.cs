@@ -76,11 +76,15 @@ public sealed class TokenTruthTests(LlamaServerFixture fixture, ITestOutputHelpe
         var (_, _, coldGenerated) = await Cuts.CutAndCountAsync(Server, gateway, api, CutKind.ClientDrop, "cold", length, 20, model: "tiny-cold");
         var coldTruth = length - coldGenerated;
 
+        var warmUpMark = Server.LineCount;
         for (var i = 0; i < warmUp; i++)
         {
             var transcript = await StreamReading.SendAndReadAsync(client, api.Request($"warm-up {i}", $"warm-{i}", length));
             Assert.Equal(length, api.CompletionTokens(transcript));
         }
+
+        // A slot is released just after its answer's last event: the first cut must not count the last warm-up's tokens.
+        await Server.WaitForReleasesAsync(warmUp, warmUpMark);
 
         long truth = 0;
         long generatedPastGateway = 0;
