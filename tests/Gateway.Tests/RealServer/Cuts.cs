@@ -4,7 +4,7 @@ using Gateway.Tests.Infrastructure;
 
 namespace Gateway.Tests.RealServer;
 
-/// <summary>How a person ends an answer before it is done.</summary>
+/// <summary>How a person ends an answer before it is done. Public: a test method's parameter.</summary>
 public enum CutKind
 {
     /// <summary>Types again: a newer request with the same session key.</summary>
