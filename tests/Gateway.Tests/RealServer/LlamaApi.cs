@@ -43,7 +43,48 @@ internal sealed record LlamaApi(
             : null,
         transcript => transcript.DataEvents.Count > 0 && transcript.DataEvents[^1] == "[DONE]");
 
-    private static readonly LlamaApi[] Apis = [ChatCompletions];
+    /// <summary>Anthropic Messages: <c>content_block_delta</c> events, the output total in <c>message_delta.usage</c>,
+    /// <c>message_stop</c> at the end; the gateway's notice is <c>event: error</c> with <c>{"type":"error","error":{...}}</c>.</summary>
+    public static readonly LlamaApi Messages = new(
+        "messages",
+        "/v1/messages",
+        (prompt, maxTokens, model) => new { model, stream = true, max_tokens = maxTokens, messages = new[] { new { role = "user", content = prompt } } },
+        line => Data(line) is { } data && Type(data) == "content_block_delta"
+            && data.GetProperty("delta").TryGetProperty("text", out var text) && text.GetString()!.Length > 0,
+        transcript => Events(transcript).LastOrDefault(e => Type(e) == "message_delta") is { ValueKind: JsonValueKind.Object } delta
+            ? delta.GetProperty("usage").GetProperty("output_tokens").GetInt64()
+            : null,
+        NoticeOf,
+        transcript => Events(transcript).LastOrDefault() is { ValueKind: JsonValueKind.Object } last && Type(last) == "message_stop");
+
+    /// <summary>OpenAI Responses: <c>response.output_text.delta</c> events, the count in <c>response.completed</c>'s
+    /// <c>usage.output_tokens</c>; the gateway's notice is an <c>error</c> event.</summary>
+    public static readonly LlamaApi Responses = new(
+        "responses",
+        "/v1/responses",
+        (prompt, maxTokens, model) => new { model, stream = true, max_output_tokens = maxTokens, input = prompt },
+        line => Data(line) is { } data && Type(data) == "response.output_text.delta" && data.GetProperty("delta").GetString()!.Length > 0,
+        transcript => Events(transcript).LastOrDefault(e => Type(e) is "response.completed" or "response.incomplete") is { ValueKind: JsonValueKind.Object } done
+            ? done.GetProperty("response").GetProperty("usage").GetProperty("output_tokens").GetInt64()
+            : null,
+        NoticeOf,
+        transcript => Events(transcript).LastOrDefault() is { ValueKind: JsonValueKind.Object } last && Type(last) is "response.completed" or "response.incomplete");
+
+    /// <summary>llama.cpp's native <c>/completion</c>: <c>content</c> events, then <c>stop: true</c> with
+    /// <c>tokens_predicted</c>; the gateway's notice is <c>data: {"error": {"code","message","type"}}</c>.</summary>
+    public static readonly LlamaApi Completion = new(
+        "completion",
+        "/completion",
+        (prompt, maxTokens, model) => new { model, prompt, n_predict = maxTokens, stream = true }, // llama-server takes an optional model name
+        line => Data(line) is { } data && data.TryGetProperty("content", out var content) && content.GetString()!.Length > 0
+            && !(data.TryGetProperty("stop", out var stop) && stop.ValueKind == JsonValueKind.True),
+        transcript => Events(transcript).LastOrDefault(e => e.TryGetProperty("stop", out var stop) && stop.ValueKind == JsonValueKind.True) is { ValueKind: JsonValueKind.Object } last
+            ? last.GetProperty("tokens_predicted").GetInt64()
+            : null,
+        NoticeOf,
+        transcript => Events(transcript).LastOrDefault() is { ValueKind: JsonValueKind.Object } last && last.TryGetProperty("stop", out var stop) && stop.ValueKind == JsonValueKind.True);
+
+    private static readonly LlamaApi[] Apis = [ChatCompletions, Messages, Responses, Completion];
 
     /// <summary>Theory data: every API the RealServer tests cover.</summary>
     public static TheoryData<string> All => [.. Names];
@@ -74,6 +115,20 @@ internal sealed record LlamaApi(
     public int ContentEvents(StreamTranscript transcript) => transcript.Lines.Count(IsContentLine);
 
     public override string ToString() => Name;
+
+    /// <summary>The JSON objects of a transcript's <c>data:</c> events, in order.</summary>
+    private static List<JsonElement> Events(StreamTranscript transcript) =>
+        [.. transcript.DataEvents.Select(Parse).Where(e => e is not null).Select(e => e!.Value)];
+
+    private static string? Type(JsonElement data) =>
+        data.TryGetProperty("type", out var type) && type.ValueKind == JsonValueKind.String ? type.GetString() : null;
+
+    /// <summary>The type of the error in the last event: every API's notice carries an <c>error</c> object with one.</summary>
+    private static string? NoticeOf(StreamTranscript transcript) =>
+        Events(transcript).LastOrDefault() is { ValueKind: JsonValueKind.Object } last && last.TryGetProperty("error", out var error)
+            && error.ValueKind == JsonValueKind.Object && error.TryGetProperty("type", out var type)
+            ? type.GetString()
+            : null;
 
     private static JsonElement? Data(string line) =>
         line.StartsWith("data:", StringComparison.Ordinal) ? Parse(line[5..].TrimStart()) : null;
