@@ -6,10 +6,9 @@ namespace Gateway.Streams;
 /// Stands in for the request's lifetime (and HTTP/2 reset) feature while YARP forwards it.
 /// <para>
 /// YARP takes its cancellation from <c>HttpContext.RequestAborted</c>, so the token handed out here
-/// also fires when the lease is cancelled, or the shutdown drain deadline passes: the upstream request is
-/// aborted at once. When the response
-/// copy then fails, YARP aborts the client connection, which a client sees as a bare reset with no
-/// reason. The guard records that abort instead, so the session step can end the response in its own
+/// also fires when the lease is cancelled or the shutdown drain deadline passes: the upstream request
+/// is aborted at once. When the response copy then fails, YARP aborts the client connection, which a
+/// client sees as a bare reset with no reason. The guard records that abort instead, so the session step can end the response in its own
 /// protocol (an SSE error event, an NDJSON error line), and performs the real abort only when nothing
 /// better can be said.
 /// </para>
