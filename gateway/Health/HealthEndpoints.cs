@@ -1,8 +1,8 @@
 namespace Gateway.Health;
 
 /// <summary>Kubernetes probes: <c>/healthz</c> says the process serves requests; <c>/readyz</c> says it
-/// should get new ones, and turns 503 as soon as shutdown begins so the Service stops routing here
-/// while active streams drain.</summary>
+/// should get new ones, and turns 503 as soon as SIGTERM arrives, while the listener still serves for
+/// the readiness delay, so the Service stops routing here before the listener closes and streams drain.</summary>
 internal static class HealthEndpoints
 {
     public const string LivePath = "/healthz";
@@ -11,10 +11,10 @@ internal static class HealthEndpoints
     public static IEndpointRouteBuilder MapHealth(this IEndpointRouteBuilder endpoints)
     {
         endpoints.MapGet(LivePath, () => Results.Text("ok"));
-        endpoints.MapGet(ReadyPath, (IHostApplicationLifetime lifetime) =>
-            lifetime.ApplicationStopping.IsCancellationRequested
-                ? Results.Text("stopping", statusCode: StatusCodes.Status503ServiceUnavailable)
-                : Results.Text("ready"));
+        endpoints.MapGet(ReadyPath, (Readiness readiness) =>
+            readiness.IsReady
+                ? Results.Text("ready")
+                : Results.Text("stopping", statusCode: StatusCodes.Status503ServiceUnavailable));
         return endpoints;
     }
 }

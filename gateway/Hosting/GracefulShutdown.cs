@@ -1,5 +1,7 @@
 using System.ComponentModel.DataAnnotations;
+using Gateway.Health;
 using Gateway.Sessions;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 
 namespace Gateway.Hosting;
@@ -14,15 +16,25 @@ internal sealed class ShutdownOptions
     /// <c>terminationGracePeriodSeconds</c> a few seconds above it.</summary>
     [Range(typeof(TimeSpan), "00:00:00", "01:00:00", ErrorMessage = "Gateway:Shutdown:DrainTimeout must be between 00:00:00 and 01:00:00.")]
     public TimeSpan DrainTimeout { get; set; } = TimeSpan.FromSeconds(25);
+
+    /// <summary>On SIGTERM, how long <c>/readyz</c> answers 503 while the listener still accepts and serves,
+    /// before the host stops (the listener closes) and the drain begins: time for the Service's endpoints
+    /// to drop the pod, so no new connection finds it closed. 0 stops at once. Kubernetes'
+    /// <c>preStop</c> sleep should match it, and <c>terminationGracePeriodSeconds</c> cover it plus
+    /// <see cref="DrainTimeout"/>.</summary>
+    [Range(typeof(TimeSpan), "00:00:00", "00:05:00", ErrorMessage = "Gateway:Shutdown:ReadinessDelay must be between 00:00:00 and 00:05:00.")]
+    public TimeSpan ReadinessDelay { get; set; } = TimeSpan.FromSeconds(5);
 }
 
 /// <summary>
-/// When the host begins to stop (ApplicationStopping: /readyz turns 503 and Kestrel stops accepting),
-/// waits for the active streams to finish, up to the drain deadline, then cancels the rest with reason
-/// <c>shutdown</c> so each client is told why before Kestrel's own shutdown timeout aborts it.
+/// When the host begins to stop (ApplicationStopping: Kestrel stops accepting), waits for every active
+/// stream on a session-streams route, keyed or not, to finish, up to the drain deadline; then ends the
+/// rest with reason <c>shutdown</c> so each client gets its API's shutdown event before Kestrel's own
+/// shutdown timeout aborts it.
 /// </summary>
 internal sealed partial class GracefulShutdown(
-    SessionRegistry registry, IOptions<ShutdownOptions> options, IHostApplicationLifetime lifetime, ILogger<GracefulShutdown> logger)
+    SessionRegistry registry, ShutdownSignal streams, IOptions<ShutdownOptions> options, IHostApplicationLifetime lifetime,
+    TimeProvider time, ILogger<GracefulShutdown> logger)
     : IHostedService
 {
     private Task _drain = Task.CompletedTask;
@@ -39,15 +51,18 @@ internal sealed partial class GracefulShutdown(
 
     private async Task DrainAsync()
     {
-        using var deadline = new CancellationTokenSource(options.Value.DrainTimeout);
+        using var deadline = new CancellationTokenSource(options.Value.DrainTimeout, time);
         try
         {
-            await registry.WhenEmptyAsync(deadline.Token);
+            await streams.WhenIdleAsync(deadline.Token);
         }
         catch (OperationCanceledException)
         {
-            var cancelled = registry.CancelAll(CancelReason.Shutdown);
-            Log.DrainDeadlinePassed(logger, cancelled);
+            // Leases first, so a keyed stream's own reason says shutdown; then the token every stream shares.
+            registry.CancelAll(CancelReason.Shutdown);
+            var remaining = streams.Active;
+            streams.Cancel();
+            Log.DrainDeadlinePassed(logger, remaining);
         }
     }
 
@@ -66,8 +81,13 @@ internal static class GracefulShutdownExtensions
             .BindConfiguration(ShutdownOptions.SectionName)
             .ValidateDataAnnotations()
             .ValidateOnStart();
+        // Counted from StopApplication, after the readiness delay: the drain, then time to write the notices.
         services.AddOptions<HostOptions>().Configure<IOptions<ShutdownOptions>>((host, shutdown) =>
             host.ShutdownTimeout = shutdown.Value.DrainTimeout + TimeSpan.FromSeconds(5));
+        services.TryAddSingleton(TimeProvider.System);
+        services.AddSingleton<ShutdownSignal>();
+        services.AddSingleton<Readiness>();
+        services.AddSingleton<IHostLifetime, ReadinessDelayLifetime>(); // replaces ConsoleLifetime (last one wins)
         services.AddHostedService<GracefulShutdown>();
         return services;
     }

@@ -6,9 +6,9 @@ namespace Gateway.Streams;
 /// Stands in for the request's lifetime (and HTTP/2 reset) feature while YARP forwards it.
 /// <para>
 /// YARP takes its cancellation from <c>HttpContext.RequestAborted</c>, so the token handed out here
-/// also fires when the lease is cancelled: the upstream request is aborted at once. When the response
-/// copy then fails, YARP aborts the client connection, which a client sees as a bare reset with no
-/// reason. The guard records that abort instead, so the session step can end the response in its own
+/// also fires when the lease is cancelled or the shutdown drain deadline passes: the upstream request
+/// is aborted at once. When the response copy then fails, YARP aborts the client connection, which a
+/// client sees as a bare reset with no reason. The guard records that abort instead, so the session step can end the response in its own
 /// protocol (an SSE error event, an NDJSON error line), and performs the real abort only when nothing
 /// better can be said.
 /// </para>
@@ -24,28 +24,30 @@ internal sealed class AbortGuard : IHttpRequestLifetimeFeature, IHttpResetFeatur
     private int? _resetCode;
     private long _clientAbortedAt;
 
-    private AbortGuard(IFeatureCollection features, IHttpRequestLifetimeFeature lifetime, IHttpResetFeature? reset, CancellationToken lease, TimeProvider time)
+    private AbortGuard(IFeatureCollection features, IHttpRequestLifetimeFeature lifetime, IHttpResetFeature? reset, CancellationToken lease, CancellationToken shutdown, TimeProvider time)
     {
         _features = features;
         _lifetime = lifetime;
         _reset = reset;
         _time = time;
-        if (lease.CanBeCanceled)
+        if (lease.CanBeCanceled || shutdown.CanBeCanceled)
         {
-            _linked = CancellationTokenSource.CreateLinkedTokenSource(lifetime.RequestAborted, lease);
+            _linked = lease.CanBeCanceled && shutdown.CanBeCanceled
+                ? CancellationTokenSource.CreateLinkedTokenSource(lifetime.RequestAborted, lease, shutdown)
+                : CancellationTokenSource.CreateLinkedTokenSource(lifetime.RequestAborted, lease.CanBeCanceled ? lease : shutdown);
         }
 
         _clientGone = lifetime.RequestAborted.UnsafeRegister(
             static state => ((AbortGuard)state!).MarkClientGone(), this);
     }
 
-    /// <summary>Installs a guard on the request; <paramref name="lease"/> joins the client's abort token.</summary>
-    public static AbortGuard Install(HttpContext context, CancellationToken lease, TimeProvider time)
+    /// <summary>Installs a guard on the request; <paramref name="lease"/> and <paramref name="shutdown"/> join the client's abort token.</summary>
+    public static AbortGuard Install(HttpContext context, CancellationToken lease, CancellationToken shutdown, TimeProvider time)
     {
         var features = context.Features;
         var lifetime = features.GetRequiredFeature<IHttpRequestLifetimeFeature>();
         var reset = features.Get<IHttpResetFeature>();
-        var guard = new AbortGuard(features, lifetime, reset, lease, time);
+        var guard = new AbortGuard(features, lifetime, reset, lease, shutdown, time);
         features.Set<IHttpRequestLifetimeFeature>(guard);
         if (reset is not null)
         {
@@ -55,7 +57,7 @@ internal sealed class AbortGuard : IHttpRequestLifetimeFeature, IHttpResetFeatur
         return guard;
     }
 
-    /// <summary>The client's abort token, or the client's and the lease's linked.</summary>
+    /// <summary>The client's abort token, linked with the lease's and the shutdown deadline's.</summary>
     public CancellationToken RequestAborted
     {
         get => _linked?.Token ?? _lifetime.RequestAborted;

@@ -1,4 +1,5 @@
 using Gateway.Draining;
+using Gateway.Hosting;
 using Gateway.Protocols;
 using Gateway.Savings;
 using Gateway.Sessions;
@@ -25,6 +26,7 @@ internal sealed class SessionStreamStep(
     GatewayMetrics metrics,
     TimeProvider time,
     IHostApplicationLifetime lifetime,
+    ShutdownSignal shutdown,
     IOptions<SavingsOptions> savings,
     ILogger<SessionStreamStep> logger)
 {
@@ -38,6 +40,8 @@ internal sealed class SessionStreamStep(
             return;
         }
 
+        // Counted until its notice is written: the shutdown drain waits for every stream, keyed or not.
+        using var running = shutdown.Enter();
         var startedAt = time.GetTimestamp();
         var session = context.Features.Get<SessionRequest>()
             ?? await SessionResolution.ResolveAsync(context, route.RouteId, policy, resolver, registry);
@@ -66,7 +70,7 @@ internal sealed class SessionStreamStep(
             : null;
         context.Features.Set(drain);
         lease?.Describe(route.RouteId, models.For(session.Facts.Model), () => tap.Counter?.Tokens ?? 0);
-        var guard = AbortGuard.Install(context, lease?.Token ?? default, time);
+        var guard = AbortGuard.Install(context, lease?.Token ?? default, shutdown.Token, time);
         StreamOutcome outcome;
         long upstreamClosedAt;
         try
@@ -180,6 +184,7 @@ internal sealed class SessionStreamStep(
         {
             StreamOutcome.ClientDisconnected => guard.ClientAbortedAt,
             StreamOutcome.Completed or StreamOutcome.UpstreamError => 0,
+            StreamOutcome.Shutdown when lease?.CancelledAt is null or 0 => shutdown.CancelledAt,
             _ => lease?.CancelledAt ?? 0,
         };
         return cancelledAt == 0 ? null : Math.Max(0, time.GetElapsedTime(cancelledAt, upstreamClosedAt).TotalSeconds);
@@ -194,7 +199,12 @@ internal sealed class SessionStreamStep(
         }
 
         tap.DropHeld(); // half an event must not reach the client before the notice
+        // A keyless stream has no lease; the drain deadline is the only reason it can have.
         var reason = lease?.Reason ?? CancelReason.None;
+        if (reason == CancelReason.None && shutdown.Requested)
+        {
+            reason = CancelReason.Shutdown;
+        }
         if (Notices.For(reason) is { } notice)
         {
             if (guard.ClientAborted)

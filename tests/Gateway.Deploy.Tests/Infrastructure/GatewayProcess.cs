@@ -12,9 +12,11 @@ internal sealed partial class GatewayProcess : IAsyncDisposable
 
     private readonly Process _process;
     private readonly StringBuilder _output;
+    private readonly List<(string Text, TaskCompletionSource Seen)> _awaited;
 
-    private GatewayProcess(Process process, StringBuilder output, Uri baseAddress)
+    private GatewayProcess(Process process, StringBuilder output, List<(string, TaskCompletionSource)> awaited, Uri baseAddress)
     {
+        _awaited = awaited;
         _process = process;
         _output = output;
         BaseAddress = baseAddress;
@@ -62,6 +64,7 @@ internal sealed partial class GatewayProcess : IAsyncDisposable
         }
 
         var output = new StringBuilder();
+        var awaited = new List<(string Text, TaskCompletionSource Seen)>();
         var listening = new TaskCompletionSource<Uri>(TaskCreationOptions.RunContinuationsAsynchronously);
         var process = new Process { StartInfo = start, EnableRaisingEvents = true };
         void OnLine(object? _, DataReceivedEventArgs e)
@@ -74,6 +77,13 @@ internal sealed partial class GatewayProcess : IAsyncDisposable
             lock (output)
             {
                 output.AppendLine(e.Data);
+                foreach (var (text, seen) in awaited)
+                {
+                    if (e.Data.Contains(text, StringComparison.Ordinal))
+                    {
+                        seen.TrySetResult();
+                    }
+                }
             }
 
             if (Listening().Match(e.Data) is { Success: true } m)
@@ -89,11 +99,11 @@ internal sealed partial class GatewayProcess : IAsyncDisposable
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
 
-        var gateway = new GatewayProcess(process, output, new Uri("http://127.0.0.1/"));
+        var gateway = new GatewayProcess(process, output, awaited, new Uri("http://127.0.0.1/"));
         try
         {
             var baseAddress = await listening.Task.WaitAsync(StartTimeout);
-            gateway = new GatewayProcess(process, output, baseAddress);
+            gateway = new GatewayProcess(process, output, awaited, baseAddress);
             await gateway.WaitHealthyAsync();
             return gateway;
         }
@@ -113,6 +123,65 @@ internal sealed partial class GatewayProcess : IAsyncDisposable
         {
             throw new InvalidOperationException($"/healthz answered {(int)response.StatusCode} after the gateway said it listens.");
         }
+    }
+
+    /// <summary>Completes when a line of the gateway's output contains <paramref name="text"/> (at once if one did).</summary>
+    public Task WaitForOutputAsync(string text, TimeSpan timeout)
+    {
+        var seen = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        lock (_output)
+        {
+            if (_output.ToString().Contains(text, StringComparison.Ordinal))
+            {
+                return Task.CompletedTask;
+            }
+
+            _awaited.Add((text, seen));
+        }
+
+        return WaitAsync(seen.Task, text, timeout);
+    }
+
+    private async Task WaitAsync(Task seen, string text, TimeSpan timeout)
+    {
+        try
+        {
+            await seen.WaitAsync(timeout);
+        }
+        catch (TimeoutException)
+        {
+            throw new TimeoutException($"The gateway did not say \"{text}\" within {timeout}:\n{Output}");
+        }
+    }
+
+    /// <summary>Sends SIGTERM, as the kubelet does (<see cref="Process.Kill()"/> would send SIGKILL).</summary>
+    public async Task TerminateAsync()
+    {
+        using var kill = Process.Start(new ProcessStartInfo("kill", ["-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])
+        {
+            UseShellExecute = false,
+        })!;
+        await kill.WaitForExitAsync();
+        if (kill.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"kill -TERM {_process.Id} exited with {kill.ExitCode}.");
+        }
+    }
+
+    /// <summary>The process's exit code once it has exited by itself.</summary>
+    public async Task<int> WaitForExitAsync(TimeSpan timeout)
+    {
+        using var cts = new CancellationTokenSource(timeout);
+        try
+        {
+            await _process.WaitForExitAsync(cts.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            throw new TimeoutException($"The gateway did not exit within {timeout}:\n{Output}");
+        }
+
+        return _process.ExitCode;
     }
 
     public async ValueTask DisposeAsync()

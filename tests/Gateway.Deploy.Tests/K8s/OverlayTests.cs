@@ -131,6 +131,29 @@ public sealed class OverlayTests
         var config = Env(objects, gateway);
         var drain = TimeSpan.Parse(config["Gateway__Shutdown__DrainTimeout"], System.Globalization.CultureInfo.InvariantCulture);
         Assert.InRange(pod.TerminationGracePeriodSeconds ?? 30, (long)drain.TotalSeconds + 1, (long)drain.TotalSeconds + 15);
+    }
+
+    [Theory]
+    [MemberData(nameof(Overlays))]
+    public async Task Gateway_Rendered_PreStopMatchesTheReadinessDelayAndTheGracePeriodCoversDelayDrainAndMargin(string overlay)
+    {
+        var objects = await Kustomize.RenderAsync(overlay);
+        var pod = KubeModels.Read<V1Deployment>(objects.Single("Deployment", "llm-gateway")).Spec.Template.Spec;
+        var gateway = Assert.Single(pod.Containers);
+        var config = Env(objects, gateway);
+        var drain = (long)TimeSpan.Parse(config["Gateway__Shutdown__DrainTimeout"], System.Globalization.CultureInfo.InvariantCulture).TotalSeconds;
+        var readiness = (long)TimeSpan.Parse(config["Gateway__Shutdown__ReadinessDelay"], System.Globalization.CultureInfo.InvariantCulture).TotalSeconds;
+
+        // The sleep action, not exec: the image has no shell to count on.
+        var preStop = gateway.Lifecycle?.PreStop;
+        Assert.True(preStop?.Sleep is not null, "the gateway container needs a preStop sleep");
+        Assert.Null(preStop!.Exec);
+        Assert.InRange(readiness, 1, 30);
+        Assert.Equal(readiness, preStop.Sleep.Seconds);
+
+        // The grace period counts from deletion: preStop, then SIGTERM's readiness delay, then the drain,
+        // then a margin (at least the 5 s the host gives the notices after the drain deadline).
+        Assert.InRange(pod.TerminationGracePeriodSeconds ?? 30, preStop.Sleep.Seconds + readiness + drain + 5, preStop.Sleep.Seconds + readiness + drain + 15);
         Assert.Equal("llm", config["ReverseProxy__Routes__llm__ClusterId"]);
         Assert.StartsWith("http://", config["ReverseProxy__Clusters__llm__Destinations__primary__Address"], StringComparison.Ordinal);
     }
