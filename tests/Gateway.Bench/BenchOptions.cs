@@ -17,8 +17,15 @@ internal sealed class BenchOptions
     /// <summary>nginx <c>worker_processes</c>: <c>auto</c> (one per core, like the .NET proxies' thread pool) or a number.</summary>
     public string NginxWorkers { get; private set; } = "auto";
 
-    /// <summary>Phases to run: first-token, cancel, throughput, memory (memory includes the mass abort).</summary>
-    public List<string> Phases { get; private set; } = ["first-token", "cancel", "throughput", "memory"];
+    /// <summary>Phases to run: first-token, cancel, throughput, memory (memory includes the mass abort), and
+    /// real-server by default only when LLAMA_SERVER_BIN and LLAMA_MODEL are set.</summary>
+    public List<string> Phases { get; private set; } = DefaultPhases();
+
+    /// <summary>No <c>--phases</c> was given: the run says when it left out the real-server phase.</summary>
+    public bool PhasesDefaulted { get; private set; } = true;
+
+    /// <summary>Rounds per leg of the real-server phase (stream, 8 tokens, drop, count).</summary>
+    public int RealServerRounds { get; private set; } = 20;
 
     public int DropSamples { get; private set; } = 200;
     public int SupersedeSamples { get; private set; } = 200;
@@ -59,7 +66,9 @@ internal sealed class BenchOptions
           --smoke                     tiny counts, a few seconds per leg (what the test suite runs)
           --out PATH                  JSON result (default artifacts/bench/results.json; table beside it as .txt)
           --legs a,b,...              direct,gateway,plain-yarp,nginx (default: all; nginx only when installed)
-          --phases a,b,...            first-token,cancel,throughput,memory (default: all; memory includes the mass abort)
+          --phases a,b,...            first-token,cancel,throughput,memory,real-server (default: all; memory includes the
+                                      mass abort; real-server only when LLAMA_SERVER_BIN and LLAMA_MODEL are set)
+          --real-server-rounds N      cancelled streams per leg against llama-server (default 20)
           --nginx-workers auto|N      nginx worker_processes (default auto)
           --drop-samples N            client-drop cancellations per leg (default 200)
           --supersede-samples N       supersedes through the gateway (default 200)
@@ -102,7 +111,11 @@ internal sealed class BenchOptions
             {
                 case "--out": options.Out = value; break;
                 case "--legs": options.Legs = [.. value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)]; break;
-                case "--phases": options.Phases = [.. value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)]; break;
+                case "--phases":
+                    options.Phases = [.. value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)];
+                    options.PhasesDefaulted = false;
+                    break;
+                case "--real-server-rounds": options.RealServerRounds = Int(value, name); break;
                 case "--nginx-workers": options.NginxWorkers = value; break;
                 case "--drop-samples": options.DropSamples = Int(value, name); break;
                 case "--supersede-samples": options.SupersedeSamples = Int(value, name); break;
@@ -156,6 +169,18 @@ internal sealed class BenchOptions
         MemoryHold = TimeSpan.FromSeconds(2.5);
         Settle = TimeSpan.FromSeconds(0.2);
         MassAbortStreams = 100;
+        RealServerRounds = 2;
+    }
+
+    private static List<string> DefaultPhases()
+    {
+        List<string> phases = ["first-token", "cancel", "throughput", "memory"];
+        if (Upstream.LlamaServerProcess.Configured)
+        {
+            phases.Add("real-server");
+        }
+
+        return phases;
     }
 
     private static (int, double) ParseWorkload(string text, string flag)

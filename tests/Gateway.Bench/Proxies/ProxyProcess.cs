@@ -259,6 +259,9 @@ internal sealed class ProxyProcess : IAsyncDisposable
                 }
                 server {
                     listen {{listen}} backlog=4096;
+                    location = /healthz {
+                        return 200 "ok";
+                    }
                     location / {
                         proxy_pass http://llm;
                         proxy_http_version 1.1;

@@ -57,6 +57,17 @@ internal sealed class LegResult(string leg)
     public long ChunksLost { get; set; }
     public int FailedStreams { get; set; }
     public MassAbortFigure? MassAbort { get; set; }
+
+    /// <summary>Against a real llama-server: tokens it generated for a cancelled stream after the
+    /// client's cancel decision (its own count for the request minus the content tokens the client had
+    /// received when it dropped), one sample per round.</summary>
+    public Percentiles? RealServerTokensAfterCancel { get; set; }
+
+    /// <summary>Mean of the server's own count of tokens generated per cancelled stream.</summary>
+    public double? RealServerTokensGenerated { get; set; }
+
+    /// <summary>Rounds that gave no sample (the answer ended before 8 tokens, a timeout, an error).</summary>
+    public int RealServerFailures { get; set; }
 }
 
 internal sealed record TargetCheck(string Target, string Measured, bool? Met);

@@ -51,6 +51,13 @@ internal static class Table
         rows.Add(("  all upstream closed after (ms)", l => l.MassAbort is { } a ? Num(a.AllClosedAfterMs, "F0") : "-"));
         rows.Add(("  proxy CPU µs per vanished client", l => l.MassAbort is { } a ? Num(a.ProxyCpuMicrosPerStream, "F0") : "-"));
 
+        rows.Add(("real server: tokens generated after the cancel decision mean / p50 / p99", l => l.RealServerTokensAfterCancel is { } r
+            ? $"{r.Mean:F2} / {r.P50:F0} / {r.P99:F0}"
+            : "-"));
+        rows.Add(("  generated per cancelled stream, mean (rounds, failed)", l => l.RealServerTokensAfterCancel is { } r
+            ? $"{Num(l.RealServerTokensGenerated, "F2")} ({r.Samples}, {l.RealServerFailures})"
+            : l.RealServerFailures > 0 ? $"- (0, {l.RealServerFailures})" : "-"));
+
         var header = new[] { "figure" }.Concat(result.Legs.Select(l => l.Leg)).ToArray();
         var cells = rows.Select(r => new[] { r.Figure }.Concat(result.Legs.Select(r.Value)).ToArray()).ToList();
         var widths = header.Select((h, i) => Math.Max(h.Length, cells.Max(c => c[i].Length))).ToArray();

@@ -45,6 +45,16 @@ internal static class Targets
         checks.Add(new TargetCheck("mass abort of 10,000 clients: no upstream open 500 ms later",
             abort is null ? "-" : $"{abort.OpenAfter500Ms} of {abort.Streams} open after 500 ms (plain YARP {F(yarp?.MassAbort?.OpenAfter500Ms)}, nginx {F(nginx?.MassAbort?.OpenAfter500Ms)})",
             abort is not null && abort.Streams >= 10000 ? abort.OpenAfter500Ms == 0 : null));
+
+        var direct = result[LegNames.Direct];
+        if (gateway.RealServerTokensAfterCancel is not null || direct?.RealServerTokensAfterCancel is not null)
+        {
+            var own = gateway.RealServerTokensAfterCancel;
+            var baseline = direct?.RealServerTokensAfterCancel;
+            checks.Add(new TargetCheck("real server: tokens generated after the cancel decision ≤ the direct leg's",
+                $"mean {F(own?.Mean)} vs {F(baseline?.Mean)} (p99 {F(own?.P99)} vs {F(baseline?.P99)})",
+                own is not null && baseline is not null ? own.Mean <= baseline.Mean : null));
+        }
     }
 
     private static string F(double? value) => value?.ToString("0.###", CultureInfo.InvariantCulture) ?? "-";

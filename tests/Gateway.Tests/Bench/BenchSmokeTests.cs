@@ -6,8 +6,9 @@ namespace Gateway.Tests.Bench;
 
 /// <summary>
 /// The benchmark's smoke mode, run as the bench runs by hand (its own process, the gateway and plain
-/// YARP as child processes, nginx when installed), so the bench cannot rot. Asserts that it completes,
-/// loses no chunk and produces every figure; never a duration or a ratio.
+/// YARP as child processes, nginx when installed, llama-server for the real-server phase), so the bench
+/// cannot rot. Asserts that it completes, loses no chunk and produces every figure; never a duration or
+/// a ratio.
 /// </summary>
 public sealed class BenchSmokeTests
 {
@@ -16,6 +17,12 @@ public sealed class BenchSmokeTests
     [Fact]
     public async Task SmokeRun_AllLegs_EveryFigureAndNoChunkLost()
     {
+        // The smoke run includes the real-server phase, which needs llama-server and its model;
+        // tests/run exports both, so a missing one is a broken set-up, not a reason to skip.
+        Assert.False(
+            string.IsNullOrEmpty(Environment.GetEnvironmentVariable("LLAMA_SERVER_BIN")) || string.IsNullOrEmpty(Environment.GetEnvironmentVariable("LLAMA_MODEL")),
+            "LLAMA_SERVER_BIN and LLAMA_MODEL are not set, and the bench smoke run includes the real-server phase: run tests/real-server/build " +
+            "(tests/run does, and exports them), or export what it prints before dotnet test: eval \"$(tests/real-server/build)\"; export LLAMA_SERVER_BIN LLAMA_MODEL");
         var directory = Directory.CreateTempSubdirectory("bench-smoke-");
         try
         {
@@ -50,6 +57,9 @@ public sealed class BenchSmokeTests
                 Assert.Equal(100, abort.GetProperty("streams").GetInt32());
                 Assert.True(abort.GetProperty("openAfter100Ms").GetInt32() >= 0);
                 Assert.True(abort.GetProperty("openAfter500Ms").GetInt32() >= 0);
+                Assert.True(leg.GetProperty("realServerFailures").GetInt32() == 0, $"{name} had real-server rounds without a sample:\n{output}");
+                Assert.Equal(2, Percentiles(leg, "realServerTokensAfterCancel").GetProperty("samples").GetInt32());
+                Assert.NotEqual(JsonValueKind.Null, leg.GetProperty("realServerTokensGenerated").ValueKind);
                 if (name == "direct")
                 {
                     continue;
@@ -73,6 +83,8 @@ public sealed class BenchSmokeTests
             Assert.Equal(4, Percentiles(gateway, "supersedeMs").GetProperty("samples").GetInt32());
             Assert.NotEqual(JsonValueKind.Null, gateway.GetProperty("supersedeWastedTokens").ValueKind);
             Assert.NotEmpty(json.RootElement.GetProperty("targets").EnumerateArray());
+            Assert.Contains(json.RootElement.GetProperty("targets").EnumerateArray(),
+                t => t.GetProperty("target").GetString()!.StartsWith("real server:", StringComparison.Ordinal) && t.GetProperty("met").ValueKind != JsonValueKind.Null);
             Assert.Contains(json.RootElement.GetProperty("notes").EnumerateArray(), n => n.GetString() == "both .NET proxies ran with DOTNET_gcServer=1.");
             Assert.True(File.Exists(Path.ChangeExtension(outPath, ".txt")), "the table was not written");
         }
