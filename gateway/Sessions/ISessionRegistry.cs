@@ -14,8 +14,12 @@ internal interface ISessionRegistry
     /// replica, is the newer one: at once in-process; across replicas after one Redis round trip, or
     /// after the Redis timeout (then the claim is local only); and once the stream it replaced on this
     /// replica has closed its upstream request (at most <see cref="SessionRegistry.ReplacedWait"/>), so
-    /// a session never has two upstream requests at once on one replica. Never faults.</summary>
-    ValueTask<Lease> ClaimAsync(SessionKey key);
+    /// a session never has two upstream requests at once on one replica. Never faults.
+    /// <para>Claims are ordered by when their requests arrived (<paramref name="arrivedAt"/>, a
+    /// <see cref="TimeProvider.GetTimestamp"/>), not by when they are made: a request whose key was read
+    /// after a newer one's (a slow upload before a body key) gets a lease that is already superseded,
+    /// and the newer stream runs on. On one replica; across replicas claims are ordered in Redis.</para></summary>
+    ValueTask<Lease> ClaimAsync(SessionKey key, long? arrivedAt = null);
 
     /// <summary>Gives up the lease if it still owns its key; a superseded lease changes nothing.</summary>
     void Release(Lease lease);

@@ -24,13 +24,24 @@ internal sealed class SessionRegistry(TimeProvider time) : ISessionRegistry
     public Lease Claim(SessionKey key) => Claim(key, out _);
 
     /// <summary><see cref="Claim(SessionKey)"/>, also naming the lease it replaced, if any.</summary>
-    public Lease Claim(SessionKey key, out Lease? replaced)
+    public Lease Claim(SessionKey key, out Lease? replaced) => Claim(key, null, out replaced);
+
+    /// <summary>Claims for a request that arrived at <paramref name="arrivedAt"/> (now when null). A lease for
+    /// a request that arrived before the current owner's is returned already superseded, and changes nothing.</summary>
+    public Lease Claim(SessionKey key, long? arrivedAt, out Lease? replaced)
     {
-        var lease = new Lease(key, Interlocked.Increment(ref _nextId), time.GetTimestamp());
+        var lease = new Lease(key, Interlocked.Increment(ref _nextId), arrivedAt ?? time.GetTimestamp());
         while (true)
         {
             if (_leases.TryGetValue(key, out var current))
             {
+                if (current.StartedAt > lease.StartedAt)
+                {
+                    lease.TryCancel(CancelReason.Superseded, time.GetTimestamp());
+                    replaced = null;
+                    return lease;
+                }
+
                 if (_leases.TryUpdate(key, lease, current))
                 {
                     current.TryCancel(CancelReason.Superseded, time.GetTimestamp());
@@ -48,9 +59,9 @@ internal sealed class SessionRegistry(TimeProvider time) : ISessionRegistry
 
     /// <summary>Claims, and completes once the stream it replaced (if any) has closed its upstream
     /// request, so one session never has two upstream requests at once on this replica.</summary>
-    public ValueTask<Lease> ClaimAsync(SessionKey key)
+    public ValueTask<Lease> ClaimAsync(SessionKey key, long? arrivedAt = null)
     {
-        var lease = Claim(key, out var replaced);
+        var lease = Claim(key, arrivedAt, out var replaced);
         return replaced is null ? new(lease) : AfterAsync(replaced, lease);
 
         async ValueTask<Lease> AfterAsync(Lease replaced, Lease lease)

@@ -10,6 +10,10 @@ namespace Gateway.Streams;
 internal sealed record SessionRequest(RequestFacts Facts, SessionKeyResult Key)
 {
     public ApiAdapter Adapter { get; init; } = ApiAdapters.Other;
+
+    /// <summary>When the request arrived (<see cref="TimeProvider.GetTimestamp"/>), before its body was
+    /// read: claims are ordered by it.</summary>
+    public long? ArrivedAt { get; init; }
 }
 
 /// <summary>
@@ -24,28 +28,40 @@ internal static class SessionResolution
         // Singletons, taken once: asking context.RequestServices would make a DI scope per request
         // (about 1 KB that lives as long as the stream).
         var resolver = app.ApplicationServices.GetRequiredService<SessionKeyResolver>();
-        var registry = app.ApplicationServices.GetRequiredService<ISessionRegistry>();
+        var time = app.ApplicationServices.GetRequiredService<TimeProvider>();
         return app.Use(async (context, next) =>
         {
             if (context.GetEndpoint()?.Metadata.GetMetadata<RouteModel>()?.Config is { } route && RouteSessionPolicy.For(route) is { Enabled: true } policy)
             {
-                context.Features.Set(await ResolveAsync(context, route.RouteId, policy, resolver, registry));
+                context.Features.Set(await ResolveAsync(context, route.RouteId, policy, resolver, time));
             }
 
             await next(context);
         });
     }
 
+    /// <summary>Where the arrival of each session-stream request is announced once it is stamped, for
+    /// diagnostics and tests (<c>Gateway.SessionRequestArrived</c>; nothing is written without a listener).</summary>
+    public static readonly System.Diagnostics.DiagnosticListener Diagnostics = new("Gateway.Sessions");
+
+    public const string ArrivedEvent = "Gateway.SessionRequestArrived";
+
     public static async ValueTask<SessionRequest> ResolveAsync(HttpContext context, string routeId, RouteSessionPolicy policy,
-        SessionKeyResolver resolver, ISessionRegistry registry)
+        SessionKeyResolver resolver, TimeProvider time)
     {
+        var arrivedAt = time.GetTimestamp();
+        if (Diagnostics.IsEnabled(ArrivedEvent))
+        {
+            Diagnostics.Write(ArrivedEvent, context);
+        }
+
         var request = context.Request;
         var sources = resolver.SourcesFor(policy);
         var bodyKeys = await BodyKeyPeek.PeekAsync(request, resolver.MaxBodyKeyBytes, resolver.BodyPaths(sources), context.RequestAborted);
         var key = resolver.Resolve(request, routeId, sources, bodyKeys);
         var adapter = ApiAdapters.For(request);
         var facts = adapter.FromPath(request.Path.Value ?? "", request.Query).Or(EarlyFacts(adapter, request));
-        return new SessionRequest(facts, key) { Adapter = adapter };
+        return new SessionRequest(facts, key) { Adapter = adapter, ArrivedAt = arrivedAt };
     }
 
     /// <summary>The facts in the body bytes already received, without waiting for more: enough to label

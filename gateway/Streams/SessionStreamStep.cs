@@ -44,7 +44,7 @@ internal sealed class SessionStreamStep(
         using var running = shutdown.Enter();
         var startedAt = time.GetTimestamp();
         var session = context.Features.Get<SessionRequest>()
-            ?? await SessionResolution.ResolveAsync(context, route.RouteId, policy, resolver, registry);
+            ?? await SessionResolution.ResolveAsync(context, route.RouteId, policy, resolver, time);
         var adapter = session.Adapter;
         if (session.Key.Error is { } keyError)
         {
@@ -54,7 +54,14 @@ internal sealed class SessionStreamStep(
             return;
         }
 
-        var lease = session.Key.Key is { } key ? await registry.ClaimAsync(key) : null;
+        var lease = session.Key.Key is { } key ? await registry.ClaimAsync(key, session.ArrivedAt) : null;
+        if (lease is { Token.IsCancellationRequested: true })
+        {
+            // An older request whose key was read after a newer one's (a slow upload): the newer one keeps
+            // the session, and this one never reaches the model server.
+            await RefuseSupersededAsync(context, route.RouteId, session, lease, startedAt);
+            return;
+        }
 
         // Known APIs are accounted for; anything else only when it belongs to a session.
         var accounted = lease is not null || adapter.Api != Api.Other;
@@ -153,6 +160,21 @@ internal sealed class SessionStreamStep(
         activity?.SetTag("llm_gateway.api", adapter.Label);
         activity?.SetTag("llm_gateway.outcome", outcome.ToLabel());
         activity?.SetTag("gen_ai.request.model", model);
+    }
+
+    private async Task RefuseSupersededAsync(HttpContext context, string routeId, SessionRequest session, Lease lease, long startedAt)
+    {
+        registry.Release(lease);
+        SessionStreamLog.StreamEnded(logger, routeId, lease.Key.Fingerprint(), StreamOutcome.Superseded.ToLabel());
+        await session.Adapter.WriteErrorResponseAsync(context, EndNotice.Superseded, context.RequestAborted);
+        var active = new ActiveStream(metrics, routeId, session.Adapter.Label);
+        active.Start(models.For(session.Facts.Model));
+        active.End();
+        accounting.Record(new StreamEnd(routeId, models.For(session.Facts.Model), session.Adapter.Operation, StreamOutcome.Superseded,
+            session.Facts, null, null, time.GetElapsedTime(startedAt).TotalSeconds, Drained: false, lease.Key.TenantSession)
+        {
+            Api = session.Adapter.Label,
+        });
     }
 
     /// <summary>Reads the request's facts from its whole body as the forwarder sends it, and counts the

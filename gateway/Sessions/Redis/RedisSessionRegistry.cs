@@ -118,7 +118,7 @@ internal sealed class RedisSessionRegistry : ISessionRegistry, IAsyncDisposable
     /// began, here or on another replica, gets a higher one and supersedes it. Without the wait, a claim
     /// delayed on its way to Redis could be ordered after a newer request's, and the newer one would lose.
     /// </summary>
-    public async ValueTask<Lease> ClaimAsync(SessionKey key)
+    public async ValueTask<Lease> ClaimAsync(SessionKey key, long? arrivedAt = null)
     {
         var hash = Hash(key.Value);
         Tracked tracked;
@@ -127,7 +127,12 @@ internal sealed class RedisSessionRegistry : ISessionRegistry, IAsyncDisposable
         // same, so the lease that survives here is the one whose epoch is announced last.
         lock (_stripes[StringComparer.Ordinal.GetHashCode(hash) & (StripeCount - 1)])
         {
-            var lease = _local.Claim(key, out replaced);
+            var lease = _local.Claim(key, arrivedAt, out replaced);
+            if (lease.Token.IsCancellationRequested)
+            {
+                return lease; // an older request than this replica's current owner: nothing to announce
+            }
+
             _tracked.TryGetValue(hash, out var previous);
             tracked = new Tracked(lease, hash, MicrosecondsNow());
             _tracked[hash] = tracked;
