@@ -13,78 +13,69 @@ internal sealed class CompatibleChunkReader : ChunkReader
 {
     public static readonly CompatibleChunkReader Instance = new();
 
-    public override void ReadEvent(ReadOnlySpan<byte> eventName, ReadOnlySpan<byte> json, ref ChunkFacts facts, ContentText? text)
-    {
-        var mark = text?.Length ?? 0;
-        try
-        {
-            var reader = new Utf8JsonReader(json, new JsonReaderOptions { MaxDepth = 64 });
-            if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
-            {
-                return;
-            }
+    public override void ReadEvent(ReadOnlySpan<byte> eventName, ReadOnlySpan<byte> json, ref ChunkFacts facts, ContentText? text) =>
+        JsonChunks.Read(json, ref facts, text, ReadChunk);
 
-            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
-            {
-                if (reader.ValueTextEquals("choices"u8))
-                {
-                    reader.Read();
-                    ReadChoices(ref reader, ref facts, text);
-                }
-                else if (reader.ValueTextEquals("usage"u8))
-                {
-                    reader.Read();
-                    ReadUsage(ref reader, ref facts);
-                }
-                else if (reader.ValueTextEquals("message"u8))
-                {
-                    reader.Read();
-                    ReadMessage(ref reader, ref facts, text); // Ollama /api/chat
-                }
-                else if (reader.ValueTextEquals("response"u8))
-                {
-                    reader.Read();
-                    JsonChunks.ReadText(ref reader, ref facts, text); // Ollama /api/generate
-                }
-                else if (reader.ValueTextEquals("eval_count"u8))
-                {
-                    reader.Read();
-                    facts.CompletionTokens = JsonChunks.ReadCount(ref reader) ?? facts.CompletionTokens;
-                }
-                else if (reader.ValueTextEquals("prompt_eval_count"u8))
-                {
-                    reader.Read();
-                    facts.PromptTokens = JsonChunks.ReadCount(ref reader) ?? facts.PromptTokens;
-                }
-                else if (reader.ValueTextEquals("model"u8))
-                {
-                    reader.Read();
-                    JsonChunks.ReadModel(ref reader, ref facts);
-                }
-                else if (reader.ValueTextEquals("done"u8))
-                {
-                    reader.Read();
-                    facts.End |= reader.TokenType == JsonTokenType.True; // Ollama's last line
-                }
-                else if (reader.ValueTextEquals("error"u8))
-                {
-                    reader.Read();
-                    facts.Error |= reader.TokenType is JsonTokenType.String or JsonTokenType.StartObject;
-                    reader.Skip();
-                }
-                else
-                {
-                    reader.Read();
-                    reader.Skip();
-                }
-            }
-        }
-        catch (Exception ex) when (ex is JsonException or InvalidOperationException)
+    private static void ReadChunk(ref Utf8JsonReader reader, ref ChunkFacts facts, ContentText? text)
+    {
+        if (reader.TokenType != JsonTokenType.StartObject)
         {
-            // Malformed JSON, or a string that is not valid UTF-8: the chunk counts for nothing and
-            // none of its text is kept.
-            text?.Truncate(mark);
-            facts = default(ChunkFacts) with { WantModel = facts.WantModel };
+            return;
+        }
+
+        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+        {
+            if (reader.ValueTextEquals("choices"u8))
+            {
+                reader.Read();
+                ReadChoices(ref reader, ref facts, text);
+            }
+            else if (reader.ValueTextEquals("usage"u8))
+            {
+                reader.Read();
+                ReadUsage(ref reader, ref facts);
+            }
+            else if (reader.ValueTextEquals("message"u8))
+            {
+                reader.Read();
+                ReadMessage(ref reader, ref facts, text); // Ollama /api/chat
+            }
+            else if (reader.ValueTextEquals("response"u8))
+            {
+                reader.Read();
+                JsonChunks.ReadText(ref reader, ref facts, text); // Ollama /api/generate
+            }
+            else if (reader.ValueTextEquals("eval_count"u8))
+            {
+                reader.Read();
+                facts.CompletionTokens = JsonChunks.ReadCount(ref reader) ?? facts.CompletionTokens;
+            }
+            else if (reader.ValueTextEquals("prompt_eval_count"u8))
+            {
+                reader.Read();
+                facts.PromptTokens = JsonChunks.ReadCount(ref reader) ?? facts.PromptTokens;
+            }
+            else if (reader.ValueTextEquals("model"u8))
+            {
+                reader.Read();
+                JsonChunks.ReadModel(ref reader, ref facts);
+            }
+            else if (reader.ValueTextEquals("done"u8))
+            {
+                reader.Read();
+                facts.End |= reader.TokenType == JsonTokenType.True; // Ollama's last line
+            }
+            else if (reader.ValueTextEquals("error"u8))
+            {
+                reader.Read();
+                facts.Error |= reader.TokenType is JsonTokenType.String or JsonTokenType.StartObject;
+                reader.Skip();
+            }
+            else
+            {
+                reader.Read();
+                reader.Skip();
+            }
         }
     }
 

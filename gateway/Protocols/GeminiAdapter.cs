@@ -71,53 +71,13 @@ internal sealed class GeminiAdapter() : ApiAdapter(Api.Gemini, "gemini", "genera
 
     private sealed class GeminiReader : ChunkReader
     {
-        public override void ReadEvent(ReadOnlySpan<byte> eventName, ReadOnlySpan<byte> json, ref ChunkFacts facts, ContentText? text)
-        {
-            var mark = text?.Length ?? 0;
-            try
-            {
-                var reader = new Utf8JsonReader(json, new JsonReaderOptions { MaxDepth = 64 });
-                if (reader.Read())
-                {
-                    ReadChunk(ref reader, ref facts, text);
-                }
-            }
-            catch (Exception ex) when (ex is JsonException or InvalidOperationException)
-            {
-                text?.Truncate(mark);
-                facts = default(ChunkFacts) with { WantModel = facts.WantModel };
-            }
-        }
+        public override void ReadEvent(ReadOnlySpan<byte> eventName, ReadOnlySpan<byte> json, ref ChunkFacts facts, ContentText? text) =>
+            ReadBody(json, ref facts, text);
 
         /// <summary>One response object, or the JSON array that <c>streamGenerateContent</c> sends without <c>alt=sse</c>.</summary>
-        public override void ReadBody(ReadOnlySpan<byte> json, ref ChunkFacts facts, ContentText? text)
-        {
-            var mark = text?.Length ?? 0;
-            try
-            {
-                var reader = new Utf8JsonReader(json, new JsonReaderOptions { MaxDepth = 64 });
-                if (!reader.Read())
-                {
-                    return;
-                }
-
-                if (reader.TokenType != JsonTokenType.StartArray)
-                {
-                    ReadChunk(ref reader, ref facts, text);
-                    return;
-                }
-
-                while (reader.Read() && reader.TokenType == JsonTokenType.StartObject)
-                {
-                    ReadChunk(ref reader, ref facts, text);
-                }
-            }
-            catch (Exception ex) when (ex is JsonException or InvalidOperationException)
-            {
-                text?.Truncate(mark);
-                facts = default(ChunkFacts) with { WantModel = facts.WantModel };
-            }
-        }
+        public override void ReadBody(ReadOnlySpan<byte> json, ref ChunkFacts facts, ContentText? text) =>
+            JsonChunks.Read(json, ref facts, text, static (ref Utf8JsonReader reader, ref ChunkFacts facts, ContentText? text) =>
+                JsonChunks.ReadObjects(ref reader, ref facts, text, ReadChunk));
 
         private static void ReadChunk(ref Utf8JsonReader reader, ref ChunkFacts facts, ContentText? text)
         {

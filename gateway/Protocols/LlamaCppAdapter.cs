@@ -30,60 +30,53 @@ internal sealed class LlamaCppAdapter() : ApiAdapter(Api.LlamaCpp, "llamacpp", "
 
     private sealed class LlamaCppReader : ChunkReader
     {
-        public override void ReadEvent(ReadOnlySpan<byte> eventName, ReadOnlySpan<byte> json, ref ChunkFacts facts, ContentText? text)
-        {
-            var mark = text?.Length ?? 0;
-            try
-            {
-                var reader = new Utf8JsonReader(json, new JsonReaderOptions { MaxDepth = 64 });
-                if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
-                {
-                    return;
-                }
+        public override void ReadEvent(ReadOnlySpan<byte> eventName, ReadOnlySpan<byte> json, ref ChunkFacts facts, ContentText? text) =>
+            JsonChunks.Read(json, ref facts, text, ReadChunk);
 
-                while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
-                {
-                    if (reader.ValueTextEquals("content"u8))
-                    {
-                        reader.Read();
-                        JsonChunks.ReadText(ref reader, ref facts, text);
-                    }
-                    else if (reader.ValueTextEquals("stop"u8))
-                    {
-                        reader.Read();
-                        facts.End |= reader.TokenType == JsonTokenType.True;
-                    }
-                    else if (reader.ValueTextEquals("tokens_predicted"u8))
-                    {
-                        reader.Read();
-                        facts.CompletionTokens = JsonChunks.ReadCount(ref reader) ?? facts.CompletionTokens;
-                    }
-                    else if (reader.ValueTextEquals("tokens_evaluated"u8))
-                    {
-                        reader.Read();
-                        facts.PromptTokens = JsonChunks.ReadCount(ref reader) ?? facts.PromptTokens;
-                    }
-                    else if (reader.ValueTextEquals("model"u8))
-                    {
-                        reader.Read();
-                        JsonChunks.ReadModel(ref reader, ref facts);
-                    }
-                    else if (reader.ValueTextEquals("error"u8))
-                    {
-                        reader.Read();
-                        facts.Error |= reader.TokenType != JsonTokenType.Null;
-                        reader.Skip();
-                    }
-                    else
-                    {
-                        JsonChunks.SkipValue(ref reader);
-                    }
-                }
-            }
-            catch (Exception ex) when (ex is JsonException or InvalidOperationException)
+        private static void ReadChunk(ref Utf8JsonReader reader, ref ChunkFacts facts, ContentText? text)
+        {
+            if (reader.TokenType != JsonTokenType.StartObject)
             {
-                text?.Truncate(mark);
-                facts = default(ChunkFacts) with { WantModel = facts.WantModel };
+                return;
+            }
+
+            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+            {
+                if (reader.ValueTextEquals("content"u8))
+                {
+                    reader.Read();
+                    JsonChunks.ReadText(ref reader, ref facts, text);
+                }
+                else if (reader.ValueTextEquals("stop"u8))
+                {
+                    reader.Read();
+                    facts.End |= reader.TokenType == JsonTokenType.True;
+                }
+                else if (reader.ValueTextEquals("tokens_predicted"u8))
+                {
+                    reader.Read();
+                    facts.CompletionTokens = JsonChunks.ReadCount(ref reader) ?? facts.CompletionTokens;
+                }
+                else if (reader.ValueTextEquals("tokens_evaluated"u8))
+                {
+                    reader.Read();
+                    facts.PromptTokens = JsonChunks.ReadCount(ref reader) ?? facts.PromptTokens;
+                }
+                else if (reader.ValueTextEquals("model"u8))
+                {
+                    reader.Read();
+                    JsonChunks.ReadModel(ref reader, ref facts);
+                }
+                else if (reader.ValueTextEquals("error"u8))
+                {
+                    reader.Read();
+                    facts.Error |= reader.TokenType != JsonTokenType.Null;
+                    reader.Skip();
+                }
+                else
+                {
+                    JsonChunks.SkipValue(ref reader);
+                }
             }
         }
     }

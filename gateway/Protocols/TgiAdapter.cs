@@ -33,41 +33,14 @@ internal sealed class TgiAdapter() : ApiAdapter(Api.Tgi, "tgi", "text_completion
     private sealed class TgiReader : ChunkReader
     {
         public override void ReadEvent(ReadOnlySpan<byte> eventName, ReadOnlySpan<byte> json, ref ChunkFacts facts, ContentText? text) =>
-            ReadAny(json, ref facts, text, whole: false);
+            JsonChunks.Read(json, ref facts, text, static (ref Utf8JsonReader reader, ref ChunkFacts facts, ContentText? text) =>
+                ReadObject(ref reader, ref facts, text, whole: false));
 
+        /// <summary>A <c>/generate</c> object, or the array some TGI versions answer with.</summary>
         public override void ReadBody(ReadOnlySpan<byte> json, ref ChunkFacts facts, ContentText? text) =>
-            ReadAny(json, ref facts, text, whole: true);
-
-        /// <summary>An event, a <c>/generate</c> object, or the array some TGI versions answer with.</summary>
-        private static void ReadAny(ReadOnlySpan<byte> json, ref ChunkFacts facts, ContentText? text, bool whole)
-        {
-            var mark = text?.Length ?? 0;
-            try
-            {
-                var reader = new Utf8JsonReader(json, new JsonReaderOptions { MaxDepth = 64 });
-                if (!reader.Read())
-                {
-                    return;
-                }
-
-                if (reader.TokenType == JsonTokenType.StartArray)
-                {
-                    while (reader.Read() && reader.TokenType == JsonTokenType.StartObject)
-                    {
-                        ReadObject(ref reader, ref facts, text, whole);
-                    }
-
-                    return;
-                }
-
-                ReadObject(ref reader, ref facts, text, whole);
-            }
-            catch (Exception ex) when (ex is JsonException or InvalidOperationException)
-            {
-                text?.Truncate(mark);
-                facts = default(ChunkFacts) with { WantModel = facts.WantModel };
-            }
-        }
+            JsonChunks.Read(json, ref facts, text, static (ref Utf8JsonReader reader, ref ChunkFacts facts, ContentText? text) =>
+                JsonChunks.ReadObjects(ref reader, ref facts, text, static (ref Utf8JsonReader reader, ref ChunkFacts facts, ContentText? text) =>
+                    ReadObject(ref reader, ref facts, text, whole: true)));
 
         private static void ReadObject(ref Utf8JsonReader reader, ref ChunkFacts facts, ContentText? text, bool whole)
         {
