@@ -86,6 +86,13 @@ internal sealed class RedisSessionRegistry : ISessionRegistry, IAsyncDisposable
     /// <summary>True while Redis answers and this replica hears its own channel: cross-replica mode.</summary>
     public bool Available => Volatile.Read(ref _state) == 1;
 
+    /// <summary>The Redis database while <see cref="Available"/>, for other features that share state across
+    /// replicas (session affinity, token budgets); null while this replica is local-only.</summary>
+    public IDatabase? Database => Available ? _redis?.GetDatabase() : null;
+
+    /// <summary>The prefix every key and channel of this deployment starts with (<c>Gateway:Sessions:RedisPrefix</c>).</summary>
+    public string KeyPrefix => _options.RedisPrefix;
+
     /// <summary>Completes once <see cref="Available"/> equals <paramref name="available"/> (at once if it does).</summary>
     public async Task WaitForAvailabilityAsync(bool available, CancellationToken cancellationToken)
     {
