@@ -58,7 +58,7 @@ public sealed class MetricNamesTests
     }
 
     [Fact]
-    public async Task LiveScrape_AfterSupersedeAndCompletion_ExportsEveryNameTheRulesAndDashboardUse()
+    public async Task LiveScrape_AfterSupersedeCompletionAndRefusal_ExportsEveryNameTheRulesAndDashboardUse()
     {
         await using var mock = await MockLlmServer.StartAsync();
         await using var gateway = await GatewayProcess.StartAsync(new Dictionary<string, string>
@@ -67,6 +67,12 @@ public sealed class MetricNamesTests
             // llm_gateway_redis_available exists only with the Redis registry configured; a Redis that is
             // not there also shows that streams and supersede go on without it (the gauge reads 0).
             ["Gateway__Sessions__Redis"] = $"127.0.0.1:{ClosedPort()}",
+            // llm_gateway_rate_limit_rejections_total exists once a request was refused: this caller (one
+            // address) may make two requests, so a third is refused.
+            ["Gateway__RateLimits__Anonymous"] = "PerAddress",
+            ["Gateway__RateLimits__TokenLimit"] = "2",
+            ["Gateway__RateLimits__TokensPerPeriod"] = "1",
+            ["Gateway__RateLimits__ReplenishmentPeriod"] = "01:00:00",
         });
         using var http = new HttpClient { BaseAddress = gateway.BaseAddress, Timeout = TimeSpan.FromSeconds(60) };
 
@@ -84,6 +90,8 @@ public sealed class MetricNamesTests
         var firstRest = await firstBody.ReadToEndAsync();
         Assert.Contains("superseded", firstRest, StringComparison.Ordinal);
         Assert.Contains("[DONE]", secondText, StringComparison.Ordinal);
+        using var refused = await http.SendAsync(Chat("deploy-metrics-refused", maxTokens: 5, tokensPerSecond: null));
+        Assert.Equal(System.Net.HttpStatusCode.TooManyRequests, refused.StatusCode);
 
         var pending = PendingNames();
         var required = UsedNames().Keys.Where(n => !Synthetic.Contains(n) && !pending.Contains(Family(n))).ToHashSet();
