@@ -36,7 +36,7 @@ internal sealed class ModelPrices
         _logger = logger;
         Currency = pricing.Value.Currency;
         var all = pricing.Value.Models
-            .Select(m => (Pattern: m.Value.PatternFor(m.Key), Price: new Price(m.Value.InputPerMillion ?? 0, m.Value.OutputPerMillion ?? 0, m.Value.PatternFor(m.Key))))
+            .Select(m => (Pattern: m.Value.PatternFor(m.Key), Price: new Price(m.Value.Input, m.Value.Output, m.Value.PatternFor(m.Key))))
             .ToArray();
         _exact = [.. all.Where(p => !p.Pattern.Contains('*'))];
         _patterns = [.. all.Where(p => p.Pattern.Contains('*'))

@@ -45,16 +45,17 @@ internal sealed class PricingOptions : IValidatableObject
                 yield return new ValidationResult($"{where}{(price.Model is null ? "" : ":Model")} {patternError}");
             }
 
-            if (price.InputPerMillion is null && price.OutputPerMillion is null)
+            if (string.IsNullOrWhiteSpace(price.InputPerMillion) && string.IsNullOrWhiteSpace(price.OutputPerMillion))
             {
                 yield return new ValidationResult($"{where} must set InputPerMillion or OutputPerMillion (or both).");
             }
 
             foreach (var (name, value) in new[] { ("InputPerMillion", price.InputPerMillion), ("OutputPerMillion", price.OutputPerMillion) })
             {
-                if (value is { } v && (v < 0 || v > MaxPricePerMillion))
+                if (!string.IsNullOrWhiteSpace(value) && ModelPrice.Parse(value) is null)
                 {
-                    yield return new ValidationResult($"{where}:{name} must be between 0 and {MaxPricePerMillion}, not {v}.");
+                    yield return new ValidationResult(
+                        $"{where}:{name} must be a decimal number between 0 and {MaxPricePerMillion} (a dot before any decimals), not '{Shown(value)}'.");
                 }
             }
         }
@@ -107,12 +108,25 @@ internal sealed class PricingOptions : IValidatableObject
 }
 
 /// <summary>One model's (or pattern's) prices per million tokens, in <see cref="PricingOptions.Currency"/>.
-/// A price not given is 0.</summary>
+/// A price not given is 0. Bound as text and parsed here: a value the configuration binder cannot convert
+/// would otherwise drop the whole entry without a word.</summary>
 internal sealed class ModelPrice
 {
-    public decimal? InputPerMillion { get; set; }
+    public string? InputPerMillion { get; set; }
 
-    public decimal? OutputPerMillion { get; set; }
+    public string? OutputPerMillion { get; set; }
+
+    public decimal Input => Parse(InputPerMillion) ?? 0;
+
+    public decimal Output => Parse(OutputPerMillion) ?? 0;
+
+    /// <summary>A plain decimal (<c>0.15</c>, <c>10</c>) between 0 and <see cref="PricingOptions.MaxPricePerMillion"/>, or null.</summary>
+    public static decimal? Parse(string? text) =>
+        decimal.TryParse(text, System.Globalization.NumberStyles.AllowDecimalPoint | System.Globalization.NumberStyles.AllowLeadingWhite
+                | System.Globalization.NumberStyles.AllowTrailingWhite, System.Globalization.CultureInfo.InvariantCulture, out var value)
+            && value <= PricingOptions.MaxPricePerMillion
+            ? value
+            : null;
 
     /// <summary>The name or pattern, when the configuration key cannot hold it: a key cannot contain
     /// <c>:</c>, which Ollama's model names do (<c>llama3:8b</c>).</summary>

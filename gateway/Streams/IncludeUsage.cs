@@ -67,12 +67,14 @@ internal static class IncludeUsage
         {
             var result = await reader.ReadAsync(cancellationToken);
             var buffer = result.Buffer;
-            foreach (var segment in buffer.Slice(fed))
+            // Never past the cap, even when more has arrived: the outcome must not depend on how the bytes came.
+            var upTo = Math.Min(buffer.Length, maxBytes);
+            foreach (var segment in buffer.Slice(fed, upTo - fed))
             {
                 scanner.Feed(segment.Span);
             }
 
-            fed = buffer.Length;
+            fed = upTo;
             if (scanner.Complete || scanner.Invalid || result.IsCompleted || buffer.Length >= maxBytes)
             {
                 var insertAt = scanner is { Complete: true, Stream: true, HasStreamOptions: false, UnreadableKey: false }
