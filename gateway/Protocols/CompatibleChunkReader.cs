@@ -16,6 +16,14 @@ internal sealed class CompatibleChunkReader : ChunkReader
     public override void ReadEvent(ReadOnlySpan<byte> eventName, ReadOnlySpan<byte> json, ref ChunkFacts facts, ContentText? text) =>
         JsonChunks.Read(json, ref facts, text, ReadChunk);
 
+    /// <summary>True for the usage-only chunk that <c>stream_options.include_usage</c> adds.</summary>
+    public static bool IsUsageOnly(ReadOnlySpan<byte> json)
+    {
+        var facts = default(ChunkFacts);
+        Instance.ReadEvent(default, json, ref facts, null);
+        return facts.UsageOnly;
+    }
+
     private static void ReadChunk(ref Utf8JsonReader reader, ref ChunkFacts facts, ContentText? text)
     {
         if (reader.TokenType != JsonTokenType.StartObject)
@@ -23,16 +31,19 @@ internal sealed class CompatibleChunkReader : ChunkReader
             return;
         }
 
+        var noChoices = false;
+        var usage = false;
         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
             if (reader.ValueTextEquals("choices"u8))
             {
                 reader.Read();
-                ReadChoices(ref reader, ref facts, text);
+                noChoices = ReadChoices(ref reader, ref facts, text);
             }
             else if (reader.ValueTextEquals("usage"u8))
             {
                 reader.Read();
+                usage = reader.TokenType == JsonTokenType.StartObject;
                 ReadUsage(ref reader, ref facts);
             }
             else if (reader.ValueTextEquals("message"u8))
@@ -77,18 +88,23 @@ internal sealed class CompatibleChunkReader : ChunkReader
                 reader.Skip();
             }
         }
+
+        facts.UsageOnly = noChoices && usage;
     }
 
-    private static void ReadChoices(ref Utf8JsonReader reader, ref ChunkFacts facts, ContentText? text)
+    /// <summary>Reads <c>choices</c>; true when it is an empty array.</summary>
+    private static bool ReadChoices(ref Utf8JsonReader reader, ref ChunkFacts facts, ContentText? text)
     {
         if (reader.TokenType != JsonTokenType.StartArray)
         {
             reader.Skip();
-            return;
+            return false;
         }
 
+        var empty = true;
         while (reader.Read() && reader.TokenType == JsonTokenType.StartObject)
         {
+            empty = false;
             while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
             {
                 if (reader.ValueTextEquals("delta"u8) || reader.ValueTextEquals("message"u8))
@@ -113,6 +129,8 @@ internal sealed class CompatibleChunkReader : ChunkReader
                 }
             }
         }
+
+        return empty;
     }
 
     private static void ReadMessage(ref Utf8JsonReader reader, ref ChunkFacts facts, ContentText? text)

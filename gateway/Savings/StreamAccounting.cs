@@ -31,7 +31,8 @@ internal sealed record StreamEnd(
 /// Turns a stream's end into its figures: tokens streamed, and for a cancellation the estimate of
 /// tokens saved; records them, and teaches the estimator from streams that completed.
 /// </summary>
-internal sealed class StreamAccounting(GatewayMetrics metrics, SavingsEstimator estimator, TokenizerCounting tokenizer, SessionSavings sessions)
+internal sealed class StreamAccounting(GatewayMetrics metrics, SavingsEstimator estimator, TokenizerCounting tokenizer, SessionSavings sessions,
+    ModelPrices prices)
 {
     /// <summary>Records <paramref name="end"/>. With tokenizer counting the figures are recorded
     /// once a background worker has counted the text; the request does not wait for it.</summary>
@@ -88,6 +89,12 @@ internal sealed class StreamAccounting(GatewayMetrics metrics, SavingsEstimator 
             saved?.Tokens,
             saved?.EstimatorLabel,
             end.CancelLatencySeconds);
+        if (saved is { } cancelled && prices.For(end.Model) is { } price)
+        {
+            var (costSaved, costSpent) = price.Cost(cancelled.Tokens, tokens, end.Counter?.ReportedPromptTokens);
+            record = record with { CostSaved = costSaved, CostSpent = costSpent, Currency = prices.Currency };
+        }
+
         metrics.StreamEnded(record);
         end.Counter?.Dispose();
         return record;

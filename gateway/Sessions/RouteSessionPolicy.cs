@@ -6,7 +6,7 @@ namespace Gateway.Sessions;
 /// <summary>
 /// Session streaming, switched on per YARP route through its <c>Metadata</c>:
 /// <c>"SessionStreams": "true"</c>, and optionally <c>"SessionStreams.Header": "X-Conversation-Id"</c>
-/// and <c>"SessionStreams.CancelPolicy": "Drain"</c>.
+/// <c>"SessionStreams.CancelPolicy": "Drain"</c> and <c>"SessionStreams.IncludeUsage": "true"</c>.
 /// </summary>
 internal sealed class RouteSessionPolicy
 {
@@ -14,16 +14,23 @@ internal sealed class RouteSessionPolicy
     public const string HeaderKey = "SessionStreams.Header";
     public const string CancelPolicyKey = "SessionStreams.CancelPolicy";
     public const string SourcesKey = "SessionStreams.Sources";
+    public const string IncludeUsageKey = "SessionStreams.IncludeUsage";
 
     private static readonly ConditionalWeakTable<RouteConfig, RouteSessionPolicy> Cache = new();
-    private static readonly RouteSessionPolicy Disabled = new(false, null, CancelPolicy.Abort);
+    private static readonly RouteSessionPolicy Disabled = new(false, null, CancelPolicy.Abort, includeUsage: false);
 
-    private RouteSessionPolicy(bool enabled, KeySource[]? sources, CancelPolicy cancelPolicy)
+    private RouteSessionPolicy(bool enabled, KeySource[]? sources, CancelPolicy cancelPolicy, bool includeUsage)
     {
         Enabled = enabled;
         Sources = sources;
         CancelPolicy = cancelPolicy;
+        IncludeUsage = includeUsage;
     }
+
+    /// <summary>Streaming Chat Completions and Completions requests that did not ask for usage are sent with
+    /// <c>stream_options.include_usage</c>, so the accounting gets the upstream's exact count; the extra usage
+    /// chunk is taken out of the client's stream again.</summary>
+    public bool IncludeUsage { get; }
 
     /// <summary>The route's own key sources, or null for <c>Gateway:Sessions:Sources</c>.</summary>
     public KeySource[]? Sources { get; }
@@ -81,7 +88,13 @@ internal sealed class RouteSessionPolicy
             return $"ReverseProxy:Routes:{route.RouteId}:Metadata:{CancelPolicyKey} must be 'Abort' or 'Drain', not '{policyText}'.";
         }
 
-        policy = enabled ? new RouteSessionPolicy(true, sources, cancelPolicy) : Disabled;
+        var includeUsage = false;
+        if (metadata.TryGetValue(IncludeUsageKey, out var includeUsageText) && !bool.TryParse(includeUsageText, out includeUsage))
+        {
+            return $"ReverseProxy:Routes:{route.RouteId}:Metadata:{IncludeUsageKey} must be 'true' or 'false', not '{includeUsageText}'.";
+        }
+
+        policy = enabled ? new RouteSessionPolicy(true, sources, cancelPolicy, includeUsage) : Disabled;
         return null;
     }
 }

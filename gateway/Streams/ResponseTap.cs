@@ -32,6 +32,8 @@ internal sealed class ResponseTap : Stream, IHttpResponseBodyFeature
     private int _heldLength;
     private uint _tail; // the last four bytes the client was sent, newest in the low byte
     private long _sent;
+    private int _usageEventsSeen;
+    private bool _dropPending; // a usage-only event was counted and has not been taken out yet
 
     /// <param name="countTokens">False for responses nobody accounts for: then no counter is made.</param>
     public ResponseTap(IHttpResponseBodyFeature inner, HttpResponse? response = null, TimeProvider? time = null, bool keepText = false,
@@ -45,6 +47,12 @@ internal sealed class ResponseTap : Stream, IHttpResponseBodyFeature
         _keepText = keepText;
         _adapter = adapter ?? ApiAdapters.Other;
     }
+
+    /// <summary>Takes the usage-only event (<c>"choices":[]</c> with <c>usage</c>) out of what the client is
+    /// sent, after counting it: the gateway asked for it (<see cref="IncludeUsage"/>), the client did not.
+    /// Costs nothing per event: the counter already reads every event, and only a write in which it saw
+    /// that event is searched for it.</summary>
+    public bool DropUsageChunk { get; set; }
 
     /// <summary>Bytes the upstream sent (held ones included).</summary>
     public long BytesWritten { get; private set; }
@@ -110,9 +118,15 @@ internal sealed class ResponseTap : Stream, IHttpResponseBodyFeature
     {
         // Observed before the write completes: the bytes are committed to the client pipe either way.
         Observe(buffer.Span);
+        if (DropUsageChunk && Counter is { } counter && counter.UsageOnlyEvents != _usageEventsSeen)
+        {
+            _usageEventsSeen = counter.UsageOnlyEvents;
+            _dropPending = true;
+        }
+
         if (!_holding)
         {
-            return SendAsync(buffer, cancellationToken);
+            return PassAsync(buffer, cancellationToken);
         }
 
         if (_heldLength == 0)
@@ -120,11 +134,11 @@ internal sealed class ResponseTap : Stream, IHttpResponseBodyFeature
             var end = EventEnd(buffer.Span);
             if (end == buffer.Length)
             {
-                return SendAsync(buffer, cancellationToken); // the usual case: whole events
+                return PassAsync(buffer, cancellationToken); // the usual case: whole events
             }
 
             Keep(buffer.Span[end..]);
-            return end == 0 ? ValueTask.CompletedTask : SendAsync(buffer[..end], cancellationToken);
+            return end == 0 ? ValueTask.CompletedTask : PassAsync(buffer[..end], cancellationToken);
         }
 
         return WriteAfterHeldAsync(buffer, cancellationToken);
@@ -137,7 +151,7 @@ internal sealed class ResponseTap : Stream, IHttpResponseBodyFeature
         {
             var held = _held.AsMemory(0, _heldLength);
             _heldLength = 0;
-            await SendAsync(held, cancellationToken);
+            await PassAsync(held, cancellationToken, ended: true);
         }
 
         ReturnHeld();
@@ -180,7 +194,7 @@ internal sealed class ResponseTap : Stream, IHttpResponseBodyFeature
         var end = EventEnd(_held.AsSpan(0, _heldLength));
         if (end > 0)
         {
-            await SendAsync(_held.AsMemory(0, end), cancellationToken);
+            await PassAsync(_held.AsMemory(0, end), cancellationToken);
             _held.AsSpan(end, _heldLength - end).CopyTo(_held);
             _heldLength -= end;
         }
@@ -250,6 +264,67 @@ internal sealed class ResponseTap : Stream, IHttpResponseBodyFeature
             ArrayPool<byte>.Shared.Return(_held);
             _held = null;
         }
+    }
+
+    /// <summary>Sends the upstream's whole events (all of them, at its end, when <paramref name="ended"/>),
+    /// less a usage-only event that is to be dropped.</summary>
+    private ValueTask PassAsync(ReadOnlyMemory<byte> events, CancellationToken cancellationToken, bool ended = false) =>
+        _dropPending ? PassWithoutUsageAsync(events, cancellationToken, ended) : SendAsync(events, cancellationToken);
+
+    private async ValueTask PassWithoutUsageAsync(ReadOnlyMemory<byte> events, CancellationToken cancellationToken, bool ended)
+    {
+        if (!FindUsageEvent(events.Span, ended, out var start, out var end))
+        {
+            await SendAsync(events, cancellationToken); // its blank line has not come yet: it is held
+            return;
+        }
+
+        _dropPending = false;
+        if (start > 0)
+        {
+            await SendAsync(events[..start], cancellationToken);
+        }
+
+        if (end < events.Length)
+        {
+            await SendAsync(events[end..], cancellationToken);
+        }
+    }
+
+    /// <summary>The byte range of the first SSE event (up to and including its blank line) whose data is a
+    /// usage-only chunk; an event cut off by the end of the bytes counts only when the stream <paramref name="ended"/>.</summary>
+    internal static bool FindUsageEvent(ReadOnlySpan<byte> events, bool ended, out int start, out int end)
+    {
+        start = 0;
+        end = 0;
+        var usage = false;
+        var position = 0;
+        while (position < events.Length)
+        {
+            var newline = events[position..].IndexOf((byte)'\n');
+            var lineEnd = newline < 0 ? events.Length : position + newline + 1;
+            var line = events[position..lineEnd].TrimEnd("\r\n"u8);
+            if (line.IsEmpty)
+            {
+                if (usage)
+                {
+                    end = lineEnd;
+                    return true;
+                }
+
+                start = lineEnd;
+            }
+            else if (line.StartsWith("data:"u8))
+            {
+                var payload = line[5..].TrimStart((byte)' ');
+                usage |= !payload.IsEmpty && payload[0] == (byte)'{' && CompatibleChunkReader.IsUsageOnly(payload);
+            }
+
+            position = lineEnd;
+        }
+
+        end = events.Length;
+        return usage && ended;
     }
 
     private ValueTask SendAsync(ReadOnlyMemory<byte> bytes, CancellationToken cancellationToken)

@@ -54,6 +54,11 @@ internal sealed class SessionStreamStep(
             return;
         }
 
+        // Before the claim: a client that goes away while its body is read must leave no lease behind.
+        var originalBody = context.Request.Body;
+        var askedUsage = policy.IncludeUsage && adapter.Api is Api.ChatCompletions or Api.Completions
+            && await IncludeUsage.TryAddAsync(context.Request, resolver.MaxBodyKeyBytes, context.RequestAborted);
+
         var lease = session.Key.Key is { } key ? await registry.ClaimAsync(key, session.ArrivedAt) : null;
         if (lease is { Token.IsCancellationRequested: true })
         {
@@ -70,7 +75,10 @@ internal sealed class SessionStreamStep(
 
         using var activity = GatewayActivity.Source.StartActivity("session_stream");
         var responseBody = context.Features.GetRequiredFeature<IHttpResponseBodyFeature>();
-        using var tap = new ResponseTap(responseBody, context.Response, time, keepText: tokenizer.Enabled, countTokens: accounted, adapter);
+        using var tap = new ResponseTap(responseBody, context.Response, time, keepText: tokenizer.Enabled, countTokens: accounted, adapter)
+        {
+            DropUsageChunk = askedUsage,
+        };
         context.Features.Set<IHttpResponseBodyFeature>(tap);
         var drain = policy.CancelPolicy == CancelPolicy.Drain
             ? new DrainContext(accounting, lifetime.ApplicationStopping, savings.Value.MaxDrainTime) { Tap = tap, Adapter = adapter }
@@ -96,6 +104,7 @@ internal sealed class SessionStreamStep(
                 }
 
                 body?.Restore(context);
+                context.Request.Body = originalBody;
             }
 
             outcome = await EndAsync(context, route.RouteId, adapter, guard, tap, lease);

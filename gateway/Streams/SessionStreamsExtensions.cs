@@ -23,6 +23,11 @@ internal static class SessionStreamsExtensions
             .BindConfiguration(SavingsOptions.SectionName)
             .ValidateDataAnnotations()
             .ValidateOnStart();
+        services.AddOptions<PricingOptions>()
+            .BindConfiguration(PricingOptions.SectionName)
+            .ValidateDataAnnotations()
+            .ValidateOnStart();
+        services.AddSingleton<ModelPrices>();
         services.AddSingleton(TimeProvider.System);
         services.AddSingleton<SavingsEstimator>();
         services.AddSingleton<StreamAccounting>();

@@ -1,5 +1,7 @@
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
+using Gateway.Savings;
+using Microsoft.Extensions.Options;
 
 namespace Gateway.Telemetry;
 
@@ -17,7 +19,16 @@ internal readonly record struct StreamRecord(
     string? CancelReason,
     long? TokensSaved,
     string? Estimator,
-    double? CancelLatencySeconds);
+    double? CancelLatencySeconds)
+{
+    /// <summary>For a cancelled stream of a priced model: what the cancellation saved, in <see cref="Currency"/>.</summary>
+    public double? CostSaved { get; init; }
+
+    /// <summary>For a cancelled stream of a priced model: what it still cost (output and known prompt tokens).</summary>
+    public double? CostSpent { get; init; }
+
+    public string? Currency { get; init; }
+}
 
 /// <summary>
 /// The gateway's instruments. GenAI semantic-convention names where one fits
@@ -43,10 +54,15 @@ internal sealed class GatewayMetrics
     private readonly Counter<long> _forwarderRequests;
     private readonly Counter<long> _forwarderFailures;
     private readonly Counter<long> _rejections;
+    private readonly Counter<double> _costSaved;
+    private readonly Counter<double> _costSpent;
     private int _redisAvailable = -1; // -1: no Redis registry configured, so no series
 
-    public GatewayMetrics(IMeterFactory meterFactory)
+    public GatewayMetrics(IMeterFactory meterFactory, IOptions<PricingOptions> pricing)
     {
+        // The unit is the currency in braces, as UCUM annotates a count ("{USD}"); Prometheus drops it
+        // from the name, and the currency label says it again for queries.
+        var currencyUnit = "{" + pricing.Value.Currency + "}";
         var meter = meterFactory.Create(MeterName);
         _active = meter.CreateUpDownCounter<long>("llm_gateway.streams.active", "{stream}",
             "Session streams being proxied now.");
@@ -75,6 +91,10 @@ internal sealed class GatewayMetrics
             "Requests YARP failed to forward, by forwarder error.");
         _rejections = meter.CreateCounter<long>("llm_gateway.rate_limit.rejections", "{request}",
             "Requests refused by the per-tenant limits, by limit (rate or concurrency).");
+        _costSaved = meter.CreateCounter<double>("llm_gateway.cancellation.cost_saved", currencyUnit,
+            "Estimated cost of the completion tokens cancellations saved (tokens saved x output price), for priced models.");
+        _costSpent = meter.CreateCounter<double>("llm_gateway.cancellation.cost_spent", currencyUnit,
+            "Cost of cancelled streams before their cancellation (tokens spent x output price + reported prompt tokens x input price), for priced models.");
         meter.CreateObservableGauge("llm_gateway.redis.available", ObserveRedis, "{state}",
             "1 while the Redis session registry answers (supersede reaches every replica), 0 while this replica is local-only. Absent without Redis.");
     }
@@ -140,6 +160,13 @@ internal sealed class GatewayMetrics
                 {
                     { "route", r.Route }, { "model", r.Model }, { "api", r.Api }, { "reason", reason }, { "estimator", r.Estimator },
                 });
+            }
+
+            if (r.CostSaved is { } costSaved && r.CostSpent is { } costSpent)
+            {
+                var cost = new TagList { { "route", r.Route }, { "model", r.Model }, { "api", r.Api }, { "currency", r.Currency } };
+                _costSaved.Add(costSaved, cost);
+                _costSpent.Add(costSpent, cost);
             }
 
             if (r.CancelLatencySeconds is { } latency)

@@ -19,6 +19,10 @@ internal struct ChunkFacts
     /// <summary>The upstream reported an error inside the stream: its client has already been told.</summary>
     public bool Error;
 
+    /// <summary>The event carries only usage (<c>"choices":[]</c> and a <c>usage</c> object): the extra chunk
+    /// that <c>stream_options.include_usage</c> asks for.</summary>
+    public bool UsageOnly;
+
     /// <summary>Set by the counter while it has no model: readers then take the one the response names.</summary>
     public bool WantModel;
 

@@ -20,6 +20,9 @@ internal abstract class TokenCounter : IDisposable
     /// <summary>The upstream's own prompt-token count, if the stream carried one.</summary>
     public long? ReportedPromptTokens { get; protected set; }
 
+    /// <summary>Usage-only events seen (<see cref="ChunkFacts.UsageOnly"/>).</summary>
+    public int UsageOnlyEvents { get; private set; }
+
     /// <summary>The completion text, kept only for tokenizer counting.</summary>
     public ContentText? Text { get; }
 
@@ -71,6 +74,11 @@ internal abstract class TokenCounter : IDisposable
         if (facts.PromptTokens is { } prompt)
         {
             ReportedPromptTokens = prompt;
+        }
+
+        if (facts.UsageOnly)
+        {
+            UsageOnlyEvents++;
         }
 
         SawEnd |= facts.End;

@@ -58,7 +58,7 @@ internal sealed class TokenStreamer(
         var path = context.Request.Path.Value ?? string.Empty;
         var sessionId = context.Request.Headers.TryGetValue(SessionIdHeader, out var session) ? session.ToString() : null;
 
-        var record = ledger.Start(path, sessionId, request.Model, request.Stream, planned);
+        var record = ledger.Start(path, sessionId, request.Model, request.Stream, planned, request.IncludeUsage);
         GenerationLog.Started(logger, record.Id, path, planned);
 
         var script = TokenScript.ForPrompt(request.Prompt);

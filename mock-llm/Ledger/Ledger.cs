@@ -73,10 +73,10 @@ public sealed class Ledger
         }
     }
 
-    internal LedgerRecord Start(string path, string? sessionId, string? model, bool stream, int tokensPlanned)
+    internal LedgerRecord Start(string path, string? sessionId, string? model, bool stream, int tokensPlanned, bool includeUsage = false)
     {
         var record = new LedgerRecord(
-            Guid.NewGuid().ToString("N"), path, sessionId, model, stream, tokensPlanned, _time.GetUtcNow());
+            Guid.NewGuid().ToString("N"), path, sessionId, model, stream, tokensPlanned, _time.GetUtcNow()) { IncludeUsage = includeUsage };
         lock (_gate)
         {
             _records.Add(record);

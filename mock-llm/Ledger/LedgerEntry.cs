@@ -25,4 +25,8 @@ public sealed record LedgerEntry(
     bool Completed,
     bool Failed,
     DateTimeOffset StartedAt,
-    DateTimeOffset? EndedAt);
+    DateTimeOffset? EndedAt)
+{
+    /// <summary>The request asked for a final usage chunk (OpenAI's <c>stream_options.include_usage</c>).</summary>
+    public bool IncludeUsage { get; init; }
+}

@@ -25,6 +25,9 @@ internal sealed class LedgerRecord(
 
     public string Id => id;
 
+    /// <summary>The request asked for a final usage chunk (<c>stream_options.include_usage</c>).</summary>
+    public bool IncludeUsage { get; init; }
+
     public DateTimeOffset StartedAt => startedAt;
 
     public int TokensPlanned => tokensPlanned;
@@ -59,5 +62,8 @@ internal sealed class LedgerRecord(
         Completed: _outcome == LedgerOutcome.Completed,
         Failed: _outcome == LedgerOutcome.Failed,
         startedAt,
-        _endedAt);
+        _endedAt)
+    {
+        IncludeUsage = IncludeUsage,
+    };
 }

@@ -55,6 +55,15 @@ public sealed class MetricNamesTests
 
         Assert.Contains(exprs, e => e.StartsWith("sum by (api, model) (rate(llm_gateway_tokens_streamed_total", StringComparison.Ordinal));
         Assert.Contains(exprs, e => e.StartsWith("sum by (api, reason) (rate(llm_gateway_cancellation_tokens_saved_sum", StringComparison.Ordinal));
+
+        // Money saved beside tokens saved, split the same way, with the currency kept for the legend.
+        foreach (var expr in exprs.Where(e => e.Contains("llm_gateway_cancellation_cost_", StringComparison.Ordinal)))
+        {
+            Assert.Contains("api=~\"$api\"", expr, StringComparison.Ordinal);
+            Assert.Contains("currency", expr, StringComparison.Ordinal);
+        }
+
+        Assert.Contains(exprs, e => e.StartsWith("sum by (api, model, currency) (rate(llm_gateway_cancellation_cost_saved_total", StringComparison.Ordinal));
     }
 
     [Fact]
@@ -73,6 +82,8 @@ public sealed class MetricNamesTests
             ["Gateway__RateLimits__TokenLimit"] = "2",
             ["Gateway__RateLimits__TokensPerPeriod"] = "1",
             ["Gateway__RateLimits__ReplenishmentPeriod"] = "01:00:00",
+            // The cost counters exist only for priced models; the superseded stream below is one.
+            ["Gateway__Pricing__Models__mock-1__OutputPerMillion"] = "10",
         });
         using var http = new HttpClient { BaseAddress = gateway.BaseAddress, Timeout = TimeSpan.FromSeconds(60) };
 
