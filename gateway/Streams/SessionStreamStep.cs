@@ -72,6 +72,7 @@ internal sealed class SessionStreamStep(
         var responseBody = context.Features.GetRequiredFeature<IHttpResponseBodyFeature>();
         using var tap = new ResponseTap(responseBody, context.Response, time, keepText: tokenizer.Enabled, countTokens: accounted, adapter);
         context.Features.Set<IHttpResponseBodyFeature>(tap);
+        context.Features.Get<StreamTokens>()?.Attach(tap);
         var drain = policy.CancelPolicy == CancelPolicy.Drain
             ? new DrainContext(accounting, lifetime.ApplicationStopping, savings.Value.MaxDrainTime) { Tap = tap, Adapter = adapter }
             : null;
