@@ -39,6 +39,10 @@ internal sealed partial class TokenBudgets
 
     private static readonly TimeSpan SweepInterval = TimeSpan.FromMinutes(1);
 
+    /// <summary>The balance a request needs: one token, less a millionth, since a refill summed over several
+    /// steps (17 s, then 1 s) may fall a rounding error short of the same refill in one step.</summary>
+    private const double Enough = 1 - 1e-6;
+
     /// <summary>KEYS: budget. ARGV: now (ms since 1970), capacity, amount (negative gives back). Refills by
     /// the time since the last charge, takes the amount, and keeps the key only until it is full again.
     /// Returns the balance as a string (a Lua number would come back truncated to an integer).</summary>
@@ -107,14 +111,14 @@ internal sealed partial class TokenBudgets
     public async ValueTask<BudgetDecision> CheckAsync(string tenant)
     {
         var balance = Local(tenant, 0);
-        if (balance >= 1 && _redis.Database is { } db && await ChargeRedisAsync(db, tenant, 0) is { } shared)
+        if (balance >= Enough && _redis.Database is { } db && await ChargeRedisAsync(db, tenant, 0) is { } shared)
         {
             balance = Math.Min(balance, shared);
         }
 
-        return balance >= 1
+        return balance >= Enough
             ? new BudgetDecision(true, TimeSpan.Zero)
-            : new BudgetDecision(false, TimeSpan.FromSeconds((1 - balance) / _perSecond));
+            : new BudgetDecision(false, TimeSpan.FromSeconds((Enough - balance) * 60 / _capacity));
     }
 
     /// <summary>Takes <paramref name="tokens"/> from the tenant's budget (a negative amount gives back);
