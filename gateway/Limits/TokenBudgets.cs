@@ -1,4 +1,5 @@
 using System.Globalization;
+using Gateway.Sessions;
 using Gateway.Sessions.Redis;
 using Gateway.Streams;
 using Microsoft.Extensions.Options;
@@ -71,7 +72,7 @@ internal sealed partial class TokenBudgets
 
     private readonly Dictionary<string, Balance> _local = new(StringComparer.Ordinal);
     private readonly Lock _gate = new();
-    private readonly RedisSessionRegistry _redis;
+    private readonly RedisSessionRegistry? _redis;
     private readonly ILogger<TokenBudgets> _logger;
     private readonly double _capacity;
     private readonly double _perSecond;
@@ -79,9 +80,9 @@ internal sealed partial class TokenBudgets
     private long _sweptAt;
     private int _redisFailing;
 
-    public TokenBudgets(IOptions<RateLimitOptions> options, RedisSessionRegistry redis, TimeProvider time, ILogger<TokenBudgets> logger)
+    public TokenBudgets(IOptions<RateLimitOptions> options, ISessionRegistry registry, TimeProvider time, ILogger<TokenBudgets> logger)
     {
-        _redis = redis;
+        _redis = registry as RedisSessionRegistry; // not resolved without Redis: it would export a Redis gauge
         _logger = logger;
         Time = time;
         Enabled = options.Value.TokensPerMinute is not null;
@@ -111,7 +112,7 @@ internal sealed partial class TokenBudgets
     public async ValueTask<BudgetDecision> CheckAsync(string tenant)
     {
         var balance = Local(tenant, 0);
-        if (balance >= Enough && _redis.Database is { } db && await ChargeRedisAsync(db, tenant, 0) is { } shared)
+        if (balance >= Enough && _redis?.Database is { } db && await ChargeRedisAsync(db, tenant, 0) is { } shared)
         {
             balance = Math.Min(balance, shared);
         }
@@ -131,7 +132,7 @@ internal sealed partial class TokenBudgets
         }
 
         Local(tenant, tokens);
-        if (_redis.Database is { } db)
+        if (_redis?.Database is { } db)
         {
             await ChargeRedisAsync(db, tenant, tokens);
         }
@@ -222,7 +223,7 @@ internal sealed partial class TokenBudgets
 
     /// <summary>The tenant is already a hash of its credential, or a client address; hashed again so no
     /// address is stored either.</summary>
-    private string Key(string tenant) => $"{_redis.KeyPrefix}:budget:{RedisSessionRegistry.Hash(tenant)}";
+    private string Key(string tenant) => $"{_redis!.KeyPrefix}:budget:{RedisSessionRegistry.Hash(tenant)}";
 
     [LoggerMessage(EventId = 510, Level = LogLevel.Warning,
         Message = "Token budgets: Redis did not answer ({Error}); each replica applies its own budget until it does")]
