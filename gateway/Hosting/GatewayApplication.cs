@@ -36,6 +36,7 @@ internal static class GatewayApplication
         app.UseRouting();
         app.UseSessionResolution();
         app.UseRateLimiter();
+        app.UseTokenBudgets();
         app.UseStreamSlots();
         app.MapHealth();
         app.MapGatewayTelemetry();

@@ -17,6 +17,9 @@ internal sealed class LimitRejections(GatewayMetrics metrics, ModelLabels models
     /// <summary>The concurrent streams (the tenant's slots).</summary>
     public const string Concurrency = "concurrency";
 
+    /// <summary>The tokens per minute (the tenant's token budget).</summary>
+    public const string Tokens = "tokens";
+
     public async ValueTask WriteAsync(HttpContext http, string limit, TimeSpan? retryAfter, CancellationToken cancellationToken)
     {
         var route = http.GetEndpoint()?.Metadata.GetMetadata<RouteModel>()?.Config.RouteId ?? "none";
@@ -24,14 +27,15 @@ internal sealed class LimitRejections(GatewayMetrics metrics, ModelLabels models
         var adapter = session?.Adapter ?? ApiAdapters.For(http.Request);
         metrics.RateLimited(route, models.For(session?.Facts.Model), adapter.Label, limit);
 
-        var concurrency = limit == Concurrency;
-        var message = concurrency
-            ? "Too many concurrent streams for this credential; wait for one to finish or stop one."
-            : "Rate limit reached for this credential; retry after the time in Retry-After.";
+        var (code, message) = limit switch
+        {
+            Concurrency => ("concurrency_limit_exceeded", "Too many concurrent streams for this credential; wait for one to finish or stop one."),
+            Tokens => ("token_limit_exceeded", "Token budget for this credential is spent; retry after the time in Retry-After."),
+            _ => ("rate_limit_exceeded", "Rate limit reached for this credential; retry after the time in Retry-After."),
+        };
         var after = retryAfter ?? TimeSpan.FromSeconds(1);
         http.Response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(after.TotalSeconds)).ToString(CultureInfo.InvariantCulture);
-        var notice = new EndNotice(StatusCodes.Status429TooManyRequests, "rate_limit_exceeded",
-            concurrency ? "concurrency_limit_exceeded" : "rate_limit_exceeded", message);
+        var notice = new EndNotice(StatusCodes.Status429TooManyRequests, "rate_limit_exceeded", code, message);
         await adapter.WriteErrorResponseAsync(http, notice, cancellationToken);
     }
 }

@@ -12,6 +12,8 @@ internal static class LimitsExtensions
         services.AddSingleton<TenantLimits>();
         services.AddSingleton<Tenants>();
         services.AddSingleton<LimitRejections>();
+        services.AddSingleton(sp => ActivatorUtilities.CreateInstance<TokenBudgets>(sp,
+            sp.GetKeyedService<TimeProvider>(TokenBudgets.ClockKey) ?? sp.GetRequiredService<TimeProvider>()));
         services.AddRateLimiter(options =>
         {
             options.RejectionStatusCode = StatusCodes.Status429TooManyRequests;

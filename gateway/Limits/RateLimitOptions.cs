@@ -33,6 +33,13 @@ internal sealed class RateLimitOptions
     /// each client address is a tenant with the limits above; the address is the connection's, or the one
     /// a trusted proxy forwarded (<c>Gateway:ForwardedHeaders</c>).</summary>
     public AnonymousLimits Anonymous { get; set; } = AnonymousLimits.Unlimited;
+
+    /// <summary>Each tenant's token budget: completion tokens streamed plus prompt tokens the upstream
+    /// reported, refilled continuously at this many per minute up to this many (see <see cref="TokenBudgets"/>).
+    /// Unset (default): no token budget. Tokens are known only once spent, so a stream that overshoots puts
+    /// its tenant in debt: new requests wait until the debt is paid back; a running stream is never cut.</summary>
+    [Range(1, 1_000_000_000, ErrorMessage = "Gateway:RateLimits:TokensPerMinute must be between 1 and 1000000000 (leave it unset for no token budget).")]
+    public int? TokensPerMinute { get; set; }
 }
 
 internal enum AnonymousLimits

@@ -52,7 +52,7 @@ internal static class StreamSlots
     }
 
     /// <summary>A proxied route whose YARP config names the <c>per-tenant</c> policy.</summary>
-    private static bool Limited(Endpoint? endpoint) =>
+    internal static bool Limited(Endpoint? endpoint) =>
         endpoint?.Metadata.GetMetadata<RouteModel>() is not null
         && endpoint.Metadata.GetMetadata<EnableRateLimitingAttribute>()?.PolicyName == RateLimitOptions.PolicyName
         && endpoint.Metadata.GetMetadata<DisableRateLimitingAttribute>() is null;

@@ -80,6 +80,7 @@ internal sealed class SessionStreamStep(
             DropUsageChunk = askedUsage,
         };
         context.Features.Set<IHttpResponseBodyFeature>(tap);
+        context.Features.Get<StreamTokens>()?.Attach(tap);
         var drain = policy.CancelPolicy == CancelPolicy.Drain
             ? new DrainContext(accounting, lifetime.ApplicationStopping, savings.Value.MaxDrainTime) { Tap = tap, Adapter = adapter }
             : null;

@@ -1,0 +1,18 @@
+namespace Gateway.Streams;
+
+/// <summary>
+/// The tokens of the stream a request is proxying, readable off the request's thread while it runs: a
+/// feature that whoever wants them (token budgets) sets before the proxy, and the session step fills with
+/// its tap. Reading it costs the stream nothing: the counter is the one the tap keeps anyway.
+/// </summary>
+internal sealed class StreamTokens
+{
+    private ResponseTap? _tap;
+
+    public void Attach(ResponseTap tap) => Volatile.Write(ref _tap, tap);
+
+    /// <summary>Completion tokens counted so far plus the prompt tokens the upstream reported (0 before any
+    /// report). While the stream runs the figure may lag a chunk behind; once the request has returned it
+    /// is final (tokenizer recounts aside).</summary>
+    public long Spent => Volatile.Read(ref _tap)?.Counter is { } counter ? counter.Tokens + (counter.ReportedPromptTokens ?? 0) : 0;
+}
