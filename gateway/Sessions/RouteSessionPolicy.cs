@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Runtime.CompilerServices;
 using Yarp.ReverseProxy.Configuration;
 
@@ -6,7 +7,8 @@ namespace Gateway.Sessions;
 /// <summary>
 /// Session streaming, switched on per YARP route through its <c>Metadata</c>:
 /// <c>"SessionStreams": "true"</c>, and optionally <c>"SessionStreams.Header": "X-Conversation-Id"</c>
-/// and <c>"SessionStreams.CancelPolicy": "Drain"</c>.
+/// and <c>"SessionStreams.CancelPolicy": "Drain"</c>; what a newer request does
+/// (<c>"SessionStreams.OnNewer": "reject"</c>) and a debounce window (<c>"SessionStreams.Debounce": "00:00:00.300"</c>).
 /// </summary>
 internal sealed class RouteSessionPolicy
 {
@@ -14,16 +16,30 @@ internal sealed class RouteSessionPolicy
     public const string HeaderKey = "SessionStreams.Header";
     public const string CancelPolicyKey = "SessionStreams.CancelPolicy";
     public const string SourcesKey = "SessionStreams.Sources";
+    public const string OnNewerKey = "SessionStreams.OnNewer";
+    public const string DebounceKey = "SessionStreams.Debounce";
+
+    /// <summary>The longest debounce window a route may set: a held request keeps its client waiting.</summary>
+    public static readonly TimeSpan MaxDebounce = TimeSpan.FromSeconds(10);
 
     private static readonly ConditionalWeakTable<RouteConfig, RouteSessionPolicy> Cache = new();
-    private static readonly RouteSessionPolicy Disabled = new(false, null, CancelPolicy.Abort);
+    private static readonly RouteSessionPolicy Disabled = new(false, null, CancelPolicy.Abort, OnNewer.Supersede, TimeSpan.Zero);
 
-    private RouteSessionPolicy(bool enabled, KeySource[]? sources, CancelPolicy cancelPolicy)
+    private RouteSessionPolicy(bool enabled, KeySource[]? sources, CancelPolicy cancelPolicy, OnNewer onNewer, TimeSpan debounce)
     {
         Enabled = enabled;
         Sources = sources;
         CancelPolicy = cancelPolicy;
+        OnNewer = onNewer;
+        Debounce = debounce;
     }
+
+    /// <summary>What a newer request with the key of an active stream does: supersede it (default), or be refused.</summary>
+    public OnNewer OnNewer { get; }
+
+    /// <summary>How long a keyed request waits before it goes upstream, so that a newer one inside the window
+    /// replaces it before the model server sees it; zero (default) for no wait.</summary>
+    public TimeSpan Debounce { get; }
 
     /// <summary>The route's own key sources, or null for <c>Gateway:Sessions:Sources</c>.</summary>
     public KeySource[]? Sources { get; }
@@ -81,9 +97,62 @@ internal sealed class RouteSessionPolicy
             return $"ReverseProxy:Routes:{route.RouteId}:Metadata:{CancelPolicyKey} must be 'Abort' or 'Drain', not '{policyText}'.";
         }
 
-        policy = enabled ? new RouteSessionPolicy(true, sources, cancelPolicy) : Disabled;
+        var onNewer = OnNewer.Supersede;
+        if (metadata.TryGetValue(OnNewerKey, out var onNewerText))
+        {
+            if (string.Equals(onNewerText, "supersede", StringComparison.OrdinalIgnoreCase))
+            {
+                onNewer = OnNewer.Supersede;
+            }
+            else if (string.Equals(onNewerText, "reject", StringComparison.OrdinalIgnoreCase))
+            {
+                onNewer = OnNewer.Reject;
+            }
+            else
+            {
+                return $"ReverseProxy:Routes:{route.RouteId}:Metadata:{OnNewerKey} must be 'supersede' or 'reject', not '{Shown(onNewerText)}'.";
+            }
+        }
+
+        var debounce = TimeSpan.Zero;
+        if (metadata.TryGetValue(DebounceKey, out var debounceText)
+            && !(TimeSpan.TryParseExact(debounceText, "c", CultureInfo.InvariantCulture, out debounce)
+                && debounce > TimeSpan.Zero && debounce <= MaxDebounce))
+        {
+            return $"ReverseProxy:Routes:{route.RouteId}:Metadata:{DebounceKey} must be a time span above 00:00:00 and at most "
+                + $"{MaxDebounce:c} (such as 00:00:00.300), not '{Shown(debounceText)}'.";
+        }
+
+        policy = enabled ? new RouteSessionPolicy(true, sources, cancelPolicy, onNewer, debounce) : Disabled;
         return null;
     }
+
+    /// <summary>A metadata value as an error message may show it: short, and without control characters.</summary>
+    private static string Shown(string? value)
+    {
+        if (string.IsNullOrEmpty(value))
+        {
+            return "";
+        }
+
+        var shown = value.Length > 64 ? value[..64] + "..." : value;
+        return string.Create(shown.Length, shown, static (span, text) =>
+        {
+            for (var i = 0; i < text.Length; i++)
+            {
+                span[i] = char.IsControl(text[i]) ? '?' : text[i];
+            }
+        });
+    }
+}
+
+/// <summary>What a newer request with the session key of an active stream does (<c>SessionStreams.OnNewer</c>).</summary>
+internal enum OnNewer
+{
+    /// <summary>The newer request takes the session: the active stream is cancelled with a superseded notice.</summary>
+    Supersede,
+    /// <summary>The active stream runs on: the newer request is refused with <c>409 session_busy</c>.</summary>
+    Reject,
 }
 
 internal enum CancelPolicy
