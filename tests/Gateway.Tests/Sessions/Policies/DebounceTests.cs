@@ -43,10 +43,10 @@ public sealed class DebounceTests
         await clock.WaitHeldAsync(1);
 
         var second = StreamReading.SendAndReadAsync(stack.Client, Chat("final question", "d"));
-        var firstTranscript = await first; // answered as soon as the newer request claimed the key
+        var firstTranscript = await first.WaitAsync(Wait.Timeout); // answered as soon as the newer request claimed the key
         await clock.WaitHeldAsync(2);
         clock.OpenAll();
-        var secondTranscript = await second;
+        var secondTranscript = await second.WaitAsync(Wait.Timeout);
 
         Assert.Equal(409, firstTranscript.StatusCode);
         Assert.Equal("superseded", PolicySettings.ErrorName("chat_completions", string.Join('\n', firstTranscript.Lines)));
@@ -76,7 +76,7 @@ public sealed class DebounceTests
         Assert.False(alone.IsCompleted);
 
         clock.OpenAll();
-        var transcript = await alone;
+        var transcript = await alone.WaitAsync(Wait.Timeout);
 
         Assert.Equal("[DONE]", transcript.DataEvents[^1]);
         Assert.True(Assert.Single(await stack.Stack.Ledger.WaitForAsync(l => l.Count == 1 && l[0].EndedAt is not null, Wait.Timeout)).Completed);
@@ -105,7 +105,7 @@ public sealed class DebounceTests
         await clock.WaitHeldAsync(1);
 
         await drop.CancelAsync();
-        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => dropped);
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => dropped.WaitAsync(Wait.Timeout));
         var ended = await stack.Metrics.WaitForAsync("llm_gateway.streams.ended", m => m["outcome"] == "client_disconnected");
         clock.OpenAll(); // the dropped request's window, were it still waiting, would end now
 
@@ -113,7 +113,7 @@ public sealed class DebounceTests
         var probe = StreamReading.SendAndReadAsync(stack.Client, Chat("probe", "p"));
         await clock.WaitHeldAsync(2);
         clock.OpenAll();
-        Assert.Equal("[DONE]", (await probe).DataEvents[^1]);
+        Assert.Equal("[DONE]", (await probe.WaitAsync(Wait.Timeout)).DataEvents[^1]);
         var entry = Assert.Single(await stack.Stack.Ledger.WaitForAsync(l => l.Count >= 1 && l.All(e => e.EndedAt is not null), Wait.Timeout));
         Assert.Equal("p", entry.SessionId);
         Assert.Equal(1, ended.Value);
@@ -129,7 +129,7 @@ public sealed class DebounceTests
         await clock.WaitHeldAsync(1);
 
         using var stop = await stack.Client.PostAsync("/v1/sessions/st/cancel", null);
-        var transcript = await held;
+        var transcript = await held.WaitAsync(Wait.Timeout);
         clock.OpenAll();
 
         Assert.Equal(200, (int)stop.StatusCode);
@@ -149,10 +149,10 @@ public sealed class DebounceTests
         var first = StreamReading.SendAndReadAsync(stack.Client, Chat("first draft", "rj"));
         await clock.WaitHeldAsync(1);
         var pending = StreamReading.SendAsync(stack.Client, Chat("final", "rj", cap: 40, headers: ApiStack.Slow));
-        var firstTranscript = await first; // replaced in its window
+        var firstTranscript = await first.WaitAsync(Wait.Timeout); // replaced in its window
         await clock.WaitHeldAsync(2);
         clock.OpenAll();
-        using var second = await pending;
+        using var second = await pending.WaitAsync(Wait.Timeout);
         await stack.Stack.WaitForEntryAsync("rj", e => e.TokensSent >= 2);
 
         using var third = await stack.Client.SendAsync(Chat("one more", "rj"));
