@@ -16,6 +16,9 @@ internal sealed class EndNotice(int statusCode, string type, string code, string
     public static readonly EndNotice Superseded = new(StatusCodes.Status409Conflict, "request_superseded", "superseded",
         "This stream was superseded by a newer request with the same session key.", shared: true);
 
+    public static readonly EndNotice SessionBusy = new(StatusCodes.Status409Conflict, "session_busy", "session_busy",
+        "A stream with the same session key is still active; send the request again when it has ended, or stop it first.", shared: true);
+
     public static readonly EndNotice Stopped = new(StatusCodes.Status409Conflict, "request_stopped", "stopped",
         "This stream was stopped by a cancel request for its session.", shared: true);
 

@@ -21,6 +21,18 @@ internal interface ISessionRegistry
     /// and the newer stream runs on. On one replica; across replicas claims are ordered in Redis.</para></summary>
     ValueTask<Lease> ClaimAsync(SessionKey key, long? arrivedAt = null);
 
+    /// <summary>Claims only while no stream of <paramref name="key"/> is active, on this replica or (with Redis)
+    /// another: null when one is, and the caller refuses its request (<c>SessionStreams.OnNewer: reject</c>). A lease
+    /// still in its debounce window is no active stream: it is replaced, as <see cref="ClaimAsync"/> would.
+    /// <paramref name="held"/> marks the new lease as waiting in a debounce window until <see cref="LeaveWindowAsync"/>.
+    /// Otherwise as <see cref="ClaimAsync"/>.</summary>
+    ValueTask<Lease?> ClaimIfIdleAsync(SessionKey key, long? arrivedAt = null, bool held = false);
+
+    /// <summary>Ends the debounce window of a lease claimed with <c>held</c>: true when it still owns its key,
+    /// and from now on a claim-if-idle finds the key busy; false when a newer claim took it (then the lease is
+    /// cancelled, or will be, and its request must not go upstream).</summary>
+    ValueTask<bool> LeaveWindowAsync(Lease lease);
+
     /// <summary>Gives up the lease if it still owns its key; a superseded lease changes nothing.</summary>
     void Release(Lease lease);
 

@@ -13,13 +13,38 @@ internal sealed class Lease
     private long _cancelledAt;
     private int _released;
     private TaskCompletionSource? _whenReleased; // made only when a newer claim waits for this lease
+    private int _window; // Window: whether the request waits in a debounce window that a newer claim may take over
 
-    public Lease(SessionKey key, long id, long startedAt)
+    public Lease(SessionKey key, long id, long startedAt, bool held = false)
     {
         Key = key;
         Id = id;
         StartedAt = startedAt;
+        _window = held ? (int)Window.Held : (int)Window.None;
     }
+
+    private enum Window
+    {
+        /// <summary>Not held, or its window is over: its request is (or may be) upstream.</summary>
+        None,
+        /// <summary>Its request waits in a debounce window; a claim-if-idle may take the key from it.</summary>
+        Held,
+        /// <summary>A claim-if-idle took the key while it was held: it never goes upstream.</summary>
+        Displaced,
+    }
+
+    /// <summary>True while the request waits in its debounce window (claimed with <c>held</c>).</summary>
+    public bool Held => Volatile.Read(ref _window) == (int)Window.Held;
+
+    /// <summary>Ends the debounce window: from now on a claim-if-idle finds the key busy. False when a newer
+    /// claim took the key first, or the lease was cancelled: then the request must not go upstream.</summary>
+    public bool TryLeaveWindow() =>
+        Interlocked.CompareExchange(ref _window, (int)Window.None, (int)Window.Held) == (int)Window.Held && Reason == CancelReason.None;
+
+    /// <summary>For a claim-if-idle: takes the key from a lease still in its window (true), or finds its request
+    /// upstream (false). One of this and <see cref="TryLeaveWindow"/> wins, never both.</summary>
+    internal bool TryDisplace() =>
+        Interlocked.CompareExchange(ref _window, (int)Window.Displaced, (int)Window.Held) == (int)Window.Held;
 
     public SessionKey Key { get; }
 

@@ -57,6 +57,64 @@ internal sealed class SessionRegistry(TimeProvider time) : ISessionRegistry
         }
     }
 
+    /// <summary>
+    /// Claims only while no stream of <paramref name="key"/> is active (<c>SessionStreams.OnNewer: reject</c>):
+    /// returns null when the current owner is alive and not <see cref="Lease.Held"/>. A lease in its debounce
+    /// window, or one already cancelled (stopped, superseded, ending), is replaced as <see cref="Claim(SessionKey)"/>
+    /// would. <paramref name="held"/> makes the new lease one that waits in a debounce window.
+    /// </summary>
+    public Lease? ClaimIfIdle(SessionKey key, long? arrivedAt, bool held, out Lease? replaced)
+    {
+        var lease = new Lease(key, Interlocked.Increment(ref _nextId), arrivedAt ?? time.GetTimestamp(), held);
+        while (true)
+        {
+            if (_leases.TryGetValue(key, out var current))
+            {
+                if (current.Reason == CancelReason.None && !current.Held)
+                {
+                    replaced = null;
+                    return null;
+                }
+
+                if (current.StartedAt > lease.StartedAt)
+                {
+                    lease.TryCancel(CancelReason.Superseded, time.GetTimestamp());
+                    replaced = null;
+                    return lease;
+                }
+
+                // Taken from its window before it could go upstream; if it left the window first, look again.
+                if ((current.Reason != CancelReason.None || current.TryDisplace()) && _leases.TryUpdate(key, lease, current))
+                {
+                    current.TryCancel(CancelReason.Superseded, time.GetTimestamp());
+                    replaced = current;
+                    return lease;
+                }
+            }
+            else if (_leases.TryAdd(key, lease))
+            {
+                replaced = null;
+                return lease;
+            }
+        }
+    }
+
+    /// <summary><see cref="ClaimIfIdle"/>, completing once the lease it replaced (if any) is released.</summary>
+    public ValueTask<Lease?> ClaimIfIdleAsync(SessionKey key, long? arrivedAt = null, bool held = false)
+    {
+        var lease = ClaimIfIdle(key, arrivedAt, held, out var replaced);
+        return replaced is null ? new(lease) : AfterAsync(replaced, lease);
+
+        async ValueTask<Lease?> AfterAsync(Lease replaced, Lease? lease)
+        {
+            await WhenEndedAsync(replaced);
+            return lease;
+        }
+    }
+
+    /// <summary>Ends a held lease's debounce window on this replica; see <see cref="Lease.TryLeaveWindow"/>.</summary>
+    public ValueTask<bool> LeaveWindowAsync(Lease lease) => new(lease.TryLeaveWindow());
+
     /// <summary>Claims, and completes once the stream it replaced (if any) has closed its upstream
     /// request, so one session never has two upstream requests at once on this replica.</summary>
     public ValueTask<Lease> ClaimAsync(SessionKey key, long? arrivedAt = null)

@@ -59,13 +59,42 @@ internal sealed class SessionStreamStep(
         var askedUsage = policy.IncludeUsage && adapter.Api is Api.ChatCompletions or Api.Completions
             && await IncludeUsage.TryAddAsync(context.Request, resolver.MaxBodyKeyBytes, context.RequestAborted);
 
-        var lease = session.Key.Key is { } key ? await registry.ClaimAsync(key, session.ArrivedAt) : null;
+        Lease? lease = null;
+        if (session.Key.Key is { } key)
+        {
+            // A reject route claims only while no stream of the key is active; a lease in its debounce window
+            // does not count as active (it is replaced), so it is claimed as held.
+            lease = policy.OnNewer == OnNewer.Reject
+                ? await registry.ClaimIfIdleAsync(key, session.ArrivedAt, held: policy.Debounce > TimeSpan.Zero)
+                : await registry.ClaimAsync(key, session.ArrivedAt);
+            if (lease is null)
+            {
+                await RefuseBusyAsync(context, route.RouteId, session, key);
+                return;
+            }
+        }
+
         if (lease is { Token.IsCancellationRequested: true })
         {
             // An older request whose key was read after a newer one's (a slow upload): the newer one keeps
             // the session, and this one never reaches the model server.
-            await RefuseSupersededAsync(context, route.RouteId, session, lease, startedAt);
+            await RefuseAsync(context, route.RouteId, session, lease, startedAt, lease.Reason);
             return;
+        }
+
+        if (lease is not null && policy.Debounce > TimeSpan.Zero)
+        {
+            var held = await DebounceWindow.WaitAsync(registry, lease, policy.Debounce, policy.OnNewer == OnNewer.Reject, time, context.RequestAborted);
+            if (held != CancelReason.None)
+            {
+                if (held == CancelReason.Superseded)
+                {
+                    metrics.Debounced(route.RouteId, models.For(session.Facts.Model), adapter.Label, DebounceWindow.PromptTokens(context.Request));
+                }
+
+                await RefuseAsync(context, route.RouteId, session, lease, startedAt, held);
+                return;
+            }
         }
 
         // Known APIs are accounted for; anything else only when it belongs to a session.
@@ -172,19 +201,55 @@ internal sealed class SessionStreamStep(
         activity?.SetTag("gen_ai.request.model", model);
     }
 
-    private async Task RefuseSupersededAsync(HttpContext context, string routeId, SessionRequest session, Lease lease, long startedAt)
+    /// <summary>Answers a request whose lease ended before it went upstream (superseded, stopped, shutdown; or its
+    /// client left during a debounce window) and records it as a stream that ended so, never upstream.</summary>
+    private async Task RefuseAsync(HttpContext context, string routeId, SessionRequest session, Lease lease, long startedAt, CancelReason reason)
     {
         registry.Release(lease);
-        SessionStreamLog.StreamEnded(logger, routeId, lease.Key.Fingerprint(), StreamOutcome.Superseded.ToLabel());
-        await session.Adapter.WriteErrorResponseAsync(context, EndNotice.Superseded, context.RequestAborted);
+        var outcome = reason switch
+        {
+            CancelReason.Superseded => StreamOutcome.Superseded,
+            CancelReason.Stopped => StreamOutcome.Stopped,
+            CancelReason.Shutdown => StreamOutcome.Shutdown,
+            _ => StreamOutcome.ClientDisconnected,
+        };
+        SessionStreamLog.StreamEnded(logger, routeId, lease.Key.Fingerprint(), outcome.ToLabel());
+        if (Notices.For(reason) is { } notice)
+        {
+            try
+            {
+                await session.Adapter.WriteErrorResponseAsync(context, notice, context.RequestAborted);
+            }
+            catch (Exception ex) when (ex is IOException or OperationCanceledException)
+            {
+                SessionStreamLog.CouldNotTellClient(logger, routeId, ex);
+            }
+        }
+
         var active = new ActiveStream(metrics, routeId, session.Adapter.Label);
         active.Start(models.For(session.Facts.Model));
         active.End();
-        accounting.Record(new StreamEnd(routeId, models.For(session.Facts.Model), session.Adapter.Operation, StreamOutcome.Superseded,
+        accounting.Record(new StreamEnd(routeId, models.For(session.Facts.Model), session.Adapter.Operation, outcome,
             session.Facts, null, null, time.GetElapsedTime(startedAt).TotalSeconds, Drained: false, lease.Key.TenantSession)
         {
             Api = session.Adapter.Label,
         });
+    }
+
+    /// <summary>A reject route's answer to a request whose session has an active stream: 409 <c>session_busy</c> in
+    /// its API's shape; it never reaches the model server, and the active stream runs on.</summary>
+    private async Task RefuseBusyAsync(HttpContext context, string routeId, SessionRequest session, SessionKey key)
+    {
+        SessionStreamLog.StreamEnded(logger, routeId, key.Fingerprint(), "session_busy");
+        metrics.SessionBusy(routeId, models.For(session.Facts.Model), session.Adapter.Label);
+        try
+        {
+            await session.Adapter.WriteErrorResponseAsync(context, EndNotice.SessionBusy, context.RequestAborted);
+        }
+        catch (Exception ex) when (ex is IOException or OperationCanceledException)
+        {
+            SessionStreamLog.CouldNotTellClient(logger, routeId, ex);
+        }
     }
 
     /// <summary>Reads the request's facts from its whole body as the forwarder sends it, and counts the

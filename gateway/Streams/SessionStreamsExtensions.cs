@@ -2,6 +2,7 @@ using Gateway.Savings;
 using Gateway.Sessions;
 using Gateway.Sessions.Redis;
 using Gateway.Tokens;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Yarp.ReverseProxy.Configuration;
 
 namespace Gateway.Streams;
@@ -28,7 +29,7 @@ internal static class SessionStreamsExtensions
             .ValidateDataAnnotations()
             .ValidateOnStart();
         services.AddSingleton<ModelPrices>();
-        services.AddSingleton(TimeProvider.System);
+        services.TryAddSingleton(TimeProvider.System); // a test may bring its own clock
         services.AddSingleton<SavingsEstimator>();
         services.AddSingleton<StreamAccounting>();
         services.AddSingleton<SessionSavings>();

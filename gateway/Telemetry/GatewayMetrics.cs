@@ -56,6 +56,9 @@ internal sealed class GatewayMetrics
     private readonly Counter<long> _rejections;
     private readonly Counter<double> _costSaved;
     private readonly Counter<double> _costSpent;
+    private readonly Counter<long> _sessionBusy;
+    private readonly Counter<long> _debounced;
+    private readonly Counter<long> _debouncePromptSaved;
     private int _redisAvailable = -1; // -1: no Redis registry configured, so no series
 
     public GatewayMetrics(IMeterFactory meterFactory, IOptions<PricingOptions> pricing)
@@ -95,6 +98,12 @@ internal sealed class GatewayMetrics
             "Estimated cost of the completion tokens cancellations saved (tokens saved x output price), for priced models.");
         _costSpent = meter.CreateCounter<double>("llm_gateway.cancellation.cost_spent", currencyUnit,
             "Cost of cancelled streams before their cancellation (tokens spent x output price + reported prompt tokens x input price), for priced models.");
+        _sessionBusy = meter.CreateCounter<long>("llm_gateway.sessions.busy_rejections", "{request}",
+            "Requests refused with 409 session_busy because a stream of their session key was active (SessionStreams.OnNewer: reject).");
+        _debounced = meter.CreateCounter<long>("llm_gateway.debounce.requests", "{request}",
+            "Requests replaced inside their debounce window by a newer one with the same session key; never sent upstream.");
+        _debouncePromptSaved = meter.CreateCounter<long>("llm_gateway.debounce.prompt_tokens_saved", "{token}",
+            "Estimated prompt tokens (request body bytes / 4) the model server did not process because a request was debounced.");
         meter.CreateObservableGauge("llm_gateway.redis.available", ObserveRedis, "{state}",
             "1 while the Redis session registry answers (supersede reaches every replica), 0 while this replica is local-only. Absent without Redis.");
     }
@@ -180,6 +189,21 @@ internal sealed class GatewayMetrics
     {
         _rejections.Add(1, new TagList { { "route", route }, { "limit", limit } });
         _ended.Add(1, new TagList { { "route", route }, { "model", model }, { "api", api }, { "outcome", "rate_limited" } });
+    }
+
+    /// <summary>A request refused because its session was busy (OnNewer: reject); also a stream end with outcome <c>session_busy</c>.</summary>
+    public void SessionBusy(string route, string model, string api)
+    {
+        _sessionBusy.Add(1, new TagList { { "route", route }, { "model", model }, { "api", api } });
+        _ended.Add(1, new TagList { { "route", route }, { "model", model }, { "api", api }, { "outcome", "session_busy" } });
+    }
+
+    /// <summary>A request replaced in its debounce window, with the prompt tokens its model server did not process.</summary>
+    public void Debounced(string route, string model, string api, long promptTokens)
+    {
+        var tags = new TagList { { "route", route }, { "model", model }, { "api", api } };
+        _debounced.Add(1, tags);
+        _debouncePromptSaved.Add(promptTokens, tags);
     }
 
     public void ForwarderStopped(int statusCode) =>

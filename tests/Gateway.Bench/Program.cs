@@ -7,9 +7,15 @@ if (args.Contains("--plain-yarp"))
     return 0;
 }
 
+if (args.Contains("--debounce"))
+{
+    return await DebounceBench.RunAsync(args);
+}
+
 if (args.Contains("--help") || args.Contains("-h"))
 {
     Console.WriteLine(BenchOptions.Usage);
+    Console.WriteLine(DebounceBench.Usage);
     return 0;
 }
 

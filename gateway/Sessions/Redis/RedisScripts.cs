@@ -21,7 +21,49 @@ internal static class RedisScripts
     /// made at (microseconds since 1970; 0 for a claim made now).
     /// Returns the epoch, or minus the owner's epoch when a reconciling claim lost.
     /// </summary>
-    public const string Claim = """
+    public const string Claim = ClaimBody + """
+        return epoch
+        """;
+
+    /// <summary>
+    /// <see cref="Claim"/> only while the key is idle (<c>SessionStreams.OnNewer: reject</c>): another replica's
+    /// owner record means a stream active there, and the claim returns <c>busy</c> without changing anything;
+    /// unless that owner is still in its debounce window (the held record equals the owner record), which
+    /// is replaced like any claim replaces an owner. An owner record of the claiming replica is its own (this
+    /// replica's registry has decided already). ARGV[9] <c>1</c> marks the new owner as held.
+    /// KEYS: epoch, owner, held. ARGV: as <see cref="Claim"/>, then held (<c>1</c> or <c>0</c>).
+    /// </summary>
+    public const string ClaimIfIdle = """
+        local current = redis.call('GET', KEYS[2])
+        if current and string.sub(current, 1, string.len(ARGV[1]) + 1) ~= ARGV[1] .. ':' and redis.call('GET', KEYS[3]) ~= current then
+          return 'busy'
+        end
+
+        """ + ClaimBody + """
+        if ARGV[9] == '1' then
+          redis.call('SET', KEYS[3], ARGV[1] .. ':' .. epoch, 'PX', ARGV[2])
+        else
+          redis.call('DEL', KEYS[3])
+        end
+        return epoch
+        """;
+
+    /// <summary>
+    /// Ends a held owner's debounce window: while the owner record is still this lease's (or gone), the held
+    /// record is removed, so claim-if-idle finds the key busy from now on. Atomic against
+    /// <see cref="ClaimIfIdle"/>: a newer claim either took the key first (0) or finds it busy.
+    /// KEYS: owner, held. ARGV: owner value. Returns 1 when the lease may go upstream, else 0.
+    /// </summary>
+    public const string LeaveWindow = """
+        local current = redis.call('GET', KEYS[1])
+        if current and current ~= ARGV[1] then
+          return 0
+        end
+        redis.call('DEL', KEYS[2])
+        return 1
+        """;
+
+    private const string ClaimBody = """
         local madeAt = tonumber(ARGV[8])
         if madeAt > 0 then
           local owner = redis.call('GET', KEYS[2])
@@ -47,7 +89,7 @@ internal static class RedisScripts
         redis.call('PEXPIRE', KEYS[1], ARGV[3])
         redis.call('SET', KEYS[2], ARGV[1] .. ':' .. epoch, 'PX', ARGV[2])
         redis.call('PUBLISH', ARGV[4], 'c ' .. ARGV[5] .. ' ' .. epoch .. ' ' .. ARGV[1] .. ' ' .. ARGV[6])
-        return epoch
+
         """;
 
     /// <summary>

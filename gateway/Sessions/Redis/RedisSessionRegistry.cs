@@ -155,6 +155,89 @@ internal sealed class RedisSessionRegistry : ISessionRegistry, IAsyncDisposable
         return tracked.Lease;
     }
 
+    /// <summary>
+    /// <see cref="ClaimAsync"/> only while the key is idle: this replica's registry decides for its own streams,
+    /// then <see cref="RedisScripts.ClaimIfIdle"/> for the others' (an owner record of another replica, not in its
+    /// debounce window, is a stream active there). Null when busy. Redis away: this replica's view only.
+    /// </summary>
+    public async ValueTask<Lease?> ClaimIfIdleAsync(SessionKey key, long? arrivedAt = null, bool held = false)
+    {
+        var hash = Hash(key.Value);
+        Tracked tracked;
+        Lease? replaced;
+        lock (_stripes[StringComparer.Ordinal.GetHashCode(hash) & (StripeCount - 1)])
+        {
+            var lease = _local.ClaimIfIdle(key, arrivedAt, held, out replaced);
+            if (lease is null || lease.Token.IsCancellationRequested)
+            {
+                return lease;
+            }
+
+            _tracked.TryGetValue(hash, out var previous);
+            tracked = new Tracked(lease, hash, MicrosecondsNow()) { IfIdle = true, Held = held };
+            _tracked[hash] = tracked;
+            tracked.Claimed = OrderAsync(tracked, previous);
+        }
+
+        await tracked.Claimed;
+        if (tracked.Busy)
+        {
+            Release(tracked.Lease);
+            return null;
+        }
+
+        if (replaced is not null)
+        {
+            await _local.WhenEndedAsync(replaced);
+        }
+
+        return tracked.Lease;
+    }
+
+    /// <summary>Ends the window here, then in Redis (<see cref="RedisScripts.LeaveWindow"/>), where a claim on another
+    /// replica may have taken the key first: then the lease is superseded. Redis away: this replica's view only.</summary>
+    public async ValueTask<bool> LeaveWindowAsync(Lease lease)
+    {
+        if (!lease.TryLeaveWindow())
+        {
+            return false;
+        }
+
+        var hash = Hash(lease.Key.Value);
+        if (!_tracked.TryGetValue(hash, out var tracked) || tracked.Lease != lease)
+        {
+            return lease.Reason == CancelReason.None;
+        }
+
+        await tracked.Claimed;
+        if (!tracked.Held || tracked.Epoch <= 0 || !Available || _redis is not { } redis)
+        {
+            return lease.Reason == CancelReason.None;
+        }
+
+        try
+        {
+            var kept = (long)await redis.GetDatabase().ScriptEvaluateAsync(RedisScripts.LeaveWindow,
+                [OwnerKey(hash), HeldKey(hash)], [tracked.OwnerValue(ReplicaId)]).WaitAsync(_options.RedisTimeout, _time);
+            if (kept == 1)
+            {
+                return lease.Reason == CancelReason.None;
+            }
+
+            if (lease.TryCancel(CancelReason.Superseded, _time.GetTimestamp()))
+            {
+                RedisRegistryLog.SupersededRemotely(_logger, lease.Key.Fingerprint());
+            }
+
+            return false;
+        }
+        catch (Exception ex) when (IsRedisFailure(ex))
+        {
+            MarkUnavailable(ex);
+            return lease.Reason == CancelReason.None;
+        }
+    }
+
     public void Release(Lease lease)
     {
         _local.Release(lease);
@@ -273,7 +356,15 @@ internal sealed class RedisSessionRegistry : ISessionRegistry, IAsyncDisposable
         {
             // Above every epoch this replica has seen for the key, whatever Redis's counter says.
             var floor = previous is null ? 0 : Math.Max(previous.Epoch, previous.Seen) + 1;
-            var epoch = await ClaimInRedisAsync(redis.GetDatabase(), tracked, floor, madeAt: 0).WaitAsync(_options.RedisTimeout, _time);
+            var db = redis.GetDatabase();
+            var epoch = await (tracked.IfIdle ? ClaimIfIdleInRedisAsync(db, tracked, floor) : ClaimInRedisAsync(db, tracked, floor, madeAt: 0))
+                .WaitAsync(_options.RedisTimeout, _time);
+            if (epoch == 0)
+            {
+                tracked.Busy = true; // another replica's stream is active: nothing was changed in Redis
+                return;
+            }
+
             tracked.SetEpoch(epoch);
         }
         catch (Exception ex) when (IsRedisFailure(ex))
@@ -291,6 +382,15 @@ internal sealed class RedisSessionRegistry : ISessionRegistry, IAsyncDisposable
             [EpochKey(tracked.Hash), OwnerKey(tracked.Hash)],
             [ReplicaId, _ownerTtlMs, _epochTtlMs, _channel.ToString(), tracked.Hash, tracked.Lease.Id, floor, madeAt]);
         return long.Parse((string)epoch!, CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>Runs <see cref="RedisScripts.ClaimIfIdle"/>: the epoch, or 0 when another replica's stream is active.</summary>
+    private async Task<long> ClaimIfIdleInRedisAsync(IDatabase db, Tracked tracked, long floor)
+    {
+        var epoch = (string?)await db.ScriptEvaluateAsync(RedisScripts.ClaimIfIdle,
+            [EpochKey(tracked.Hash), OwnerKey(tracked.Hash), HeldKey(tracked.Hash)],
+            [ReplicaId, _ownerTtlMs, _epochTtlMs, _channel.ToString(), tracked.Hash, tracked.Lease.Id, floor, 0, tracked.Held ? 1 : 0]);
+        return epoch == "busy" ? 0 : long.Parse(epoch!, CultureInfo.InvariantCulture);
     }
 
     /// <summary>
@@ -583,6 +683,9 @@ internal sealed class RedisSessionRegistry : ISessionRegistry, IAsyncDisposable
 
     private RedisKey OwnerKey(string hash) => $"{_options.RedisPrefix}:{{{hash}}}:owner";
 
+    /// <summary>Equals the owner record while that owner waits in its debounce window (reject routes only).</summary>
+    private RedisKey HeldKey(string hash) => $"{_options.RedisPrefix}:{{{hash}}}:held";
+
     /// <summary>Hex of the first 16 bytes of SHA-256: what Redis sees instead of a key or a tenant session.</summary>
     internal static string Hash(string value)
     {
@@ -693,6 +796,15 @@ internal sealed class RedisSessionRegistry : ISessionRegistry, IAsyncDisposable
         }
 
         public Task Claimed { get; set; } = Task.CompletedTask;
+
+        /// <summary>Claimed with <see cref="RedisScripts.ClaimIfIdle"/> (a reject route).</summary>
+        public bool IfIdle { get; init; }
+
+        /// <summary>Claimed as waiting in a debounce window, marked so in Redis until it leaves it.</summary>
+        public bool Held { get; init; }
+
+        /// <summary>Set by the claim-if-idle: another replica's stream is active, and this claim changed nothing.</summary>
+        public bool Busy { get; set; }
 
         public long Epoch => Interlocked.Read(ref _epoch);
 
