@@ -62,6 +62,9 @@ internal sealed class GatewayHost : IAsyncDisposable
         {
             EnvironmentName = "Testing",
             ContentRootPath = AppContext.BaseDirectory,
+            // No file watchers: a suite starts hundreds of hosts, and each watcher takes one of the user's
+            // inotify instances (128 by default), shared with every other process of the user.
+            Args = ["--hostBuilder:reloadConfigOnChange=false"],
         });
 
         // Hermetic: no appsettings.json from the output folder, no environment variables.
