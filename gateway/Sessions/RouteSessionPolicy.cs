@@ -6,7 +6,8 @@ namespace Gateway.Sessions;
 /// <summary>
 /// Session streaming, switched on per YARP route through its <c>Metadata</c>:
 /// <c>"SessionStreams": "true"</c>, and optionally <c>"SessionStreams.Header": "X-Conversation-Id"</c>
-/// and <c>"SessionStreams.CancelPolicy": "Drain"</c>.
+/// and <c>"SessionStreams.CancelPolicy": "Drain"</c>, <c>"SessionStreams.Affinity": "true"</c> (a session's
+/// requests go to one destination of the cluster: <see cref="Gateway.Affinity.SessionKeyAffinityPolicy"/>).
 /// </summary>
 internal sealed class RouteSessionPolicy
 {
@@ -14,16 +15,21 @@ internal sealed class RouteSessionPolicy
     public const string HeaderKey = "SessionStreams.Header";
     public const string CancelPolicyKey = "SessionStreams.CancelPolicy";
     public const string SourcesKey = "SessionStreams.Sources";
+    public const string AffinityKey = "SessionStreams.Affinity";
 
     private static readonly ConditionalWeakTable<RouteConfig, RouteSessionPolicy> Cache = new();
-    private static readonly RouteSessionPolicy Disabled = new(false, null, CancelPolicy.Abort);
+    private static readonly RouteSessionPolicy Disabled = new(false, null, CancelPolicy.Abort, affinity: false);
 
-    private RouteSessionPolicy(bool enabled, KeySource[]? sources, CancelPolicy cancelPolicy)
+    private RouteSessionPolicy(bool enabled, KeySource[]? sources, CancelPolicy cancelPolicy, bool affinity)
     {
         Enabled = enabled;
         Sources = sources;
         CancelPolicy = cancelPolicy;
+        Affinity = affinity;
     }
+
+    /// <summary>Requests with the same session key go to the same destination of the route's cluster while it is healthy.</summary>
+    public bool Affinity { get; }
 
     /// <summary>The route's own key sources, or null for <c>Gateway:Sessions:Sources</c>.</summary>
     public KeySource[]? Sources { get; }
@@ -43,14 +49,30 @@ internal sealed class RouteSessionPolicy
     {
         policy = Disabled;
         var metadata = route.Metadata;
-        if (metadata is null || !metadata.TryGetValue(EnabledKey, out var enabledText))
+        if (metadata is null)
         {
             return null;
+        }
+
+        var affinity = false;
+        if (metadata.TryGetValue(AffinityKey, out var affinityText) && !bool.TryParse(affinityText, out affinity))
+        {
+            return $"ReverseProxy:Routes:{route.RouteId}:Metadata:{AffinityKey} must be 'true' or 'false', not '{affinityText}'.";
+        }
+
+        if (!metadata.TryGetValue(EnabledKey, out var enabledText))
+        {
+            return affinity ? $"ReverseProxy:Routes:{route.RouteId}:Metadata:{AffinityKey} needs {EnabledKey} 'true': the session key comes from it." : null;
         }
 
         if (!bool.TryParse(enabledText, out var enabled))
         {
             return $"ReverseProxy:Routes:{route.RouteId}:Metadata:{EnabledKey} must be 'true' or 'false', not '{enabledText}'.";
+        }
+
+        if (affinity && !enabled)
+        {
+            return $"ReverseProxy:Routes:{route.RouteId}:Metadata:{AffinityKey} needs {EnabledKey} 'true': the session key comes from it.";
         }
 
         KeySource[]? sources = null;
@@ -81,7 +103,7 @@ internal sealed class RouteSessionPolicy
             return $"ReverseProxy:Routes:{route.RouteId}:Metadata:{CancelPolicyKey} must be 'Abort' or 'Drain', not '{policyText}'.";
         }
 
-        policy = enabled ? new RouteSessionPolicy(true, sources, cancelPolicy) : Disabled;
+        policy = enabled ? new RouteSessionPolicy(true, sources, cancelPolicy, affinity) : Disabled;
         return null;
     }
 }
