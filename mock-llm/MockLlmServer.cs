@@ -26,7 +26,12 @@ public sealed class MockLlmServer : IAsyncDisposable
     /// <summary>Starts Kestrel on <c>127.0.0.1:0</c> with the same endpoints as the standalone process.</summary>
     /// <param name="options">Used as given; configuration files and environment variables are ignored.</param>
     /// <exception cref="Microsoft.Extensions.Options.OptionsValidationException">An option is out of range.</exception>
-    public static async Task<MockLlmServer> StartAsync(MockLlmOptions? options = null, CancellationToken cancellationToken = default)
+    public static Task<MockLlmServer> StartAsync(MockLlmOptions? options = null, CancellationToken cancellationToken = default) =>
+        StartAsync(options, port: 0, cancellationToken);
+
+    /// <summary>Starts on <c>127.0.0.1:<paramref name="port"/></c>: a test that stopped a server starts it
+    /// again where its clients know it.</summary>
+    public static async Task<MockLlmServer> StartAsync(MockLlmOptions? options, int port, CancellationToken cancellationToken = default)
     {
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
 
@@ -34,7 +39,7 @@ public sealed class MockLlmServer : IAsyncDisposable
         // ASPNETCORE_URLS: only the options passed in count.
         builder.Configuration.Sources.Clear();
         builder.Configuration.AddInMemoryCollection();
-        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        builder.WebHost.UseUrls($"http://127.0.0.1:{port}");
         builder.Logging.ClearProviders();
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
         builder.Logging.AddSimpleConsole();

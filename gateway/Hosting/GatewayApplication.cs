@@ -1,3 +1,4 @@
+using Gateway.Affinity;
 using Gateway.Chat;
 using Gateway.Admin;
 using Gateway.Draining;
@@ -20,6 +21,7 @@ internal static class GatewayApplication
         builder.UseDefaultUrl(DefaultUrl);
         builder.AddGatewayTelemetry();
         builder.Services.AddSessionStreams();
+        builder.Services.AddSessionKeyAffinity();
         builder.Services.AddAdmin();
         builder.Services.AddTenantLimits();
         builder.Services.AddGracefulShutdown();
@@ -48,6 +50,7 @@ internal static class GatewayApplication
             proxy.UseForwarderMetrics();
             proxy.UseSessionStreams();
             proxy.UseSessionAffinity();
+            proxy.UseSessionKeyFailover();
             proxy.UseLoadBalancing();
             proxy.UsePassiveHealthChecks();
         });

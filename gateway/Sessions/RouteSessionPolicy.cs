@@ -9,7 +9,8 @@ namespace Gateway.Sessions;
 /// <c>"SessionStreams": "true"</c>, and optionally <c>"SessionStreams.Header": "X-Conversation-Id"</c>
 /// and <c>"SessionStreams.CancelPolicy": "Drain"</c>; what a newer request does
 /// (<c>"SessionStreams.OnNewer": "reject"</c>), a debounce window (<c>"SessionStreams.Debounce": "00:00:00.300"</c>)
-/// and exact usage asked of OpenAI-compatible servers (<c>"SessionStreams.IncludeUsage": "true"</c>).
+/// exact usage asked of OpenAI-compatible servers (<c>"SessionStreams.IncludeUsage": "true"</c>) and session
+/// affinity (<c>"SessionStreams.Affinity": "true"</c>: <see cref="Gateway.Affinity.SessionKeyAffinityPolicy"/>).
 /// </summary>
 internal sealed class RouteSessionPolicy
 {
@@ -20,6 +21,7 @@ internal sealed class RouteSessionPolicy
     public const string OnNewerKey = "SessionStreams.OnNewer";
     public const string DebounceKey = "SessionStreams.Debounce";
     public const string IncludeUsageKey = "SessionStreams.IncludeUsage";
+    public const string AffinityKey = "SessionStreams.Affinity";
 
     /// <summary>The longest debounce window a route may set: a held request keeps its client waiting.</summary>
     public static readonly TimeSpan MaxDebounce = TimeSpan.FromSeconds(10);
@@ -39,6 +41,9 @@ internal sealed class RouteSessionPolicy
     /// <summary>How long a keyed request waits before it goes upstream, so that a newer one inside the window
     /// replaces it before the model server sees it; zero (default) for no wait.</summary>
     public TimeSpan Debounce { get; private init; }
+
+    /// <summary>Requests with the same session key go to the same destination of the route's cluster while it is healthy.</summary>
+    public bool Affinity { get; private init; }
 
     /// <summary>The route's own key sources, or null for <c>Gateway:Sessions:Sources</c>.</summary>
     public KeySource[]? Sources { get; private init; }
@@ -61,14 +66,29 @@ internal sealed class RouteSessionPolicy
     {
         policy = Disabled;
         var metadata = route.Metadata;
-        if (metadata is null || !metadata.TryGetValue(EnabledKey, out var enabledText))
+        if (metadata is null)
         {
             return null;
+        }
+
+        if (ParseFlag(route, AffinityKey, out var affinity) is { } affinityError)
+        {
+            return affinityError;
+        }
+
+        if (!metadata.ContainsKey(EnabledKey))
+        {
+            return affinity ? $"ReverseProxy:Routes:{route.RouteId}:Metadata:{AffinityKey} needs {EnabledKey} 'true': the session key comes from it." : null;
         }
 
         if (ParseFlag(route, EnabledKey, out var enabled) is { } enabledError)
         {
             return enabledError;
+        }
+
+        if (affinity && !enabled)
+        {
+            return $"ReverseProxy:Routes:{route.RouteId}:Metadata:{AffinityKey} needs {EnabledKey} 'true': the session key comes from it.";
         }
 
         KeySource[]? sources = null;
@@ -138,6 +158,7 @@ internal sealed class RouteSessionPolicy
             OnNewer = onNewer,
             Debounce = debounce,
             IncludeUsage = includeUsage,
+            Affinity = affinity,
         };
         return null;
     }
