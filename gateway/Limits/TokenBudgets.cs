@@ -71,6 +71,8 @@ internal sealed partial class TokenBudgets
         """;
 
     private readonly Dictionary<string, Balance> _local = new(StringComparer.Ordinal);
+    private readonly HashSet<Charge> _running = [];
+    private ITimer? _ticker;
     private readonly Lock _gate = new();
     private readonly RedisSessionRegistry? _redis;
     private readonly ILogger<TokenBudgets> _logger;
@@ -139,7 +141,48 @@ internal sealed partial class TokenBudgets
     }
 
     /// <summary>Charges a request's stream while it runs (every <see cref="ChargeInterval"/>) and at its end.</summary>
-    public Charge StartCharging(string tenant, StreamTokens tokens) => new(this, tenant, tokens);
+    public Charge StartCharging(string tenant, StreamTokens tokens)
+    {
+        var charge = new Charge(this, tenant, tokens);
+        lock (_running)
+        {
+            _running.Add(charge);
+            _ticker ??= Time.CreateTimer(static state => ((TokenBudgets)state!).Tick(), this, ChargeInterval, ChargeInterval);
+        }
+
+        return charge;
+    }
+
+    /// <summary>One timer for every running stream, not one each: thousands of streams would otherwise wake a
+    /// thread thousands of times a second. What each tenant's streams spent since the last tick is charged as
+    /// one amount (one Redis call a tenant).</summary>
+    private void Tick()
+    {
+        Charge[] running;
+        lock (_running)
+        {
+            if (_running.Count == 0)
+            {
+                return;
+            }
+
+            running = [.. _running];
+        }
+
+        var spent = new Dictionary<string, long>(StringComparer.Ordinal);
+        foreach (var charge in running)
+        {
+            if (charge.Take(final: false) is { } tokens)
+            {
+                spent[charge.Tenant] = spent.GetValueOrDefault(charge.Tenant) + tokens;
+            }
+        }
+
+        foreach (var (tenant, tokens) in spent)
+        {
+            _ = ChargeAsync(tenant, tokens); // never throws; no stream waits for it
+        }
+    }
 
     private double Local(string tenant, long spend)
     {
@@ -240,42 +283,29 @@ internal sealed partial class TokenBudgets
 
     /// <summary>One request's charging: what its stream has spent, taken from the budget every
     /// <see cref="ChargeInterval"/> while it runs and all of it by <see cref="EndAsync"/>.</summary>
-    internal sealed class Charge
+    internal sealed class Charge(TokenBudgets budgets, string tenant, StreamTokens tokens)
     {
-        private readonly TokenBudgets _budgets;
-        private readonly string _tenant;
-        private readonly StreamTokens _tokens;
-        private readonly ITimer _timer;
         private readonly Lock _gate = new();
         private long _charged;
         private bool _ended;
 
-        public Charge(TokenBudgets budgets, string tenant, StreamTokens tokens)
-        {
-            _budgets = budgets;
-            _tenant = tenant;
-            _tokens = tokens;
-            _timer = budgets.Time.CreateTimer(static state => ((Charge)state!).Tick(), this, ChargeInterval, ChargeInterval);
-        }
-
-        private void Tick()
-        {
-            if (Take(final: false) is { } tokens)
-            {
-                _ = _budgets.ChargeAsync(_tenant, tokens); // never throws; the stream does not wait for it
-            }
-        }
+        public string Tenant => tenant;
 
         /// <summary>The stream has ended: charges what is left (or gives back what a last count took away).</summary>
         public Task EndAsync()
         {
-            _timer.Dispose();
-            return Take(final: true) is { } tokens ? _budgets.ChargeAsync(_tenant, tokens) : Task.CompletedTask;
+            lock (budgets._running)
+            {
+                budgets._running.Remove(this);
+            }
+
+            return Take(final: true) is { } left ? budgets.ChargeAsync(tenant, left) : Task.CompletedTask;
         }
 
-        private long? Take(bool final)
+        /// <summary>What the stream spent since the last take; null for nothing (or once it has ended).</summary>
+        public long? Take(bool final)
         {
-            var spent = _tokens.Spent;
+            var spent = tokens.Spent;
             lock (_gate)
             {
                 if (_ended)
@@ -284,14 +314,14 @@ internal sealed partial class TokenBudgets
                 }
 
                 _ended = final;
-                var tokens = spent - _charged;
-                if (tokens == 0 || (tokens < 0 && !final))
+                var taken = spent - _charged;
+                if (taken == 0 || (taken < 0 && !final))
                 {
                     return null;
                 }
 
                 _charged = spent;
-                return tokens;
+                return taken;
             }
         }
     }

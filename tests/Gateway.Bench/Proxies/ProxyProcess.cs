@@ -76,6 +76,14 @@ internal sealed class ProxyProcess : IAsyncDisposable
         {
             case LegNames.Gateway:
                 start.Environment["ReverseProxy__Clusters__llm__Destinations__primary__Address"] = upstream.ToString();
+                // Every per-stream feature on, so the ratio to plain YARP includes them: session affinity,
+                // exact usage asked of the upstream (and its extra chunk taken out), a token budget per
+                // tenant (each bench session is a tenant; high enough never to refuse), prices.
+                start.Environment["ReverseProxy__Routes__llm__Metadata__SessionStreams.Affinity"] = "true";
+                start.Environment["ReverseProxy__Routes__llm__Metadata__SessionStreams.IncludeUsage"] = "true";
+                start.Environment["Gateway__RateLimits__TokensPerMinute"] = "100000000";
+                start.Environment["Gateway__Pricing__Models__*__InputPerMillion"] = "1";
+                start.Environment["Gateway__Pricing__Models__*__OutputPerMillion"] = "2";
                 start.FileName = DotnetHost;
                 start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Gateway.dll"));
                 start.ArgumentList.Add("--urls");
