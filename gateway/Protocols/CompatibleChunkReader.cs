@@ -33,7 +33,7 @@ internal sealed class CompatibleChunkReader : ChunkReader
 
         var noChoices = false;
         var usage = false;
-        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+        while (JsonChunks.NextProperty(ref reader))
         {
             if (reader.ValueTextEquals("choices"u8))
             {
@@ -44,7 +44,7 @@ internal sealed class CompatibleChunkReader : ChunkReader
             {
                 reader.Read();
                 usage = reader.TokenType == JsonTokenType.StartObject;
-                ReadUsage(ref reader, ref facts);
+                JsonChunks.ReadUsage(ref reader, "completion_tokens"u8, "prompt_tokens"u8, ref facts.CompletionTokens, ref facts.PromptTokens);
             }
             else if (reader.ValueTextEquals("message"u8))
             {
@@ -84,8 +84,7 @@ internal sealed class CompatibleChunkReader : ChunkReader
             }
             else
             {
-                reader.Read();
-                reader.Skip();
+                JsonChunks.SkipValue(ref reader);
             }
         }
 
@@ -95,17 +94,16 @@ internal sealed class CompatibleChunkReader : ChunkReader
     /// <summary>Reads <c>choices</c>; true when it is an empty array.</summary>
     private static bool ReadChoices(ref Utf8JsonReader reader, ref ChunkFacts facts, ContentText? text)
     {
-        if (reader.TokenType != JsonTokenType.StartArray)
+        if (!JsonChunks.IsArray(ref reader))
         {
-            reader.Skip();
             return false;
         }
 
         var empty = true;
-        while (reader.Read() && reader.TokenType == JsonTokenType.StartObject)
+        while (JsonChunks.NextObject(ref reader))
         {
             empty = false;
-            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+            while (JsonChunks.NextProperty(ref reader))
             {
                 if (reader.ValueTextEquals("delta"u8) || reader.ValueTextEquals("message"u8))
                 {
@@ -124,8 +122,7 @@ internal sealed class CompatibleChunkReader : ChunkReader
                 }
                 else
                 {
-                    reader.Read();
-                    reader.Skip();
+                    JsonChunks.SkipValue(ref reader);
                 }
             }
         }
@@ -135,13 +132,12 @@ internal sealed class CompatibleChunkReader : ChunkReader
 
     private static void ReadMessage(ref Utf8JsonReader reader, ref ChunkFacts facts, ContentText? text)
     {
-        if (reader.TokenType != JsonTokenType.StartObject)
+        if (!JsonChunks.IsObject(ref reader))
         {
-            reader.Skip();
             return;
         }
 
-        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+        while (JsonChunks.NextProperty(ref reader))
         {
             if (reader.ValueTextEquals("content"u8) || reader.ValueTextEquals("reasoning_content"u8)
                 || reader.ValueTextEquals("reasoning"u8) || reader.ValueTextEquals("thinking"u8))
@@ -152,84 +148,33 @@ internal sealed class CompatibleChunkReader : ChunkReader
             else if (reader.ValueTextEquals("tool_calls"u8))
             {
                 reader.Read();
-                ReadToolCalls(ref reader, ref facts, text);
+                JsonChunks.ReadFieldOfEach(ref reader, ref facts, text, "function"u8, ReadFunction);
             }
             else
             {
-                reader.Read();
-                reader.Skip();
+                JsonChunks.SkipValue(ref reader);
             }
         }
     }
 
-    private static void ReadToolCalls(ref Utf8JsonReader reader, ref ChunkFacts facts, ContentText? text)
+    /// <summary><c>tool_calls[].function</c>: its name and arguments are generated output.</summary>
+    private static void ReadFunction(ref Utf8JsonReader reader, ref ChunkFacts facts, ContentText? text)
     {
-        if (reader.TokenType != JsonTokenType.StartArray)
+        if (!JsonChunks.IsObject(ref reader))
         {
-            reader.Skip();
             return;
         }
 
-        while (reader.Read() && reader.TokenType == JsonTokenType.StartObject)
+        while (JsonChunks.NextProperty(ref reader))
         {
-            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
-            {
-                if (reader.ValueTextEquals("function"u8))
-                {
-                    reader.Read();
-                    if (reader.TokenType != JsonTokenType.StartObject)
-                    {
-                        reader.Skip();
-                        continue;
-                    }
-
-                    while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
-                    {
-                        var isArguments = reader.ValueTextEquals("arguments"u8) || reader.ValueTextEquals("name"u8);
-                        reader.Read();
-                        if (isArguments)
-                        {
-                            JsonChunks.ReadText(ref reader, ref facts, text);
-                        }
-                        else
-                        {
-                            reader.Skip();
-                        }
-                    }
-                }
-                else
-                {
-                    reader.Read();
-                    reader.Skip();
-                }
-            }
-        }
-    }
-
-    private static void ReadUsage(ref Utf8JsonReader reader, ref ChunkFacts facts)
-    {
-        if (reader.TokenType != JsonTokenType.StartObject)
-        {
-            reader.Skip();
-            return;
-        }
-
-        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
-        {
-            if (reader.ValueTextEquals("completion_tokens"u8))
+            if (reader.ValueTextEquals("arguments"u8) || reader.ValueTextEquals("name"u8))
             {
                 reader.Read();
-                facts.CompletionTokens = JsonChunks.ReadCount(ref reader) ?? facts.CompletionTokens;
-            }
-            else if (reader.ValueTextEquals("prompt_tokens"u8))
-            {
-                reader.Read();
-                facts.PromptTokens = JsonChunks.ReadCount(ref reader) ?? facts.PromptTokens;
+                JsonChunks.ReadText(ref reader, ref facts, text);
             }
             else
             {
-                reader.Read();
-                reader.Skip();
+                JsonChunks.SkipValue(ref reader);
             }
         }
     }

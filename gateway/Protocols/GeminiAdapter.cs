@@ -81,13 +81,12 @@ internal sealed class GeminiAdapter() : ApiAdapter(Api.Gemini, "gemini", "genera
 
         private static void ReadChunk(ref Utf8JsonReader reader, ref ChunkFacts facts, ContentText? text)
         {
-            if (reader.TokenType != JsonTokenType.StartObject)
+            if (!JsonChunks.IsObject(ref reader))
             {
-                reader.Skip();
                 return;
             }
 
-            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+            while (JsonChunks.NextProperty(ref reader))
             {
                 if (reader.ValueTextEquals("candidates"u8))
                 {
@@ -107,8 +106,7 @@ internal sealed class GeminiAdapter() : ApiAdapter(Api.Gemini, "gemini", "genera
                 else if (reader.ValueTextEquals("error"u8))
                 {
                     reader.Read();
-                    facts.Error |= reader.TokenType != JsonTokenType.Null;
-                    reader.Skip();
+                    JsonChunks.ReadError(ref reader, ref facts);
                 }
                 else
                 {
@@ -119,20 +117,20 @@ internal sealed class GeminiAdapter() : ApiAdapter(Api.Gemini, "gemini", "genera
 
         private static void ReadCandidates(ref Utf8JsonReader reader, ref ChunkFacts facts, ContentText? text)
         {
-            if (reader.TokenType != JsonTokenType.StartArray)
+            if (!JsonChunks.IsArray(ref reader))
             {
-                reader.Skip();
                 return;
             }
 
-            while (reader.Read() && reader.TokenType == JsonTokenType.StartObject)
+            while (JsonChunks.NextObject(ref reader))
             {
-                while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+                while (JsonChunks.NextProperty(ref reader))
                 {
                     if (reader.ValueTextEquals("content"u8))
                     {
+                        // content.parts[].text
                         reader.Read();
-                        ReadContent(ref reader, ref facts, text);
+                        JsonChunks.ReadField(ref reader, ref facts, text, "parts"u8, JsonChunks.ReadTextParts);
                     }
                     else if (reader.ValueTextEquals("finishReason"u8))
                     {
@@ -147,40 +145,17 @@ internal sealed class GeminiAdapter() : ApiAdapter(Api.Gemini, "gemini", "genera
             }
         }
 
-        private static void ReadContent(ref Utf8JsonReader reader, ref ChunkFacts facts, ContentText? text)
-        {
-            if (reader.TokenType != JsonTokenType.StartObject)
-            {
-                reader.Skip();
-                return;
-            }
-
-            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
-            {
-                if (reader.ValueTextEquals("parts"u8))
-                {
-                    reader.Read();
-                    JsonChunks.ReadTextParts(ref reader, ref facts, text, "text"u8);
-                }
-                else
-                {
-                    JsonChunks.SkipValue(ref reader);
-                }
-            }
-        }
-
         /// <summary>Running totals: the last chunk's are the answer's. Thoughts are generated tokens too.</summary>
         private static void ReadUsage(ref Utf8JsonReader reader, ref ChunkFacts facts)
         {
-            if (reader.TokenType != JsonTokenType.StartObject)
+            if (!JsonChunks.IsObject(ref reader))
             {
-                reader.Skip();
                 return;
             }
 
             long? candidates = null;
             long? thoughts = null;
-            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+            while (JsonChunks.NextProperty(ref reader))
             {
                 if (reader.ValueTextEquals("candidatesTokenCount"u8))
                 {

@@ -40,7 +40,7 @@ internal sealed class LlamaCppAdapter() : ApiAdapter(Api.LlamaCpp, "llamacpp", "
                 return;
             }
 
-            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+            while (JsonChunks.NextProperty(ref reader))
             {
                 if (reader.ValueTextEquals("content"u8))
                 {
@@ -70,8 +70,7 @@ internal sealed class LlamaCppAdapter() : ApiAdapter(Api.LlamaCpp, "llamacpp", "
                 else if (reader.ValueTextEquals("error"u8))
                 {
                     reader.Read();
-                    facts.Error |= reader.TokenType != JsonTokenType.Null;
-                    reader.Skip();
+                    JsonChunks.ReadError(ref reader, ref facts);
                 }
                 else
                 {

@@ -33,6 +33,14 @@ internal sealed class MessagesAdapter() : ApiAdapter(Api.Messages, "messages", "
 
     private sealed class MessagesReader : ChunkReader
     {
+        private enum Kind : byte
+        {
+            Other,
+            MessageDelta,
+            MessageStop,
+            Error,
+        }
+
         public override void ReadEvent(ReadOnlySpan<byte> eventName, ReadOnlySpan<byte> json, ref ChunkFacts facts, ContentText? text) =>
             Read(json, ref facts, text, whole: false, eventName);
 
@@ -42,97 +50,100 @@ internal sealed class MessagesAdapter() : ApiAdapter(Api.Messages, "messages", "
 
         private static void Read(ReadOnlySpan<byte> json, ref ChunkFacts facts, ContentText? text, bool whole, ReadOnlySpan<byte> eventName)
         {
-            var mark = text?.Length ?? 0;
-            var type = eventName;
-            long? outputTokens = null;
-            try
+            var state = new EventState { Whole = whole, Typed = !eventName.IsEmpty, Kind = Classify(eventName) };
+            if (!JsonChunks.Read(json, ref facts, text, ref state, ReadObject) || !state.Object)
             {
-                var reader = new Utf8JsonReader(json, new JsonReaderOptions { MaxDepth = 64 });
-                if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
-                {
-                    return;
-                }
-
-                while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
-                {
-                    if (reader.ValueTextEquals("type"u8))
-                    {
-                        reader.Read();
-                        if (type.IsEmpty && reader.TokenType == JsonTokenType.String && !reader.ValueIsEscaped)
-                        {
-                            type = reader.ValueSpan;
-                        }
-                    }
-                    else if (reader.ValueTextEquals("message"u8))
-                    {
-                        reader.Read();
-                        ReadMessageStart(ref reader, ref facts);
-                    }
-                    else if (reader.ValueTextEquals("delta"u8))
-                    {
-                        reader.Read();
-                        ReadDelta(ref reader, ref facts, text);
-                    }
-                    else if (reader.ValueTextEquals("usage"u8))
-                    {
-                        reader.Read();
-                        ReadUsage(ref reader, ref facts, ref outputTokens);
-                    }
-                    else if (reader.ValueTextEquals("error"u8))
-                    {
-                        reader.Read();
-                        facts.Error |= reader.TokenType != JsonTokenType.Null;
-                        reader.Skip();
-                    }
-                    else if (whole && reader.ValueTextEquals("model"u8))
-                    {
-                        reader.Read();
-                        JsonChunks.ReadModel(ref reader, ref facts);
-                    }
-                    else if (whole && reader.ValueTextEquals("content"u8))
-                    {
-                        reader.Read();
-                        JsonChunks.ReadTextParts(ref reader, ref facts, text, "text"u8);
-                    }
-                    else if (whole && reader.ValueTextEquals("stop_reason"u8))
-                    {
-                        reader.Read();
-                        facts.End |= reader.TokenType == JsonTokenType.String;
-                    }
-                    else
-                    {
-                        JsonChunks.SkipValue(ref reader);
-                    }
-                }
-            }
-            catch (Exception ex) when (ex is JsonException or InvalidOperationException)
-            {
-                text?.Truncate(mark);
-                facts = default(ChunkFacts) with { WantModel = facts.WantModel };
                 return;
             }
 
             // message_start reports a placeholder output count; message_delta (and a whole message) the total so far.
-            if (outputTokens is { } output && (whole || type.SequenceEqual("message_delta"u8)))
+            if (state.OutputTokens is { } output && (whole || state.Kind == Kind.MessageDelta))
             {
                 facts.CompletionTokens = output;
             }
 
-            facts.End |= type.SequenceEqual("message_stop"u8);
-            facts.Error |= type.SequenceEqual("error"u8);
+            facts.End |= state.Kind == Kind.MessageStop;
+            facts.Error |= state.Kind == Kind.Error;
+        }
+
+        private static Kind Classify(ReadOnlySpan<byte> type) =>
+            type.SequenceEqual("message_delta"u8) ? Kind.MessageDelta
+            : type.SequenceEqual("message_stop"u8) ? Kind.MessageStop
+            : type.SequenceEqual("error"u8) ? Kind.Error
+            : Kind.Other;
+
+        private static void ReadObject(ref Utf8JsonReader reader, ref ChunkFacts facts, ContentText? text, ref EventState state)
+        {
+            if (reader.TokenType != JsonTokenType.StartObject)
+            {
+                return;
+            }
+
+            state.Object = true;
+            var whole = state.Whole;
+            while (JsonChunks.NextProperty(ref reader))
+            {
+                if (reader.ValueTextEquals("type"u8))
+                {
+                    reader.Read();
+                    if (!state.Typed && reader.TokenType == JsonTokenType.String && !reader.ValueIsEscaped)
+                    {
+                        state.Kind = Classify(reader.ValueSpan);
+                        state.Typed = reader.ValueSpan.Length > 0;
+                    }
+                }
+                else if (reader.ValueTextEquals("message"u8))
+                {
+                    reader.Read();
+                    ReadMessageStart(ref reader, ref facts);
+                }
+                else if (reader.ValueTextEquals("delta"u8))
+                {
+                    reader.Read();
+                    ReadDelta(ref reader, ref facts, text);
+                }
+                else if (reader.ValueTextEquals("usage"u8))
+                {
+                    reader.Read();
+                    ReadUsage(ref reader, ref facts, ref state.OutputTokens);
+                }
+                else if (reader.ValueTextEquals("error"u8))
+                {
+                    reader.Read();
+                    JsonChunks.ReadError(ref reader, ref facts);
+                }
+                else if (whole && reader.ValueTextEquals("model"u8))
+                {
+                    reader.Read();
+                    JsonChunks.ReadModel(ref reader, ref facts);
+                }
+                else if (whole && reader.ValueTextEquals("content"u8))
+                {
+                    reader.Read();
+                    JsonChunks.ReadTextParts(ref reader, ref facts, text);
+                }
+                else if (whole && reader.ValueTextEquals("stop_reason"u8))
+                {
+                    reader.Read();
+                    facts.End |= reader.TokenType == JsonTokenType.String;
+                }
+                else
+                {
+                    JsonChunks.SkipValue(ref reader);
+                }
+            }
         }
 
         /// <summary><c>message_start.message</c>: the model and the prompt count.</summary>
         private static void ReadMessageStart(ref Utf8JsonReader reader, ref ChunkFacts facts)
         {
-            if (reader.TokenType != JsonTokenType.StartObject)
+            if (!JsonChunks.IsObject(ref reader))
             {
-                reader.Skip();
                 return;
             }
 
             long? ignored = null;
-            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+            while (JsonChunks.NextProperty(ref reader))
             {
                 if (reader.ValueTextEquals("model"u8))
                 {
@@ -154,13 +165,12 @@ internal sealed class MessagesAdapter() : ApiAdapter(Api.Messages, "messages", "
         /// <summary><c>content_block_delta.delta</c>: text, tool input or thinking.</summary>
         private static void ReadDelta(ref Utf8JsonReader reader, ref ChunkFacts facts, ContentText? text)
         {
-            if (reader.TokenType != JsonTokenType.StartObject)
+            if (!JsonChunks.IsObject(ref reader))
             {
-                reader.Skip();
                 return;
             }
 
-            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+            while (JsonChunks.NextProperty(ref reader))
             {
                 if (reader.ValueTextEquals("text"u8) || reader.ValueTextEquals("partial_json"u8) || reader.ValueTextEquals("thinking"u8))
                 {
@@ -174,31 +184,18 @@ internal sealed class MessagesAdapter() : ApiAdapter(Api.Messages, "messages", "
             }
         }
 
-        private static void ReadUsage(ref Utf8JsonReader reader, ref ChunkFacts facts, ref long? outputTokens)
-        {
-            if (reader.TokenType != JsonTokenType.StartObject)
-            {
-                reader.Skip();
-                return;
-            }
+        /// <summary>The output count is kept aside: only some events' count is the total.</summary>
+        private static void ReadUsage(ref Utf8JsonReader reader, ref ChunkFacts facts, ref long? outputTokens) =>
+            JsonChunks.ReadUsage(ref reader, "output_tokens"u8, "input_tokens"u8, ref outputTokens, ref facts.PromptTokens);
 
-            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
-            {
-                if (reader.ValueTextEquals("output_tokens"u8))
-                {
-                    reader.Read();
-                    outputTokens = JsonChunks.ReadCount(ref reader) ?? outputTokens;
-                }
-                else if (reader.ValueTextEquals("input_tokens"u8))
-                {
-                    reader.Read();
-                    facts.PromptTokens = JsonChunks.ReadCount(ref reader) ?? facts.PromptTokens;
-                }
-                else
-                {
-                    JsonChunks.SkipValue(ref reader);
-                }
-            }
+        /// <summary>What one event's JSON said that its name may not have, and the output count it reported.</summary>
+        private struct EventState
+        {
+            public bool Whole;
+            public bool Typed;
+            public Kind Kind;
+            public long? OutputTokens;
+            public bool Object;
         }
     }
 }

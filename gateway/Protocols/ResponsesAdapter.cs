@@ -47,83 +47,65 @@ internal sealed class ResponsesAdapter() : ApiAdapter(Api.Responses, "responses"
         public override void ReadEvent(ReadOnlySpan<byte> eventName, ReadOnlySpan<byte> json, ref ChunkFacts facts, ContentText? text)
         {
             var mark = text?.Length ?? 0;
-            var kind = eventName.IsEmpty ? Kind.Other : Classify(eventName);
-            var delta = false;
-            try
+            var state = new EventState { Named = !eventName.IsEmpty, Kind = eventName.IsEmpty ? Kind.Other : Classify(eventName) };
+            if (!JsonChunks.Read(json, ref facts, text, ref state, ReadEventObject) || !state.Object)
             {
-                var reader = new Utf8JsonReader(json, new JsonReaderOptions { MaxDepth = 64 });
-                if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
-                {
-                    return;
-                }
-
-                while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
-                {
-                    if (reader.ValueTextEquals("type"u8))
-                    {
-                        reader.Read();
-                        if (eventName.IsEmpty && reader.TokenType == JsonTokenType.String && !reader.ValueIsEscaped)
-                        {
-                            kind = Classify(reader.ValueSpan);
-                        }
-                    }
-                    else if (reader.ValueTextEquals("delta"u8))
-                    {
-                        reader.Read();
-                        JsonChunks.ReadText(ref reader, ref facts, text);
-                        delta = facts.HasContent;
-                    }
-                    else if (reader.ValueTextEquals("response"u8))
-                    {
-                        reader.Read();
-                        ReadResponse(ref reader, ref facts, text: null, whole: false);
-                    }
-                    else if (reader.ValueTextEquals("error"u8))
-                    {
-                        reader.Read();
-                        facts.Error |= reader.TokenType != JsonTokenType.Null;
-                        reader.Skip();
-                    }
-                    else
-                    {
-                        JsonChunks.SkipValue(ref reader);
-                    }
-                }
-            }
-            catch (Exception ex) when (ex is JsonException or InvalidOperationException)
-            {
-                text?.Truncate(mark);
-                facts = default(ChunkFacts) with { WantModel = facts.WantModel };
                 return;
             }
 
-            if (kind != Kind.Delta && delta)
+            if (state.Kind != Kind.Delta && state.Delta)
             {
                 // A "delta" outside a *.delta event (audio, or an unknown event) is not text output.
                 text?.Truncate(mark);
                 facts.HasContent = false;
             }
 
-            facts.End |= kind == Kind.End;
-            facts.Error |= kind == Kind.Error;
+            facts.End |= state.Kind == Kind.End;
+            facts.Error |= state.Kind == Kind.Error;
         }
 
         /// <summary>The whole response object of <c>"stream": false</c>.</summary>
-        public override void ReadBody(ReadOnlySpan<byte> json, ref ChunkFacts facts, ContentText? text)
+        public override void ReadBody(ReadOnlySpan<byte> json, ref ChunkFacts facts, ContentText? text) =>
+            JsonChunks.Read(json, ref facts, text, static (ref reader, ref facts, text) => ReadResponse(ref reader, ref facts, text, whole: true));
+
+        private static void ReadEventObject(ref Utf8JsonReader reader, ref ChunkFacts facts, ContentText? text, ref EventState state)
         {
-            var mark = text?.Length ?? 0;
-            try
+            if (reader.TokenType != JsonTokenType.StartObject)
             {
-                var reader = new Utf8JsonReader(json, new JsonReaderOptions { MaxDepth = 64 });
-                if (reader.Read())
-                {
-                    ReadResponse(ref reader, ref facts, text, whole: true);
-                }
+                return;
             }
-            catch (Exception ex) when (ex is JsonException or InvalidOperationException)
+
+            state.Object = true;
+            while (JsonChunks.NextProperty(ref reader))
             {
-                text?.Truncate(mark);
-                facts = default(ChunkFacts) with { WantModel = facts.WantModel };
+                if (reader.ValueTextEquals("type"u8))
+                {
+                    reader.Read();
+                    if (!state.Named && reader.TokenType == JsonTokenType.String && !reader.ValueIsEscaped)
+                    {
+                        state.Kind = Classify(reader.ValueSpan);
+                    }
+                }
+                else if (reader.ValueTextEquals("delta"u8))
+                {
+                    reader.Read();
+                    JsonChunks.ReadText(ref reader, ref facts, text);
+                    state.Delta = facts.HasContent;
+                }
+                else if (reader.ValueTextEquals("response"u8))
+                {
+                    reader.Read();
+                    ReadResponse(ref reader, ref facts, text: null, whole: false);
+                }
+                else if (reader.ValueTextEquals("error"u8))
+                {
+                    reader.Read();
+                    JsonChunks.ReadError(ref reader, ref facts);
+                }
+                else
+                {
+                    JsonChunks.SkipValue(ref reader);
+                }
             }
         }
 
@@ -136,13 +118,12 @@ internal sealed class ResponsesAdapter() : ApiAdapter(Api.Responses, "responses"
         /// <summary>A response object: its model, usage, status and (for a whole body) output text.</summary>
         private static void ReadResponse(ref Utf8JsonReader reader, ref ChunkFacts facts, ContentText? text, bool whole)
         {
-            if (reader.TokenType != JsonTokenType.StartObject)
+            if (!JsonChunks.IsObject(ref reader))
             {
-                reader.Skip();
                 return;
             }
 
-            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+            while (JsonChunks.NextProperty(ref reader))
             {
                 if (reader.ValueTextEquals("model"u8))
                 {
@@ -152,7 +133,7 @@ internal sealed class ResponsesAdapter() : ApiAdapter(Api.Responses, "responses"
                 else if (reader.ValueTextEquals("usage"u8))
                 {
                     reader.Read();
-                    ReadUsage(ref reader, ref facts);
+                    JsonChunks.ReadUsage(ref reader, "output_tokens"u8, "input_tokens"u8, ref facts.CompletionTokens, ref facts.PromptTokens);
                 }
                 else if (reader.ValueTextEquals("status"u8) && whole)
                 {
@@ -162,8 +143,9 @@ internal sealed class ResponsesAdapter() : ApiAdapter(Api.Responses, "responses"
                 }
                 else if (reader.ValueTextEquals("output"u8) && whole)
                 {
+                    // output[].content[].text
                     reader.Read();
-                    ReadOutput(ref reader, ref facts, text);
+                    JsonChunks.ReadFieldOfEach(ref reader, ref facts, text, "content"u8, JsonChunks.ReadTextParts);
                 }
                 else
                 {
@@ -172,57 +154,13 @@ internal sealed class ResponsesAdapter() : ApiAdapter(Api.Responses, "responses"
             }
         }
 
-        private static void ReadUsage(ref Utf8JsonReader reader, ref ChunkFacts facts)
+        /// <summary>What one event's JSON said that its name may not have: its type, whether a delta held text.</summary>
+        private struct EventState
         {
-            if (reader.TokenType != JsonTokenType.StartObject)
-            {
-                reader.Skip();
-                return;
-            }
-
-            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
-            {
-                if (reader.ValueTextEquals("output_tokens"u8))
-                {
-                    reader.Read();
-                    facts.CompletionTokens = JsonChunks.ReadCount(ref reader) ?? facts.CompletionTokens;
-                }
-                else if (reader.ValueTextEquals("input_tokens"u8))
-                {
-                    reader.Read();
-                    facts.PromptTokens = JsonChunks.ReadCount(ref reader) ?? facts.PromptTokens;
-                }
-                else
-                {
-                    JsonChunks.SkipValue(ref reader);
-                }
-            }
-        }
-
-        /// <summary><c>output[].content[].text</c> of a whole response.</summary>
-        private static void ReadOutput(ref Utf8JsonReader reader, ref ChunkFacts facts, ContentText? text)
-        {
-            if (reader.TokenType != JsonTokenType.StartArray)
-            {
-                reader.Skip();
-                return;
-            }
-
-            while (reader.Read() && reader.TokenType == JsonTokenType.StartObject)
-            {
-                while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
-                {
-                    if (reader.ValueTextEquals("content"u8))
-                    {
-                        reader.Read();
-                        JsonChunks.ReadTextParts(ref reader, ref facts, text, "text"u8);
-                    }
-                    else
-                    {
-                        JsonChunks.SkipValue(ref reader);
-                    }
-                }
-            }
+            public bool Named;
+            public Kind Kind;
+            public bool Delta;
+            public bool Object;
         }
     }
 }

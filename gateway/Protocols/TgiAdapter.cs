@@ -44,13 +44,12 @@ internal sealed class TgiAdapter() : ApiAdapter(Api.Tgi, "tgi", "text_completion
 
         private static void ReadObject(ref Utf8JsonReader reader, ref ChunkFacts facts, ContentText? text, bool whole)
         {
-            if (reader.TokenType != JsonTokenType.StartObject)
+            if (!JsonChunks.IsObject(ref reader))
             {
-                reader.Skip();
                 return;
             }
 
-            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+            while (JsonChunks.NextProperty(ref reader))
             {
                 if (reader.ValueTextEquals("token"u8) && !whole)
                 {
@@ -68,14 +67,14 @@ internal sealed class TgiAdapter() : ApiAdapter(Api.Tgi, "tgi", "text_completion
                 }
                 else if (reader.ValueTextEquals("details"u8))
                 {
+                    // details.generated_tokens; TGI reports no prompt count.
                     reader.Read();
-                    ReadDetails(ref reader, ref facts);
+                    JsonChunks.ReadUsage(ref reader, "generated_tokens"u8, promptField: [], ref facts.CompletionTokens, ref facts.PromptTokens);
                 }
                 else if (reader.ValueTextEquals("error"u8))
                 {
                     reader.Read();
-                    facts.Error |= reader.TokenType != JsonTokenType.Null;
-                    reader.Skip();
+                    JsonChunks.ReadError(ref reader, ref facts);
                 }
                 else
                 {
@@ -88,15 +87,14 @@ internal sealed class TgiAdapter() : ApiAdapter(Api.Tgi, "tgi", "text_completion
         /// special tokens (end of sequence) are not output.</summary>
         private static void ReadToken(ref Utf8JsonReader reader, ref ChunkFacts facts, ContentText? text)
         {
-            if (reader.TokenType != JsonTokenType.StartObject)
+            if (!JsonChunks.IsObject(ref reader))
             {
-                reader.Skip();
                 return;
             }
 
             var special = false;
             var mark = text?.Length ?? 0;
-            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+            while (JsonChunks.NextProperty(ref reader))
             {
                 if (reader.ValueTextEquals("text"u8))
                 {
@@ -128,28 +126,6 @@ internal sealed class TgiAdapter() : ApiAdapter(Api.Tgi, "tgi", "text_completion
             }
 
             facts.HasContent = true;
-        }
-
-        private static void ReadDetails(ref Utf8JsonReader reader, ref ChunkFacts facts)
-        {
-            if (reader.TokenType != JsonTokenType.StartObject)
-            {
-                reader.Skip();
-                return;
-            }
-
-            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
-            {
-                if (reader.ValueTextEquals("generated_tokens"u8))
-                {
-                    reader.Read();
-                    facts.CompletionTokens = JsonChunks.ReadCount(ref reader) ?? facts.CompletionTokens;
-                }
-                else
-                {
-                    JsonChunks.SkipValue(ref reader);
-                }
-            }
         }
     }
 }
