@@ -1,5 +1,7 @@
 using System.Buffers;
 using System.Globalization;
+using System.Text;
+using System.Text.Json;
 
 namespace MockLlm.Generation;
 
@@ -34,6 +36,35 @@ internal abstract class ChunkWriter
         var span = output.GetSpan(20);
         value.TryFormat(span, out var written, default, CultureInfo.InvariantCulture);
         output.Advance(written);
+    }
+}
+
+/// <summary>Server-sent events, flushed as they are written.</summary>
+internal abstract class SseWriter : ChunkWriter
+{
+    public sealed override string ContentType => "text/event-stream";
+
+    public sealed override bool Streams => true;
+
+    /// <summary>Writes the <c>event:</c> line and opens the data object with a <c>type</c> that repeats the
+    /// name, as Anthropic's and the Responses API's named events do.</summary>
+    protected static Utf8JsonWriter BeginEvent(IBufferWriter<byte> output, string name)
+    {
+        output.Write("event: "u8);
+        Encoding.UTF8.GetBytes(name, output);
+        output.Write("\ndata: "u8);
+        var json = new Utf8JsonWriter(output);
+        json.WriteStartObject();
+        json.WriteString("type", name);
+        return json;
+    }
+
+    /// <summary>Closes the data object of <see cref="BeginEvent"/> and the event.</summary>
+    protected static void EndEvent(IBufferWriter<byte> output, Utf8JsonWriter json)
+    {
+        json.WriteEndObject();
+        json.Dispose();
+        output.Write("\n\n"u8);
     }
 }
 

@@ -10,12 +10,8 @@ internal static class AnthropicEndpoints
 {
     public static IEndpointRouteBuilder MapAnthropic(this IEndpointRouteBuilder endpoints)
     {
-        endpoints.MapPost("/v1/messages", static context => context.RequestServices.GetRequiredService<TokenStreamer>().HandleAsync(
-            context,
-            Parse,
-            static g => g.Request.Stream ? new AnthropicStreamWriter(g) : new AnthropicBodyWriter(g),
-            ErrorShape.Anthropic));
-
+        endpoints.MapGeneration(
+            "/v1/messages", Parse, static g => g.Request.Stream ? new AnthropicStreamWriter(g) : new AnthropicBodyWriter(g), ErrorShape.Anthropic);
         return endpoints;
     }
 

@@ -7,16 +7,11 @@ namespace MockLlm.Protocols;
 /// <summary>Messages SSE: <c>message_start</c>, one text block (<c>content_block_start</c>, a <c>ping</c>, one
 /// <c>content_block_delta</c> per token, <c>content_block_stop</c>), <c>message_delta</c> with the stop reason and
 /// the running output total, <c>message_stop</c>. Every event is named: the official SDKs skip unnamed ones.</summary>
-internal sealed class AnthropicStreamWriter(GenerationContext generation) : ChunkWriter
+internal sealed class AnthropicStreamWriter(GenerationContext generation) : SseWriter
 {
-    public override string ContentType => "text/event-stream";
-
-    public override bool Streams => true;
-
     public override void WriteStart(IBufferWriter<byte> output)
     {
-        var json = BeginEvent(output, "message_start"u8);
-        json.WriteString("type", "message_start");
+        var json = BeginEvent(output, "message_start");
         json.WritePropertyName("message");
         AnthropicShapes.WriteMessage(json, generation, finished: false, text: default, outputTokens: 1);
         EndEvent(output, json);
@@ -37,8 +32,7 @@ internal sealed class AnthropicStreamWriter(GenerationContext generation) : Chun
     {
         output.Write("event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n"u8);
 
-        var json = BeginEvent(output, "message_delta"u8);
-        json.WriteString("type", "message_delta");
+        var json = BeginEvent(output, "message_delta");
         json.WriteStartObject("delta");
         json.WriteString("stop_reason", AnthropicShapes.StopReason(generation));
         json.WriteNull("stop_sequence");
@@ -49,23 +43,6 @@ internal sealed class AnthropicStreamWriter(GenerationContext generation) : Chun
         EndEvent(output, json);
 
         output.Write("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"u8);
-    }
-
-    private static Utf8JsonWriter BeginEvent(IBufferWriter<byte> output, ReadOnlySpan<byte> name)
-    {
-        output.Write("event: "u8);
-        output.Write(name);
-        output.Write("\ndata: "u8);
-        var json = new Utf8JsonWriter(output);
-        json.WriteStartObject();
-        return json;
-    }
-
-    private static void EndEvent(IBufferWriter<byte> output, Utf8JsonWriter json)
-    {
-        json.WriteEndObject();
-        json.Dispose();
-        output.Write("\n\n"u8);
     }
 }
 

@@ -72,32 +72,24 @@ internal static class ErrorResponse
                 json.WriteEndObject();
                 break;
             case ErrorShape.Gemini:
-                json.WriteStartObject("error");
-                json.WriteNumber("code", statusCode);
-                json.WriteString("message", message);
-                json.WriteString("status", statusCode switch
+                WriteCodedError(json, statusCode, message, "status", statusCode switch
                 {
                     StatusCodes.Status404NotFound => "NOT_FOUND",
                     < 500 => "INVALID_ARGUMENT",
                     _ => "INTERNAL",
                 });
-                json.WriteEndObject();
                 break;
             case ErrorShape.Tgi:
                 json.WriteString("error", message);
                 json.WriteString("error_type", statusCode < 500 ? "validation" : "generation");
                 break;
             case ErrorShape.LlamaCpp:
-                json.WriteStartObject("error");
-                json.WriteNumber("code", statusCode);
-                json.WriteString("message", message);
-                json.WriteString("type", statusCode switch
+                WriteCodedError(json, statusCode, message, "type", statusCode switch
                 {
                     StatusCodes.Status404NotFound => "not_found_error",
                     < 500 => "invalid_request_error",
                     _ => "server_error",
                 });
-                json.WriteEndObject();
                 break;
             default:
                 json.WriteStartObject("error");
@@ -109,6 +101,17 @@ internal static class ErrorResponse
                 break;
         }
 
+        json.WriteEndObject();
+    }
+
+    /// <summary>Gemini's and llama.cpp's <c>"error"</c> object: the HTTP status as <c>code</c>, the message, and
+    /// the API's own name for the kind of error.</summary>
+    private static void WriteCodedError(Utf8JsonWriter json, int statusCode, string message, string kindField, string kind)
+    {
+        json.WriteStartObject("error");
+        json.WriteNumber("code", statusCode);
+        json.WriteString("message", message);
+        json.WriteString(kindField, kind);
         json.WriteEndObject();
     }
 }

@@ -20,7 +20,7 @@ internal static class GeminiEndpoints
 
     private static Task HandleAsync(HttpContext context)
     {
-        var streamer = context.RequestServices.GetRequiredService<TokenStreamer>();
+        var streamer = GenerationEndpoints.Streamer(context);
         var modelAndMethod = context.Request.RouteValues["modelAndMethod"] as string ?? string.Empty;
         var colon = modelAndMethod.LastIndexOf(':');
         var model = colon > 0 ? modelAndMethod[..colon] : string.Empty;

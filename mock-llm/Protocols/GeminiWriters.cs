@@ -7,7 +7,7 @@ namespace MockLlm.Protocols;
 
 /// <summary>Gemini SSE, framed with CRLF as Google's servers frame it: one <c>GenerateContentResponse</c> per
 /// token, each with the running <c>usageMetadata</c>; the last token's chunk carries <c>finishReason</c>.</summary>
-internal sealed class GeminiStreamWriter : ChunkWriter
+internal sealed class GeminiStreamWriter : SseWriter
 {
     private readonly GenerationContext _generation;
     private readonly byte[] _usageHead;
@@ -29,10 +29,6 @@ internal sealed class GeminiStreamWriter : ChunkWriter
         static byte[] UsageHead(string finish, int prompt) => Encoding.UTF8.GetBytes(
             $"\"}}],\"role\":\"model\"}},{finish}\"index\":0}}],\"usageMetadata\":{{\"promptTokenCount\":{prompt},\"candidatesTokenCount\":");
     }
-
-    public override string ContentType => "text/event-stream";
-
-    public override bool Streams => true;
 
     public override bool EndsOnLastToken => true;
 

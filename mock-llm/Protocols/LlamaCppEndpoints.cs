@@ -9,12 +9,8 @@ internal static class LlamaCppEndpoints
 {
     public static IEndpointRouteBuilder MapLlamaCpp(this IEndpointRouteBuilder endpoints)
     {
-        endpoints.MapPost("/completion", static context => context.RequestServices.GetRequiredService<TokenStreamer>().HandleAsync(
-            context,
-            Parse,
-            static g => g.Request.Stream ? new LlamaCppStreamWriter(g) : new LlamaCppBodyWriter(g),
-            ErrorShape.LlamaCpp));
-
+        endpoints.MapGeneration(
+            "/completion", Parse, static g => g.Request.Stream ? new LlamaCppStreamWriter(g) : new LlamaCppBodyWriter(g), ErrorShape.LlamaCpp);
         return endpoints;
     }
 

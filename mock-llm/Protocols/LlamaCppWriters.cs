@@ -7,7 +7,7 @@ namespace MockLlm.Protocols;
 
 /// <summary>llama.cpp's <c>/completion</c> SSE: one partial result per token with the running
 /// <c>tokens_predicted</c>, then a <c>"stop": true</c> result with the counts, stop type and timings.</summary>
-internal sealed class LlamaCppStreamWriter : ChunkWriter
+internal sealed class LlamaCppStreamWriter : SseWriter
 {
     private readonly GenerationContext _generation;
     private readonly byte[] _tokenSuffix;
@@ -20,10 +20,6 @@ internal sealed class LlamaCppStreamWriter : ChunkWriter
         // Built once per request so each token is span copies plus one count; tokens are JSON-safe ASCII.
         _tokenSuffix = Encoding.UTF8.GetBytes($",\"tokens_evaluated\":{generation.Script.PromptTokens}}}\n\n");
     }
-
-    public override string ContentType => "text/event-stream";
-
-    public override bool Streams => true;
 
     public override void WriteToken(IBufferWriter<byte> output, ReadOnlySpan<byte> token)
     {

@@ -11,15 +11,15 @@ internal static class OpenAiEndpoints
 
     public static IEndpointRouteBuilder MapOpenAi(this IEndpointRouteBuilder endpoints)
     {
-        endpoints.MapPost("/v1/chat/completions", static context => Streamer(context).HandleAsync(
-            context,
+        endpoints.MapGeneration(
+            "/v1/chat/completions",
             GenerationRequest.ParseOpenAiChat,
-            static g => g.Request.Stream ? new OpenAiStreamWriter(g, OpenAiFlavor.Chat) : new OpenAiResponseWriter(g, OpenAiFlavor.Chat)));
+            static g => g.Request.Stream ? new OpenAiStreamWriter(g, OpenAiFlavor.Chat) : new OpenAiResponseWriter(g, OpenAiFlavor.Chat));
 
-        endpoints.MapPost("/v1/completions", static context => Streamer(context).HandleAsync(
-            context,
+        endpoints.MapGeneration(
+            "/v1/completions",
             GenerationRequest.ParseOpenAiCompletion,
-            static g => g.Request.Stream ? new OpenAiStreamWriter(g, OpenAiFlavor.Completion) : new OpenAiResponseWriter(g, OpenAiFlavor.Completion)));
+            static g => g.Request.Stream ? new OpenAiStreamWriter(g, OpenAiFlavor.Completion) : new OpenAiResponseWriter(g, OpenAiFlavor.Completion));
 
         endpoints.MapGet("/v1/models", static (IOptions<MockLlmOptions> options) =>
         {
@@ -35,8 +35,6 @@ internal static class OpenAiEndpoints
 
         return endpoints;
     }
-
-    private static TokenStreamer Streamer(HttpContext context) => context.RequestServices.GetRequiredService<TokenStreamer>();
 
     internal sealed record ModelList(
         [property: JsonPropertyName("object")] string Object,

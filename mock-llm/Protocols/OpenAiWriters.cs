@@ -15,7 +15,7 @@ internal enum OpenAiFlavor
 }
 
 /// <summary>SSE in OpenAI's shape: role chunk (chat), one chunk per token, finish chunk, optional usage chunk, [DONE].</summary>
-internal sealed class OpenAiStreamWriter : ChunkWriter
+internal sealed class OpenAiStreamWriter : SseWriter
 {
     private readonly GenerationContext _generation;
     private readonly OpenAiFlavor _flavor;
@@ -37,10 +37,6 @@ internal sealed class OpenAiStreamWriter : ChunkWriter
             ? "\"},\"logprobs\":null,\"finish_reason\":null}]}\n\n"
             : "\",\"logprobs\":null,\"finish_reason\":null}]}\n\n");
     }
-
-    public override string ContentType => "text/event-stream";
-
-    public override bool Streams => true;
 
     public override void WriteStart(IBufferWriter<byte> output)
     {

@@ -10,11 +10,7 @@ internal static class ResponsesEndpoints
 {
     public static IEndpointRouteBuilder MapResponses(this IEndpointRouteBuilder endpoints)
     {
-        endpoints.MapPost("/v1/responses", static context => context.RequestServices.GetRequiredService<TokenStreamer>().HandleAsync(
-            context,
-            Parse,
-            static g => g.Request.Stream ? new ResponsesStreamWriter(g) : new ResponsesBodyWriter(g)));
-
+        endpoints.MapGeneration("/v1/responses", Parse, static g => g.Request.Stream ? new ResponsesStreamWriter(g) : new ResponsesBodyWriter(g));
         return endpoints;
     }
 

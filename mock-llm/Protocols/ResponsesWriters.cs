@@ -9,7 +9,7 @@ namespace MockLlm.Protocols;
 /// counts up from 0: created, in_progress, the message item and its text part, one
 /// <c>response.output_text.delta</c> per token, the done events, then <c>response.completed</c>
 /// (or <c>response.incomplete</c> when <c>max_output_tokens</c> stopped it).</summary>
-internal sealed class ResponsesStreamWriter : ChunkWriter
+internal sealed class ResponsesStreamWriter : SseWriter
 {
     private readonly GenerationContext _generation;
     private readonly byte[] _deltaPrefix;
@@ -27,29 +27,25 @@ internal sealed class ResponsesStreamWriter : ChunkWriter
             $",\"item_id\":\"{ResponsesShapes.ItemId(generation)}\",\"output_index\":0,\"content_index\":0,\"delta\":\"");
     }
 
-    public override string ContentType => "text/event-stream";
-
-    public override bool Streams => true;
-
     public override void WriteStart(IBufferWriter<byte> output)
     {
-        var json = BeginEvent(output, "response.created");
+        var json = BeginSequenced(output, "response.created");
         json.WritePropertyName("response");
         ResponsesShapes.WriteResponse(json, _generation, finished: false, text: default, outputTokens: 0);
         EndEvent(output, json);
 
-        json = BeginEvent(output, "response.in_progress");
+        json = BeginSequenced(output, "response.in_progress");
         json.WritePropertyName("response");
         ResponsesShapes.WriteResponse(json, _generation, finished: false, text: default, outputTokens: 0);
         EndEvent(output, json);
 
-        json = BeginEvent(output, "response.output_item.added");
+        json = BeginSequenced(output, "response.output_item.added");
         json.WriteNumber("output_index", 0);
         json.WritePropertyName("item");
         ResponsesShapes.WriteMessageItem(json, _generation, finished: false, text: default);
         EndEvent(output, json);
 
-        json = BeginEvent(output, "response.content_part.added");
+        json = BeginSequenced(output, "response.content_part.added");
         WritePartPosition(json);
         json.WritePropertyName("part");
         ResponsesShapes.WriteTextPart(json, []);
@@ -71,26 +67,26 @@ internal sealed class ResponsesStreamWriter : ChunkWriter
         _generation.Script.WriteText(buffer, stats.TokensSent);
         var text = buffer.WrittenSpan;
 
-        var json = BeginEvent(output, "response.output_text.done");
+        var json = BeginSequenced(output, "response.output_text.done");
         WritePartPosition(json);
         json.WriteString("text", text);
         json.WriteStartArray("logprobs");
         json.WriteEndArray();
         EndEvent(output, json);
 
-        json = BeginEvent(output, "response.content_part.done");
+        json = BeginSequenced(output, "response.content_part.done");
         WritePartPosition(json);
         json.WritePropertyName("part");
         ResponsesShapes.WriteTextPart(json, text);
         EndEvent(output, json);
 
-        json = BeginEvent(output, "response.output_item.done");
+        json = BeginSequenced(output, "response.output_item.done");
         json.WriteNumber("output_index", 0);
         json.WritePropertyName("item");
         ResponsesShapes.WriteMessageItem(json, _generation, finished: true, text);
         EndEvent(output, json);
 
-        json = BeginEvent(output, _generation.StoppedByCap ? "response.incomplete" : "response.completed");
+        json = BeginSequenced(output, _generation.StoppedByCap ? "response.incomplete" : "response.completed");
         json.WritePropertyName("response");
         ResponsesShapes.WriteResponse(json, _generation, finished: true, text, stats.TokensSent);
         EndEvent(output, json);
@@ -103,24 +99,12 @@ internal sealed class ResponsesStreamWriter : ChunkWriter
         json.WriteNumber("content_index", 0);
     }
 
-    /// <summary>Writes the <c>event:</c> line and opens the data object with its type and sequence number.</summary>
-    private Utf8JsonWriter BeginEvent(IBufferWriter<byte> output, string type)
+    /// <summary>An event whose data carries the next <c>sequence_number</c> after its type.</summary>
+    private Utf8JsonWriter BeginSequenced(IBufferWriter<byte> output, string type)
     {
-        output.Write("event: "u8);
-        output.Write(Encoding.UTF8.GetBytes(type));
-        output.Write("\ndata: "u8);
-        var json = new Utf8JsonWriter(output);
-        json.WriteStartObject();
-        json.WriteString("type", type);
+        var json = BeginSequenced(output, type);
         json.WriteNumber("sequence_number", _sequence++);
         return json;
-    }
-
-    private static void EndEvent(IBufferWriter<byte> output, Utf8JsonWriter json)
-    {
-        json.WriteEndObject();
-        json.Dispose();
-        output.Write("\n\n"u8);
     }
 }
 

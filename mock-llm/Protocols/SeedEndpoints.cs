@@ -8,16 +8,14 @@ internal static class SeedEndpoints
     public static IEndpointRouteBuilder MapSeed(this IEndpointRouteBuilder endpoints)
     {
         endpoints.MapGet("/api/sse-stream", static context =>
-            Streamer(context).GenerateAsync(context, FromQuery(context), static _ => new SeedSseWriter()));
+            GenerationEndpoints.Streamer(context).GenerateAsync(context, FromQuery(context), static _ => new SeedSseWriter()));
 
         endpoints.MapGet("/api/fetch-stream", static context =>
-            Streamer(context).GenerateAsync(context, FromQuery(context), static _ => new SeedTextWriter()));
+            GenerationEndpoints.Streamer(context).GenerateAsync(context, FromQuery(context), static _ => new SeedTextWriter()));
 
         return endpoints;
     }
 
     private static GenerationRequest FromQuery(HttpContext context) =>
         new(Model: null, Stream: true, Prompt: context.Request.Query["query"].ToString(), MaxTokens: null, IncludeUsage: false);
-
-    private static TokenStreamer Streamer(HttpContext context) => context.RequestServices.GetRequiredService<TokenStreamer>();
 }

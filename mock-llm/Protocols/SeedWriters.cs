@@ -4,12 +4,8 @@ using MockLlm.Generation;
 namespace MockLlm.Protocols;
 
 /// <summary>The seed's SSE: <c>data: &lt;token&gt;</c> per token, then <c>data: [DONE]</c>.</summary>
-internal sealed class SeedSseWriter : ChunkWriter
+internal sealed class SeedSseWriter : SseWriter
 {
-    public override string ContentType => "text/event-stream";
-
-    public override bool Streams => true;
-
     public override void WriteToken(IBufferWriter<byte> output, ReadOnlySpan<byte> token)
     {
         output.Write("data: "u8);

@@ -10,18 +10,8 @@ internal static class TgiEndpoints
 {
     public static IEndpointRouteBuilder MapTgi(this IEndpointRouteBuilder endpoints)
     {
-        endpoints.MapPost("/generate_stream", static context => Streamer(context).HandleAsync(
-            context,
-            static root => Parse(root, stream: true),
-            static g => new TgiStreamWriter(g),
-            ErrorShape.Tgi));
-
-        endpoints.MapPost("/generate", static context => Streamer(context).HandleAsync(
-            context,
-            static root => Parse(root, stream: false),
-            static g => new TgiBodyWriter(g),
-            ErrorShape.Tgi));
-
+        endpoints.MapGeneration("/generate_stream", static root => Parse(root, stream: true), static g => new TgiStreamWriter(g), ErrorShape.Tgi);
+        endpoints.MapGeneration("/generate", static root => Parse(root, stream: false), static g => new TgiBodyWriter(g), ErrorShape.Tgi);
         return endpoints;
     }
 
@@ -41,6 +31,4 @@ internal static class TgiEndpoints
 
         return new GenerationRequest(Model: null, stream, inputs, maxNewTokens, IncludeUsage: false) { Details = details };
     }
-
-    private static TokenStreamer Streamer(HttpContext context) => context.RequestServices.GetRequiredService<TokenStreamer>();
 }

@@ -7,13 +7,9 @@ namespace MockLlm.Protocols;
 /// <summary>TGI's SSE (<c>data:</c> with no space, as its server writes it): one <c>StreamResponse</c> per
 /// token, <c>index</c> counting from 1; the last token's event carries <c>generated_text</c> and, when
 /// the request asked for them, <c>details</c>.</summary>
-internal sealed class TgiStreamWriter(GenerationContext generation) : ChunkWriter
+internal sealed class TgiStreamWriter(GenerationContext generation) : SseWriter
 {
     private int _tokensSent;
-
-    public override string ContentType => "text/event-stream";
-
-    public override bool Streams => true;
 
     public override bool EndsOnLastToken => true;
 
