@@ -102,7 +102,7 @@ internal sealed class ResponsesStreamWriter : SseWriter
     /// <summary>An event whose data carries the next <c>sequence_number</c> after its type.</summary>
     private Utf8JsonWriter BeginSequenced(IBufferWriter<byte> output, string type)
     {
-        var json = BeginSequenced(output, type);
+        var json = BeginEvent(output, type);
         json.WriteNumber("sequence_number", _sequence++);
         return json;
     }
