@@ -1,7 +1,5 @@
 using Gateway.Bench.Load;
-using Gateway.Bench.Proxies;
 using Gateway.Bench.Report;
-using Gateway.Bench.Upstream;
 using MockLlm;
 
 namespace Gateway.Bench;

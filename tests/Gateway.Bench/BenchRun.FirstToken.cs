@@ -2,10 +2,7 @@ using System.Diagnostics;
 using System.Net.Http.Headers;
 using System.Text;
 using Gateway.Bench.Load;
-using Gateway.Bench.Proxies;
 using Gateway.Bench.Report;
-using Gateway.Bench.Upstream;
-using MockLlm;
 
 namespace Gateway.Bench;
 

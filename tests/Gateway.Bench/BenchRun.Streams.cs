@@ -3,8 +3,6 @@ using System.Net;
 using Gateway.Bench.Load;
 using Gateway.Bench.Proxies;
 using Gateway.Bench.Report;
-using Gateway.Bench.Upstream;
-using MockLlm;
 
 namespace Gateway.Bench;
 

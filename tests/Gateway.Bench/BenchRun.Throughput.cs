@@ -1,8 +1,6 @@
 using System.Diagnostics;
 using Gateway.Bench.Load;
-using Gateway.Bench.Proxies;
 using Gateway.Bench.Report;
-using Gateway.Bench.Upstream;
 using MockLlm;
 
 namespace Gateway.Bench;

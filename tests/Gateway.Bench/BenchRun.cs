@@ -1,8 +1,5 @@
 using System.Diagnostics;
 using System.Net;
-using System.Net.Http.Headers;
-using System.Text;
-using Gateway.Bench.Load;
 using Gateway.Bench.Proxies;
 using Gateway.Bench.Report;
 using Gateway.Bench.Upstream;
