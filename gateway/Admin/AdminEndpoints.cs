@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json.Serialization;
 using Gateway.Sessions;
+using Gateway.Telemetry;
 using Microsoft.Extensions.Options;
 
 namespace Gateway.Admin;
@@ -49,14 +50,14 @@ internal static class AdminEndpoints
             var now = time.GetTimestamp();
             var streams = registry.Snapshot()
                 .Select(l => new AdminStream(l.Id, l.Route, l.Model, Math.Round(time.GetElapsedTime(l.StartedAt, now).TotalSeconds, 3),
-                    l.TokensSoFar, l.Key.Fingerprint(), l.Reason == CancelReason.None ? null : l.Reason.ToLabel()))
+                    l.TokensSoFar, l.Key.Fingerprint(), l.Reason == StreamOutcome.None ? null : l.Reason.ToLabel()))
                 .OrderBy(s => s.Id)
                 .ToArray();
             return Results.Json(streams, AdminJson.Default.AdminStreamArray);
         });
 
         admin.MapDelete("/streams/{id:long}", (long id, SessionRegistry registry) =>
-            registry.Cancel(id, CancelReason.Stopped)
+            registry.Cancel(id, StreamOutcome.Stopped)
                 ? Results.NoContent()
                 : Results.Json(new AdminError("No active stream with this id."), AdminJson.Default.AdminError, statusCode: StatusCodes.Status404NotFound));
         return endpoints;

@@ -1,6 +1,7 @@
 using System.ComponentModel.DataAnnotations;
 using Gateway.Health;
 using Gateway.Sessions;
+using Gateway.Telemetry;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 
@@ -59,7 +60,7 @@ internal sealed partial class GracefulShutdown(
         catch (OperationCanceledException)
         {
             // Leases first, so a keyed stream's own reason says shutdown; then the token every stream shares.
-            registry.CancelAll(CancelReason.Shutdown);
+            registry.CancelAll(StreamOutcome.Shutdown);
             var remaining = streams.Active;
             streams.Cancel();
             Log.DrainDeadlinePassed(logger, remaining);

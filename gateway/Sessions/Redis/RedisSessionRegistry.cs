@@ -206,13 +206,13 @@ internal sealed class RedisSessionRegistry : ISessionRegistry, IAsyncDisposable
         var hash = Hash(lease.Key.Value);
         if (!_tracked.TryGetValue(hash, out var tracked) || tracked.Lease != lease)
         {
-            return lease.Reason == CancelReason.None;
+            return lease.Reason == StreamOutcome.None;
         }
 
         await tracked.Claimed;
         if (!tracked.Held || tracked.Epoch <= 0 || !Available || _redis is not { } redis)
         {
-            return lease.Reason == CancelReason.None;
+            return lease.Reason == StreamOutcome.None;
         }
 
         try
@@ -221,10 +221,10 @@ internal sealed class RedisSessionRegistry : ISessionRegistry, IAsyncDisposable
                 [OwnerKey(hash), HeldKey(hash)], [tracked.OwnerValue(ReplicaId)]).WaitAsync(_options.RedisTimeout, _time);
             if (kept == 1)
             {
-                return lease.Reason == CancelReason.None;
+                return lease.Reason == StreamOutcome.None;
             }
 
-            if (lease.TryCancel(CancelReason.Superseded, _time.GetTimestamp()))
+            if (lease.TryCancel(StreamOutcome.Superseded, _time.GetTimestamp()))
             {
                 RedisRegistryLog.SupersededRemotely(_logger, lease.Key.Fingerprint());
             }
@@ -234,7 +234,7 @@ internal sealed class RedisSessionRegistry : ISessionRegistry, IAsyncDisposable
         catch (Exception ex) when (IsRedisFailure(ex))
         {
             MarkUnavailable(ex);
-            return lease.Reason == CancelReason.None;
+            return lease.Reason == StreamOutcome.None;
         }
     }
 
@@ -270,7 +270,7 @@ internal sealed class RedisSessionRegistry : ISessionRegistry, IAsyncDisposable
             }
         }
 
-        var cancelled = CancelHere(hashes, CancelReason.Stopped);
+        var cancelled = CancelHere(hashes, StreamOutcome.Stopped);
         if (!Available || _redis is not { } redis || hashes.Count == 0)
         {
             return cancelled;
@@ -324,7 +324,7 @@ internal sealed class RedisSessionRegistry : ISessionRegistry, IAsyncDisposable
     }
 
     /// <summary>Cancels this replica's streams under <paramref name="hashes"/>; returns how many it ended.</summary>
-    private int CancelHere(IEnumerable<string> hashes, CancelReason reason)
+    private int CancelHere(IEnumerable<string> hashes, StreamOutcome reason)
     {
         var cancelled = 0;
         foreach (var hash in hashes)
@@ -346,7 +346,7 @@ internal sealed class RedisSessionRegistry : ISessionRegistry, IAsyncDisposable
         }
 
         // Superseded here before its turn came: the newer local claim announces instead.
-        if (tracked.Lease.Reason == CancelReason.Superseded || !Available || _redis is not { } redis)
+        if (tracked.Lease.Reason == StreamOutcome.Superseded || !Available || _redis is not { } redis)
         {
             tracked.SetLocalOnly();
             return;
@@ -401,7 +401,7 @@ internal sealed class RedisSessionRegistry : ISessionRegistry, IAsyncDisposable
     /// </summary>
     private async Task ReconcileAsync(ConnectionMultiplexer redis)
     {
-        var localOnly = _tracked.Values.Where(t => t.Epoch == 0 && t.Lease.Reason == CancelReason.None).OrderBy(t => t.Lease.Id).ToList();
+        var localOnly = _tracked.Values.Where(t => t.Epoch == 0 && t.Lease.Reason == StreamOutcome.None).OrderBy(t => t.Lease.Id).ToList();
         if (localOnly.Count == 0)
         {
             return;
@@ -417,7 +417,7 @@ internal sealed class RedisSessionRegistry : ISessionRegistry, IAsyncDisposable
             {
                 localOnly[i].SetEpoch(epoch);
             }
-            else if (localOnly[i].Lease.TryCancel(CancelReason.Superseded, _time.GetTimestamp()))
+            else if (localOnly[i].Lease.TryCancel(StreamOutcome.Superseded, _time.GetTimestamp()))
             {
                 RedisRegistryLog.SupersededRemotely(_logger, localOnly[i].Lease.Key.Fingerprint());
             }
@@ -482,7 +482,7 @@ internal sealed class RedisSessionRegistry : ISessionRegistry, IAsyncDisposable
                 tracked.Saw(epoch);
                 var mine = tracked.Epoch;
                 var newer = mine > 0 ? epoch > mine : mine == 0 && epoch > tracked.MadeAt;
-                if (newer && tracked.Lease.TryCancel(CancelReason.Superseded, _time.GetTimestamp()))
+                if (newer && tracked.Lease.TryCancel(StreamOutcome.Superseded, _time.GetTimestamp()))
                 {
                     RedisRegistryLog.SupersededRemotely(_logger, tracked.Lease.Key.Fingerprint());
                 }
@@ -490,7 +490,7 @@ internal sealed class RedisSessionRegistry : ISessionRegistry, IAsyncDisposable
                 return;
 
             case ["s", var replica, var stopId, var hashes] when replica != ReplicaId:
-                var stopped = CancelHere(hashes.Split(','), CancelReason.Stopped);
+                var stopped = CancelHere(hashes.Split(','), StreamOutcome.Stopped);
                 if (stopped > 0 && _redis is { } redis)
                 {
                     // Fire and forget: nothing on this ordered reader waits for Redis.
@@ -629,7 +629,7 @@ internal sealed class RedisSessionRegistry : ISessionRegistry, IAsyncDisposable
         var work = new List<(Tracked Tracked, Task<RedisResult> Owner)>();
         foreach (var tracked in _tracked.Values)
         {
-            if (tracked.Epoch > 0 && tracked.Lease.Reason == CancelReason.None)
+            if (tracked.Epoch > 0 && tracked.Lease.Reason == StreamOutcome.None)
             {
                 work.Add((tracked, db.ScriptEvaluateAsync(RedisScripts.Refresh, [OwnerKey(tracked.Hash)],
                     [tracked.OwnerValue(ReplicaId), _ownerTtlMs])));
@@ -647,7 +647,7 @@ internal sealed class RedisSessionRegistry : ISessionRegistry, IAsyncDisposable
             var value = (string?)owner.Result;
             var colon = value?.LastIndexOf(':') ?? -1;
             if (colon > 0 && long.TryParse(value.AsSpan(colon + 1), CultureInfo.InvariantCulture, out var epoch)
-                && epoch > tracked.Epoch && tracked.Lease.TryCancel(CancelReason.Superseded, _time.GetTimestamp()))
+                && epoch > tracked.Epoch && tracked.Lease.TryCancel(StreamOutcome.Superseded, _time.GetTimestamp()))
             {
                 RedisRegistryLog.SupersededRemotely(_logger, tracked.Lease.Key.Fingerprint());
             }
