@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.Json.Serialization;
 using Gateway.Sessions;
 using Gateway.Telemetry;
+using Gateway.Utilities;
 using Microsoft.Extensions.Options;
 
 namespace Gateway.Admin;
@@ -16,10 +17,7 @@ internal static class AdminEndpoints
 {
     public static IServiceCollection AddAdmin(this IServiceCollection services)
     {
-        services.AddOptions<AdminOptions>()
-            .BindConfiguration(AdminOptions.SectionName)
-            .ValidateDataAnnotations()
-            .ValidateOnStart();
+        services.AddGatewayOptions<AdminOptions>(AdminOptions.SectionName);
         return services;
     }
 

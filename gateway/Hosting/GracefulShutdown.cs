@@ -1,7 +1,9 @@
 using System.ComponentModel.DataAnnotations;
 using Gateway.Health;
 using Gateway.Sessions;
+using Gateway.Streams;
 using Gateway.Telemetry;
+using Gateway.Utilities;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 
@@ -78,10 +80,7 @@ internal static class GracefulShutdownExtensions
 {
     public static IServiceCollection AddGracefulShutdown(this IServiceCollection services)
     {
-        services.AddOptions<ShutdownOptions>()
-            .BindConfiguration(ShutdownOptions.SectionName)
-            .ValidateDataAnnotations()
-            .ValidateOnStart();
+        services.AddGatewayOptions<ShutdownOptions>(ShutdownOptions.SectionName);
         // Counted from StopApplication, after the readiness delay: the drain, then time to write the notices.
         services.AddOptions<HostOptions>().Configure<IOptions<ShutdownOptions>>((host, shutdown) =>
             host.ShutdownTimeout = shutdown.Value.DrainTimeout + TimeSpan.FromSeconds(5));

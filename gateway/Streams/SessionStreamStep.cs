@@ -1,5 +1,4 @@
 using Gateway.Draining;
-using Gateway.Hosting;
 using Gateway.Protocols;
 using Gateway.Savings;
 using Gateway.Sessions;

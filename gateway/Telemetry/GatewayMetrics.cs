@@ -1,9 +1,13 @@
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
-using Gateway.Savings;
-using Microsoft.Extensions.Options;
 
 namespace Gateway.Telemetry;
+
+/// <summary>The currency the cost instruments count in (pricing registers it from <c>Gateway:Pricing:Currency</c>).</summary>
+internal sealed record CostCurrency(string Code)
+{
+    public const string Default = "USD";
+}
 
 /// <summary>What one session stream's end is recorded as.</summary>
 internal readonly record struct StreamRecord(
@@ -60,11 +64,11 @@ internal sealed class GatewayMetrics
     private readonly Counter<long> _debouncePromptSaved;
     private int _redisAvailable = -1; // -1: no Redis registry configured, so no series
 
-    public GatewayMetrics(IMeterFactory meterFactory, IOptions<PricingOptions> pricing)
+    public GatewayMetrics(IMeterFactory meterFactory, CostCurrency? currency = null)
     {
         // The unit is the currency in braces, as UCUM annotates a count ("{USD}"); Prometheus drops it
         // from the name, and the currency label says it again for queries.
-        var currencyUnit = "{" + pricing.Value.Currency + "}";
+        var currencyUnit = "{" + (currency?.Code ?? CostCurrency.Default) + "}";
         var meter = meterFactory.Create(MeterName);
         _active = meter.CreateUpDownCounter<long>("llm_gateway.streams.active", "{stream}",
             "Session streams being proxied now.");

@@ -6,6 +6,7 @@ using Gateway.Telemetry;
 using Microsoft.Extensions.Options;
 using StackExchange.Redis;
 using Yarp.ReverseProxy;
+using Gateway.Utilities;
 
 namespace Gateway.Sessions.Redis;
 
@@ -687,12 +688,7 @@ internal sealed class RedisSessionRegistry : ISessionRegistry, IAsyncDisposable
     private RedisKey HeldKey(string hash) => $"{_options.RedisPrefix}:{{{hash}}}:held";
 
     /// <summary>Hex of the first 16 bytes of SHA-256: what Redis sees instead of a key or a tenant session.</summary>
-    internal static string Hash(string value)
-    {
-        Span<byte> hash = stackalloc byte[32];
-        SHA256.HashData(Encoding.UTF8.GetBytes(value), hash);
-        return Convert.ToHexStringLower(hash[..16]);
-    }
+    internal static string Hash(string value) => Hashes.Sha256Hex(value, 16);
 
     // Disposed by the container once per registration it was resolved through (itself and ISessionRegistry).
     public async ValueTask DisposeAsync()

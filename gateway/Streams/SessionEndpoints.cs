@@ -1,9 +1,10 @@
 using Gateway.Errors;
 using Gateway.Limits;
 using Gateway.Savings;
+using Gateway.Sessions;
 using Microsoft.Extensions.Options;
 
-namespace Gateway.Sessions;
+namespace Gateway.Streams;
 
 /// <summary>Endpoints about a caller's own sessions, scoped by the caller's credential exactly as
 /// streams are: one tenant can never read or touch another's session.</summary>
@@ -34,7 +35,7 @@ internal static class SessionEndpoints
                 return;
             }
 
-            SessionEndpointLog.Stopped(loggers.CreateLogger("Gateway.Sessions.SessionEndpoints"), cancelled);
+            SessionEndpointLog.Stopped(loggers.CreateLogger("Gateway.Streams.SessionEndpoints"), cancelled);
             await context.Response.WriteAsJsonAsync(new CancelResponse(sessionId, cancelled),
                 SessionJson.Default.CancelResponse, cancellationToken: context.RequestAborted);
         }).RequireRateLimiting(RateLimitOptions.PolicyName); // a stop costs every replica work: it spends the tenant's bucket

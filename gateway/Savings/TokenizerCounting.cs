@@ -1,11 +1,11 @@
 using System.Collections.Concurrent;
 using System.Text;
 using System.Threading.Channels;
-using Gateway.Savings;
+using Gateway.Tokens;
 using Microsoft.Extensions.Options;
 using Microsoft.ML.Tokenizers;
 
-namespace Gateway.Tokens;
+namespace Gateway.Savings;
 
 /// <summary>
 /// Counts the completion text of finished streams with a tiktoken encoding, on one background worker:
