@@ -71,7 +71,7 @@ internal sealed partial class GracefulShutdown(
 
     private static partial class Log
     {
-        [LoggerMessage(EventId = 400, Level = LogLevel.Warning, Message = "Drain deadline passed on shutdown; cancelled {Count} active stream(s)")]
+        [LoggerMessage(EventId = EventIds.DrainDeadlinePassed, Level = LogLevel.Warning, Message = "Drain deadline passed on shutdown; cancelled {Count} active stream(s)")]
         public static partial void DrainDeadlinePassed(ILogger logger, int count);
     }
 }

@@ -2,6 +2,7 @@ using Gateway.Errors;
 using Gateway.Limits;
 using Gateway.Savings;
 using Gateway.Sessions;
+using Gateway.Telemetry;
 using Microsoft.Extensions.Options;
 
 namespace Gateway.Streams;
@@ -65,7 +66,7 @@ internal sealed record CancelResponse(string SessionId, int Cancelled);
 
 internal static partial class SessionEndpointLog
 {
-    [LoggerMessage(EventId = 110, Level = LogLevel.Information, Message = "Explicit stop ended {Count} stream(s)")]
+    [LoggerMessage(EventId = EventIds.SessionStopped, Level = LogLevel.Information, Message = "Explicit stop ended {Count} stream(s)")]
     public static partial void Stopped(ILogger logger, int count);
 }
 

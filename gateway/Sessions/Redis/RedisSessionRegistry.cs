@@ -827,17 +827,17 @@ internal sealed class RedisSessionRegistry : ISessionRegistry, IAsyncDisposable
 
 internal static partial class RedisRegistryLog
 {
-    [LoggerMessage(EventId = 130, Level = LogLevel.Warning,
+    [LoggerMessage(EventId = EventIds.RedisUnavailable, Level = LogLevel.Warning,
         Message = "Redis session registry unavailable ({Reason}); supersede and stop are local to this replica until it answers again")]
     public static partial void Unavailable(ILogger logger, string reason);
 
-    [LoggerMessage(EventId = 131, Level = LogLevel.Information, Message = "Redis session registry available; supersede and stop reach every replica")]
+    [LoggerMessage(EventId = EventIds.RedisAvailable, Level = LogLevel.Information, Message = "Redis session registry available; supersede and stop reach every replica")]
     public static partial void Available(ILogger logger);
 
-    [LoggerMessage(EventId = 132, Level = LogLevel.Debug, Message = "Stream {Key} superseded by a newer claim on another replica")]
+    [LoggerMessage(EventId = EventIds.RedisSupersededRemotely, Level = LogLevel.Debug, Message = "Stream {Key} superseded by a newer claim on another replica")]
     public static partial void SupersededRemotely(ILogger logger, string key);
 
-    [LoggerMessage(EventId = 133, Level = LogLevel.Information,
+    [LoggerMessage(EventId = EventIds.RedisReconciled, Level = LogLevel.Information,
         Message = "Redis session registry: {Count} stream(s) claimed while Redis was away were claimed in Redis; the newest claim of each session won")]
     public static partial void Reconciled(ILogger logger, int count);
 }
