@@ -2,6 +2,8 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json.Serialization;
 using Gateway.Sessions;
+using Gateway.Telemetry;
+using Gateway.Utilities;
 using Microsoft.Extensions.Options;
 
 namespace Gateway.Admin;
@@ -15,10 +17,7 @@ internal static class AdminEndpoints
 {
     public static IServiceCollection AddAdmin(this IServiceCollection services)
     {
-        services.AddOptions<AdminOptions>()
-            .BindConfiguration(AdminOptions.SectionName)
-            .ValidateDataAnnotations()
-            .ValidateOnStart();
+        services.AddGatewayOptions<AdminOptions>(AdminOptions.SectionName);
         return services;
     }
 
@@ -49,14 +48,14 @@ internal static class AdminEndpoints
             var now = time.GetTimestamp();
             var streams = registry.Snapshot()
                 .Select(l => new AdminStream(l.Id, l.Route, l.Model, Math.Round(time.GetElapsedTime(l.StartedAt, now).TotalSeconds, 3),
-                    l.TokensSoFar, l.Key.Fingerprint(), l.Reason == CancelReason.None ? null : l.Reason.ToLabel()))
+                    l.TokensSoFar, l.Key.Fingerprint(), l.Reason == StreamOutcome.None ? null : l.Reason.ToLabel()))
                 .OrderBy(s => s.Id)
                 .ToArray();
             return Results.Json(streams, AdminJson.Default.AdminStreamArray);
         });
 
         admin.MapDelete("/streams/{id:long}", (long id, SessionRegistry registry) =>
-            registry.Cancel(id, CancelReason.Stopped)
+            registry.Cancel(id, StreamOutcome.Stopped)
                 ? Results.NoContent()
                 : Results.Json(new AdminError("No active stream with this id."), AdminJson.Default.AdminError, statusCode: StatusCodes.Status404NotFound));
         return endpoints;

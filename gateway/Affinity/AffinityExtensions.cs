@@ -1,3 +1,4 @@
+using Gateway.Utilities;
 using Yarp.ReverseProxy.Configuration;
 using Yarp.ReverseProxy.SessionAffinity;
 
@@ -8,10 +9,7 @@ internal static class AffinityExtensions
     /// <summary>Session affinity by session key, for routes with <c>SessionStreams.Affinity</c>; options from <c>Gateway:Affinity</c>.</summary>
     public static IServiceCollection AddSessionKeyAffinity(this IServiceCollection services)
     {
-        services.AddOptions<AffinityOptions>()
-            .BindConfiguration(AffinityOptions.SectionName)
-            .ValidateDataAnnotations()
-            .ValidateOnStart();
+        services.AddGatewayOptions<AffinityOptions>(AffinityOptions.SectionName);
         services.AddSingleton<AffinityMoves>();
         services.AddSingleton<AffinityFailover>();
         services.AddSingleton<ISessionAffinityPolicy, SessionKeyAffinityPolicy>();

@@ -1,5 +1,4 @@
 using Gateway.Sessions;
-using Gateway.Streams;
 using Yarp.ReverseProxy.Configuration;
 using Yarp.ReverseProxy.Model;
 using Yarp.ReverseProxy.SessionAffinity;

@@ -1,3 +1,4 @@
+using Gateway.Utilities;
 using Microsoft.Extensions.Options;
 
 namespace Gateway.Chat;
@@ -15,10 +16,7 @@ internal static class ChatPageExtensions
 
     public static WebApplicationBuilder AddChatPage(this WebApplicationBuilder builder)
     {
-        builder.Services.AddOptions<ChatOptions>()
-            .BindConfiguration(ChatOptions.SectionName)
-            .ValidateDataAnnotations()
-            .ValidateOnStart();
+        builder.Services.AddGatewayOptions<ChatOptions>(ChatOptions.SectionName);
         builder.Services.AddSingleton<ChatPageFiles>();
         return builder;
     }

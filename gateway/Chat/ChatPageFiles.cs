@@ -1,5 +1,5 @@
 using System.Collections.Frozen;
-using System.Security.Cryptography;
+using Gateway.Utilities;
 using Microsoft.AspNetCore.StaticFiles;
 using Microsoft.Net.Http.Headers;
 
@@ -32,7 +32,7 @@ internal sealed class ChatPageFiles
             stream.CopyTo(buffer);
             var content = buffer.ToArray();
             var contentType = types.TryGetContentType(path, out var type) ? type : "application/octet-stream";
-            var tag = new EntityTagHeaderValue($"\"{Convert.ToHexStringLower(SHA256.HashData(content).AsSpan(0, 8))}\"");
+            var tag = new EntityTagHeaderValue($"\"{Hashes.Sha256Hex(content, 8)}\"");
             files[path] = new ChatFile(content, contentType, tag);
         }
 

@@ -1,6 +1,5 @@
 using Gateway.Protocols;
 using Gateway.Savings;
-using Gateway.Streams;
 using Gateway.Tokens;
 
 namespace Gateway.Draining;
@@ -32,7 +31,7 @@ internal sealed class DrainContext : IDisposable
     public CancellationToken Stopping => _stopping.Token;
 
     /// <summary>The tap of the client response, whose counter the drained bytes continue.</summary>
-    public ResponseTap? Tap { get; set; }
+    public ICountedStream? Tap { get; set; }
 
     /// <summary>The API of the stream, whose counter reads drained bytes that never reached the client.</summary>
     public ApiAdapter Adapter { get; set; } = ApiAdapters.Other;

@@ -1,12 +1,14 @@
+using Gateway.Admin;
 using Gateway.Affinity;
 using Gateway.Chat;
-using Gateway.Admin;
 using Gateway.Draining;
 using Gateway.Health;
 using Gateway.Limits;
+using Gateway.Savings;
 using Gateway.Sessions;
 using Gateway.Streams;
 using Gateway.Telemetry;
+using Gateway.Tokens;
 
 namespace Gateway.Hosting;
 
@@ -20,6 +22,10 @@ internal static class GatewayApplication
     {
         builder.UseDefaultUrl(DefaultUrl);
         builder.AddGatewayTelemetry();
+        builder.Services.AddSessions();
+        builder.Services.AddTokenCounting();
+        builder.Services.AddSavings();
+        builder.Services.AddPricing();
         builder.Services.AddSessionStreams();
         builder.Services.AddSessionKeyAffinity();
         builder.Services.AddAdmin();

@@ -1,6 +1,9 @@
 using System.ComponentModel.DataAnnotations;
 using Gateway.Health;
 using Gateway.Sessions;
+using Gateway.Streams;
+using Gateway.Telemetry;
+using Gateway.Utilities;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 
@@ -59,7 +62,7 @@ internal sealed partial class GracefulShutdown(
         catch (OperationCanceledException)
         {
             // Leases first, so a keyed stream's own reason says shutdown; then the token every stream shares.
-            registry.CancelAll(CancelReason.Shutdown);
+            registry.CancelAll(StreamOutcome.Shutdown);
             var remaining = streams.Active;
             streams.Cancel();
             Log.DrainDeadlinePassed(logger, remaining);
@@ -68,7 +71,7 @@ internal sealed partial class GracefulShutdown(
 
     private static partial class Log
     {
-        [LoggerMessage(EventId = 400, Level = LogLevel.Warning, Message = "Drain deadline passed on shutdown; cancelled {Count} active stream(s)")]
+        [LoggerMessage(EventId = EventIds.DrainDeadlinePassed, Level = LogLevel.Warning, Message = "Drain deadline passed on shutdown; cancelled {Count} active stream(s)")]
         public static partial void DrainDeadlinePassed(ILogger logger, int count);
     }
 }
@@ -77,10 +80,7 @@ internal static class GracefulShutdownExtensions
 {
     public static IServiceCollection AddGracefulShutdown(this IServiceCollection services)
     {
-        services.AddOptions<ShutdownOptions>()
-            .BindConfiguration(ShutdownOptions.SectionName)
-            .ValidateDataAnnotations()
-            .ValidateOnStart();
+        services.AddGatewayOptions<ShutdownOptions>(ShutdownOptions.SectionName);
         // Counted from StopApplication, after the readiness delay: the drain, then time to write the notices.
         services.AddOptions<HostOptions>().Configure<IOptions<ShutdownOptions>>((host, shutdown) =>
             host.ShutdownTimeout = shutdown.Value.DrainTimeout + TimeSpan.FromSeconds(5));

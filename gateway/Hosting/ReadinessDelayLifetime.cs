@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using Gateway.Health;
+using Gateway.Telemetry;
 using Microsoft.Extensions.Options;
 
 namespace Gateway.Hosting;
@@ -84,10 +85,10 @@ internal sealed partial class ReadinessDelayLifetime(
 
     private static partial class Log
     {
-        [LoggerMessage(EventId = 401, Level = LogLevel.Information, Message = "SIGTERM received; /readyz answers 503 and the listener serves on for {DelaySeconds} s before the gateway stops")]
+        [LoggerMessage(EventId = EventIds.LeavingRotation, Level = LogLevel.Information, Message = "SIGTERM received; /readyz answers 503 and the listener serves on for {DelaySeconds} s before the gateway stops")]
         public static partial void LeavingRotation(ILogger logger, double delaySeconds);
 
-        [LoggerMessage(EventId = 402, Level = LogLevel.Information, Message = "Readiness delay over; stopping: the listener closes and active streams drain")]
+        [LoggerMessage(EventId = EventIds.HostStopping, Level = LogLevel.Information, Message = "Readiness delay over; stopping: the listener closes and active streams drain")]
         public static partial void Stopping(ILogger logger);
     }
 }

@@ -1,6 +1,6 @@
 using System.Globalization;
 using Gateway.Protocols;
-using Gateway.Streams;
+using Gateway.Sessions;
 using Gateway.Telemetry;
 using Yarp.ReverseProxy.Model;
 

@@ -1,13 +1,12 @@
+using Gateway.Utilities;
+
 namespace Gateway.Limits;
 
 internal static class LimitsExtensions
 {
     public static IServiceCollection AddTenantLimits(this IServiceCollection services)
     {
-        services.AddOptions<RateLimitOptions>()
-            .BindConfiguration(RateLimitOptions.SectionName)
-            .ValidateDataAnnotations()
-            .ValidateOnStart();
+        services.AddGatewayOptions<RateLimitOptions>(RateLimitOptions.SectionName);
         services.AddTrustedProxies();
         services.AddSingleton<TenantLimits>();
         services.AddSingleton<Tenants>();

@@ -1,4 +1,4 @@
-using Gateway.Streams;
+using Gateway.Sessions;
 using Microsoft.AspNetCore.RateLimiting;
 using Yarp.ReverseProxy.Model;
 

@@ -1,4 +1,4 @@
-using Gateway.Streams;
+using Gateway.Tokens;
 
 namespace Gateway.Limits;
 

@@ -1,7 +1,9 @@
 using System.Globalization;
 using Gateway.Sessions;
 using Gateway.Sessions.Redis;
-using Gateway.Streams;
+using Gateway.Telemetry;
+using Gateway.Tokens;
+using Gateway.Utilities;
 using Microsoft.Extensions.Options;
 using StackExchange.Redis;
 
@@ -266,13 +268,13 @@ internal sealed partial class TokenBudgets
 
     /// <summary>The tenant is already a hash of its credential, or a client address; hashed again so no
     /// address is stored either.</summary>
-    private string Key(string tenant) => $"{_redis!.KeyPrefix}:budget:{RedisSessionRegistry.Hash(tenant)}";
+    private string Key(string tenant) => $"{_redis!.KeyPrefix}:budget:{Hashes.Sha256Hex(tenant, 16)}";
 
-    [LoggerMessage(EventId = 510, Level = LogLevel.Warning,
+    [LoggerMessage(EventId = EventIds.BudgetRedisNotAnswering, Level = LogLevel.Warning,
         Message = "Token budgets: Redis did not answer ({Error}); each replica applies its own budget until it does")]
     private static partial void RedisNotAnswering(ILogger logger, string error);
 
-    [LoggerMessage(EventId = 511, Level = LogLevel.Information, Message = "Token budgets: Redis answers again; budgets are shared across replicas")]
+    [LoggerMessage(EventId = EventIds.BudgetRedisAnswering, Level = LogLevel.Information, Message = "Token budgets: Redis answers again; budgets are shared across replicas")]
     private static partial void RedisAnswering(ILogger logger);
 
     private sealed class Balance

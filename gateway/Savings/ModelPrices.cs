@@ -167,11 +167,11 @@ internal sealed class ModelPrices
 
 internal static partial class PricingLog
 {
-    [LoggerMessage(EventId = 500, Level = LogLevel.Warning,
+    [LoggerMessage(EventId = EventIds.NoPriceAtStart, Level = LogLevel.Warning,
         Message = "Model {Model} (Gateway:Telemetry:Models) has no price in Gateway:Pricing:Models: its cancellations are counted in tokens only.")]
     public static partial void NoPriceAtStart(ILogger logger, string model);
 
-    [LoggerMessage(EventId = 501, Level = LogLevel.Warning,
+    [LoggerMessage(EventId = EventIds.NoPriceSeen, Level = LogLevel.Warning,
         Message = "Model label {Model} has no price in Gateway:Pricing:Models: its cancellations are counted in tokens only (logged once per label).")]
     public static partial void NoPriceSeen(ILogger logger, string model);
 }

@@ -1,4 +1,6 @@
 using System.ComponentModel.DataAnnotations;
+using Gateway.Telemetry;
+using Gateway.Utilities;
 
 namespace Gateway.Savings;
 
@@ -17,7 +19,7 @@ internal sealed class PricingOptions : IValidatableObject
     public const decimal MaxPricePerMillion = 1_000_000m;
 
     /// <summary>ISO 4217 code of every price, and the <c>currency</c> label and unit of the cost metrics.</summary>
-    public string Currency { get; set; } = "USD";
+    public string Currency { get; set; } = CostCurrency.Default;
 
     /// <summary>Model name or pattern to its prices. <c>*</c> matches any run of characters (<c>gpt-4o*</c>,
     /// <c>*</c>); an exact name wins over patterns, then the pattern with the most literal characters.
@@ -77,12 +79,9 @@ internal sealed class PricingOptions : IValidatableObject
             return $"is {pattern.Length} characters long; a model name or pattern has at most {MaxPatternLength}.";
         }
 
-        foreach (var c in pattern)
+        if (!PrintableAscii.IsAll(pattern))
         {
-            if (c is < ' ' or > '~')
-            {
-                return "must be printable ASCII (model labels are).";
-            }
+            return "must be printable ASCII (model labels are).";
         }
 
         return null;
@@ -101,7 +100,7 @@ internal sealed class PricingOptions : IValidatableObject
         {
             for (var i = 0; i < s.Length; i++)
             {
-                span[i] = s[i] is < ' ' or > '~' ? '?' : s[i];
+                span[i] = PrintableAscii.Is(s[i]) ? s[i] : '?';
             }
         });
     }

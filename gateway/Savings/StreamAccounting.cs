@@ -1,6 +1,4 @@
 using Gateway.Protocols;
-using Gateway.Sessions;
-using Gateway.Streams;
 using Gateway.Telemetry;
 using Gateway.Tokens;
 
@@ -49,17 +47,8 @@ internal sealed class StreamAccounting(GatewayMetrics metrics, SavingsEstimator 
     /// <summary>The figures for a stream whose completion-token count is final.</summary>
     public StreamRecord Finish(StreamEnd end, long tokens)
     {
-        var reason = end.Outcome switch
-        {
-            StreamOutcome.Superseded => CancelReason.Superseded,
-            StreamOutcome.ClientDisconnected => CancelReason.ClientDisconnected,
-            StreamOutcome.Stopped => CancelReason.Stopped,
-            StreamOutcome.Shutdown => CancelReason.Shutdown,
-            _ => CancelReason.None,
-        };
-
         SavingsEstimate? saved = null;
-        if (reason != CancelReason.None)
+        if (end.Outcome.IsCancellation())
         {
             saved = end.Drained
                 ? new SavingsEstimate(0, Estimator.Drained)
@@ -80,12 +69,11 @@ internal sealed class StreamAccounting(GatewayMetrics metrics, SavingsEstimator 
             end.Model,
             end.Api,
             end.Operation,
-            end.Outcome.ToLabel(),
+            end.Outcome,
             end.ErrorClass,
             tokens,
             end.Counter?.ReportedPromptTokens,
             end.TimeToFirstChunkSeconds,
-            reason == CancelReason.None ? null : reason.ToLabel(),
             saved?.Tokens,
             saved?.EstimatorLabel,
             end.CancelLatencySeconds);

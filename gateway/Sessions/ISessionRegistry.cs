@@ -1,3 +1,4 @@
+using Gateway.Telemetry;
 namespace Gateway.Sessions;
 
 /// <summary>
@@ -9,7 +10,7 @@ namespace Gateway.Sessions;
 internal interface ISessionRegistry
 {
     /// <summary>Makes the caller the owner of <paramref name="key"/>; a previous owner, on this replica
-    /// or another, is cancelled with <see cref="CancelReason.Superseded"/>. Completes once the claim has
+    /// or another, is cancelled with <see cref="StreamOutcome.Superseded"/>. Completes once the claim has
     /// its place in the deployment's order, so a request that arrives after this stream began, on any
     /// replica, is the newer one: at once in-process; across replicas after one Redis round trip, or
     /// after the Redis timeout (then the claim is local only); and once the stream it replaced on this
@@ -40,6 +41,6 @@ internal interface ISessionRegistry
     Lease? Find(SessionKey key);
 
     /// <summary>The explicit stop: cancels one tenant's session on every route with
-    /// <see cref="CancelReason.Stopped"/>; returns how many streams it ended (or told their replica to end).</summary>
+    /// <see cref="StreamOutcome.Stopped"/>; returns how many streams it ended (or told their replica to end).</summary>
     ValueTask<int> StopAsync(string tenantSession, CancellationToken cancellationToken);
 }

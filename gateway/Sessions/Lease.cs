@@ -1,3 +1,4 @@
+using Gateway.Telemetry;
 namespace Gateway.Sessions;
 
 /// <summary>
@@ -39,7 +40,7 @@ internal sealed class Lease
     /// <summary>Ends the debounce window: from now on a claim-if-idle finds the key busy. False when a newer
     /// claim took the key first, or the lease was cancelled: then the request must not go upstream.</summary>
     public bool TryLeaveWindow() =>
-        Interlocked.CompareExchange(ref _window, (int)Window.None, (int)Window.Held) == (int)Window.Held && Reason == CancelReason.None;
+        Interlocked.CompareExchange(ref _window, (int)Window.None, (int)Window.Held) == (int)Window.Held && Reason == StreamOutcome.None;
 
     /// <summary>For a claim-if-idle: takes the key from a lease still in its window (true), or finds its request
     /// upstream (false). One of this and <see cref="TryLeaveWindow"/> wins, never both.</summary>
@@ -73,7 +74,7 @@ internal sealed class Lease
 
     public CancellationToken Token => _cts.Token;
 
-    public CancelReason Reason => (CancelReason)Volatile.Read(ref _reason);
+    public StreamOutcome Reason => (StreamOutcome)Volatile.Read(ref _reason);
 
     /// <summary><see cref="TimeProvider.GetTimestamp"/> of the cancel decision; 0 while alive.</summary>
     public long CancelledAt => Volatile.Read(ref _cancelledAt);
@@ -111,9 +112,9 @@ internal sealed class Lease
     }
 
     /// <summary>Cancels the lease once; later calls (any reason) return false and change nothing.</summary>
-    public bool TryCancel(CancelReason reason, long timestamp)
+    public bool TryCancel(StreamOutcome reason, long timestamp)
     {
-        if (reason == CancelReason.None || Interlocked.CompareExchange(ref _reason, (int)reason, 0) != 0)
+        if (reason == StreamOutcome.None || Interlocked.CompareExchange(ref _reason, (int)reason, 0) != 0)
         {
             return false;
         }

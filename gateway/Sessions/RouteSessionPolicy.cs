@@ -10,7 +10,7 @@ namespace Gateway.Sessions;
 /// and <c>"SessionStreams.CancelPolicy": "Drain"</c>; what a newer request does
 /// (<c>"SessionStreams.OnNewer": "reject"</c>), a debounce window (<c>"SessionStreams.Debounce": "00:00:00.300"</c>)
 /// exact usage asked of OpenAI-compatible servers (<c>"SessionStreams.IncludeUsage": "true"</c>) and session
-/// affinity (<c>"SessionStreams.Affinity": "true"</c>: <see cref="Gateway.Affinity.SessionKeyAffinityPolicy"/>).
+/// affinity (<c>"SessionStreams.Affinity": "true"</c>: Affinity/SessionKeyAffinityPolicy).
 /// </summary>
 internal sealed class RouteSessionPolicy
 {

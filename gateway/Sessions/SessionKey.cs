@@ -1,5 +1,4 @@
-using System.Security.Cryptography;
-using System.Text;
+using Gateway.Utilities;
 
 namespace Gateway.Sessions;
 
@@ -36,12 +35,7 @@ internal readonly record struct SessionKey
     public static string TenantSessionOf(string? credential, string sessionId) => $"{HashCredential(credential)}\n{sessionId}";
 
     /// <summary>A short, stable, non-reversible fingerprint for logs; never the session id itself.</summary>
-    public string Fingerprint()
-    {
-        Span<byte> hash = stackalloc byte[32];
-        SHA256.HashData(Encoding.UTF8.GetBytes(Value), hash);
-        return Convert.ToHexStringLower(hash[..6]);
-    }
+    public string Fingerprint() => Hashes.Sha256Hex(Value, 6);
 
     /// <summary>Hex of the first 16 bytes of SHA-256 over the credential; "anonymous" without one.</summary>
     public static string HashCredential(string? credential)
@@ -51,9 +45,7 @@ internal readonly record struct SessionKey
             return "anonymous";
         }
 
-        Span<byte> hash = stackalloc byte[32];
-        SHA256.HashData(Encoding.UTF8.GetBytes(credential), hash);
-        return Convert.ToHexStringLower(hash[..16]);
+        return Hashes.Sha256Hex(credential, 16);
     }
 
     public override string ToString() => Fingerprint();

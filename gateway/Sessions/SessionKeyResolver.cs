@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using Microsoft.Extensions.Options;
+using Gateway.Utilities;
 
 namespace Gateway.Sessions;
 
@@ -146,14 +147,11 @@ internal sealed class SessionKeyResolver(IOptions<SessionKeyOptions> options)
             return $"The session key is longer than {maxBytes} bytes.";
         }
 
-        foreach (var c in sessionId)
+        // Printable ASCII only: control characters could forge log lines, and header bytes above
+        // 0x7F have no agreed encoding, so two clients could mean one key by different bytes.
+        if (!PrintableAscii.IsAll(sessionId))
         {
-            // Printable ASCII only: control characters could forge log lines, and header bytes above
-            // 0x7F have no agreed encoding, so two clients could mean one key by different bytes.
-            if (c is < ' ' or > '~')
-            {
-                return "The session key must be printable ASCII (no control characters).";
-            }
+            return "The session key must be printable ASCII (no control characters).";
         }
 
         return null;

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 
+using Gateway.Telemetry;
 namespace Gateway.Sessions;
 
 /// <summary>
@@ -20,7 +21,7 @@ internal sealed class SessionRegistry(TimeProvider time) : ISessionRegistry
     public int Count => _leases.Count;
 
     /// <summary>Makes the caller the owner of <paramref name="key"/>; a previous owner is
-    /// cancelled with <see cref="CancelReason.Superseded"/>.</summary>
+    /// cancelled with <see cref="StreamOutcome.Superseded"/>.</summary>
     public Lease Claim(SessionKey key) => Claim(key, out _);
 
     /// <summary><see cref="Claim(SessionKey)"/>, also naming the lease it replaced, if any.</summary>
@@ -37,14 +38,14 @@ internal sealed class SessionRegistry(TimeProvider time) : ISessionRegistry
             {
                 if (current.StartedAt > lease.StartedAt)
                 {
-                    lease.TryCancel(CancelReason.Superseded, time.GetTimestamp());
+                    lease.TryCancel(StreamOutcome.Superseded, time.GetTimestamp());
                     replaced = null;
                     return lease;
                 }
 
                 if (_leases.TryUpdate(key, lease, current))
                 {
-                    current.TryCancel(CancelReason.Superseded, time.GetTimestamp());
+                    current.TryCancel(StreamOutcome.Superseded, time.GetTimestamp());
                     replaced = current;
                     return lease;
                 }
@@ -70,7 +71,7 @@ internal sealed class SessionRegistry(TimeProvider time) : ISessionRegistry
         {
             if (_leases.TryGetValue(key, out var current))
             {
-                if (current.Reason == CancelReason.None && !current.Held)
+                if (current.Reason == StreamOutcome.None && !current.Held)
                 {
                     replaced = null;
                     return null;
@@ -78,15 +79,15 @@ internal sealed class SessionRegistry(TimeProvider time) : ISessionRegistry
 
                 if (current.StartedAt > lease.StartedAt)
                 {
-                    lease.TryCancel(CancelReason.Superseded, time.GetTimestamp());
+                    lease.TryCancel(StreamOutcome.Superseded, time.GetTimestamp());
                     replaced = null;
                     return lease;
                 }
 
                 // Taken from its window before it could go upstream; if it left the window first, look again.
-                if ((current.Reason != CancelReason.None || current.TryDisplace()) && _leases.TryUpdate(key, lease, current))
+                if ((current.Reason != StreamOutcome.None || current.TryDisplace()) && _leases.TryUpdate(key, lease, current))
                 {
-                    current.TryCancel(CancelReason.Superseded, time.GetTimestamp());
+                    current.TryCancel(StreamOutcome.Superseded, time.GetTimestamp());
                     replaced = current;
                     return lease;
                 }
@@ -182,11 +183,11 @@ internal sealed class SessionRegistry(TimeProvider time) : ISessionRegistry
 
     /// <summary>The explicit stop on one replica: the streams of this process only.</summary>
     public ValueTask<int> StopAsync(string tenantSession, CancellationToken cancellationToken) =>
-        ValueTask.FromResult(Cancel(tenantSession, CancelReason.Stopped));
+        ValueTask.FromResult(Cancel(tenantSession, StreamOutcome.Stopped));
 
     /// <summary>Cancels the active streams of one tenant's session on every route (an explicit stop);
     /// returns how many were cancelled. A scan: stops are rare next to claims.</summary>
-    public int Cancel(string tenantSession, CancelReason reason)
+    public int Cancel(string tenantSession, StreamOutcome reason)
     {
         var cancelled = 0;
         foreach (var lease in _leases.Values)
@@ -201,7 +202,7 @@ internal sealed class SessionRegistry(TimeProvider time) : ISessionRegistry
     }
 
     /// <summary>Cancels the active stream with lease id <paramref name="id"/>, if any (admin).</summary>
-    public bool Cancel(long id, CancelReason reason)
+    public bool Cancel(long id, StreamOutcome reason)
     {
         foreach (var lease in _leases.Values)
         {
@@ -215,7 +216,7 @@ internal sealed class SessionRegistry(TimeProvider time) : ISessionRegistry
     }
 
     /// <summary>Cancels every active stream (shutdown after the drain deadline); returns how many.</summary>
-    public int CancelAll(CancelReason reason)
+    public int CancelAll(StreamOutcome reason)
     {
         var cancelled = 0;
         foreach (var lease in _leases.Values)

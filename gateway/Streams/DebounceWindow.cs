@@ -1,5 +1,6 @@
 using Gateway.Sessions;
 
+using Gateway.Telemetry;
 namespace Gateway.Streams;
 
 /// <summary>
@@ -10,9 +11,9 @@ namespace Gateway.Streams;
 /// </summary>
 internal static class DebounceWindow
 {
-    /// <summary>Waits out the window; returns <see cref="CancelReason.None"/> when the request may go upstream,
+    /// <summary>Waits out the window; returns <see cref="StreamOutcome.None"/> when the request may go upstream,
     /// else why not: the lease's reason (superseded, stopped, shutdown) or the client having gone away.</summary>
-    public static async Task<CancelReason> WaitAsync(ISessionRegistry registry, Lease lease, TimeSpan window, bool held,
+    public static async Task<StreamOutcome> WaitAsync(ISessionRegistry registry, Lease lease, TimeSpan window, bool held,
         TimeProvider time, CancellationToken clientAborted)
     {
         using (var either = CancellationTokenSource.CreateLinkedTokenSource(lease.Token, clientAborted))
@@ -27,24 +28,24 @@ internal static class DebounceWindow
             }
         }
 
-        if (lease.Reason != CancelReason.None)
+        if (lease.Reason != StreamOutcome.None)
         {
             return lease.Reason;
         }
 
         if (clientAborted.IsCancellationRequested)
         {
-            return CancelReason.ClientDisconnected;
+            return StreamOutcome.ClientDisconnected;
         }
 
         // A reject route: from here on a newer request finds the session busy, unless it took the key first.
         if (held && !await registry.LeaveWindowAsync(lease))
         {
-            lease.TryCancel(CancelReason.Superseded, time.GetTimestamp());
+            lease.TryCancel(StreamOutcome.Superseded, time.GetTimestamp());
             return lease.Reason;
         }
 
-        return CancelReason.None;
+        return StreamOutcome.None;
     }
 
     /// <summary>The prompt tokens a request would have cost, estimated as its body's bytes / 4 (rounded up):

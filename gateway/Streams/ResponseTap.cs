@@ -13,7 +13,7 @@ namespace Gateway.Streams;
 /// the gateway's own terminal event. Upstreams write whole events almost always: then nothing is
 /// copied or held.
 /// </summary>
-internal sealed class ResponseTap : Stream, IHttpResponseBodyFeature
+internal sealed class ResponseTap : Stream, IHttpResponseBodyFeature, ICountedStream
 {
     /// <summary>An event longer than this is passed on as it comes rather than held whole.</summary>
     public const int MaxHeldBytes = LineFramer.MaxLineBytes;

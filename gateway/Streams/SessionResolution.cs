@@ -4,18 +4,6 @@ using Yarp.ReverseProxy.Model;
 
 namespace Gateway.Streams;
 
-/// <summary>What the gateway learned about a request before limits and forwarding: its API, the facts
-/// known so far (from the path and the body bytes already received), and its session key (or why it
-/// has none).</summary>
-internal sealed record SessionRequest(RequestFacts Facts, SessionKeyResult Key)
-{
-    public ApiAdapter Adapter { get; init; } = ApiAdapters.Other;
-
-    /// <summary>When the request arrived (<see cref="TimeProvider.GetTimestamp"/>), before its body was
-    /// read: claims are ordered by it.</summary>
-    public long? ArrivedAt { get; init; }
-}
-
 /// <summary>
 /// Runs after routing and before the rate limiter, on routes with session streams: reads the key
 /// (peeking at the body for body sources) once, for the limits (a superseding request takes over its

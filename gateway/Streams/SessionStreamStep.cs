@@ -1,5 +1,4 @@
 using Gateway.Draining;
-using Gateway.Hosting;
 using Gateway.Protocols;
 using Gateway.Savings;
 using Gateway.Sessions;
@@ -85,9 +84,9 @@ internal sealed class SessionStreamStep(
         if (lease is not null && policy.Debounce > TimeSpan.Zero)
         {
             var held = await DebounceWindow.WaitAsync(registry, lease, policy.Debounce, policy.OnNewer == OnNewer.Reject, time, context.RequestAborted);
-            if (held != CancelReason.None)
+            if (held != StreamOutcome.None)
             {
-                if (held == CancelReason.Superseded)
+                if (held == StreamOutcome.Superseded)
                 {
                     metrics.Debounced(route.RouteId, models.For(session.Facts.Model), adapter.Label, DebounceWindow.PromptTokens(context.Request));
                 }
@@ -203,18 +202,11 @@ internal sealed class SessionStreamStep(
 
     /// <summary>Answers a request whose lease ended before it went upstream (superseded, stopped, shutdown; or its
     /// client left during a debounce window) and records it as a stream that ended so, never upstream.</summary>
-    private async Task RefuseAsync(HttpContext context, string routeId, SessionRequest session, Lease lease, long startedAt, CancelReason reason)
+    private async Task RefuseAsync(HttpContext context, string routeId, SessionRequest session, Lease lease, long startedAt, StreamOutcome outcome)
     {
         registry.Release(lease);
-        var outcome = reason switch
-        {
-            CancelReason.Superseded => StreamOutcome.Superseded,
-            CancelReason.Stopped => StreamOutcome.Stopped,
-            CancelReason.Shutdown => StreamOutcome.Shutdown,
-            _ => StreamOutcome.ClientDisconnected,
-        };
         SessionStreamLog.StreamEnded(logger, routeId, lease.Key.Fingerprint(), outcome.ToLabel());
-        if (Notices.For(reason) is { } notice)
+        if (Notices.For(outcome) is { } notice)
         {
             try
             {
@@ -240,7 +232,7 @@ internal sealed class SessionStreamStep(
     /// its API's shape; it never reaches the model server, and the active stream runs on.</summary>
     private async Task RefuseBusyAsync(HttpContext context, string routeId, SessionRequest session, SessionKey key)
     {
-        SessionStreamLog.StreamEnded(logger, routeId, key.Fingerprint(), "session_busy");
+        SessionStreamLog.StreamEnded(logger, routeId, key.Fingerprint(), StreamOutcome.SessionBusy.ToLabel());
         metrics.SessionBusy(routeId, models.For(session.Facts.Model), session.Adapter.Label);
         try
         {
@@ -297,10 +289,10 @@ internal sealed class SessionStreamStep(
 
         tap.DropHeld(); // half an event must not reach the client before the notice
         // A keyless stream has no lease; the drain deadline is the only reason it can have.
-        var reason = lease?.Reason ?? CancelReason.None;
-        if (reason == CancelReason.None && shutdown.Requested)
+        var reason = lease?.Reason ?? StreamOutcome.None;
+        if (reason == StreamOutcome.None && shutdown.Requested)
         {
-            reason = CancelReason.Shutdown;
+            reason = StreamOutcome.Shutdown;
         }
         if (Notices.For(reason) is { } notice)
         {
@@ -313,12 +305,7 @@ internal sealed class SessionStreamStep(
                 await TellClientAsync(context, routeId, adapter, guard, tap, notice);
             }
 
-            return reason switch
-            {
-                CancelReason.Superseded => StreamOutcome.Superseded,
-                CancelReason.Stopped => StreamOutcome.Stopped,
-                _ => StreamOutcome.Shutdown,
-            };
+            return reason;
         }
 
         if (guard.ClientAborted || error is ForwarderError.ResponseBodyClient or ForwarderError.RequestBodyClient)
@@ -429,11 +416,11 @@ internal sealed class SessionStreamStep(
 /// <summary>Which notice an early end gets.</summary>
 internal static class Notices
 {
-    public static EndNotice? For(CancelReason reason) => reason switch
+    public static EndNotice? For(StreamOutcome outcome) => outcome switch
     {
-        CancelReason.Superseded => EndNotice.Superseded,
-        CancelReason.Stopped => EndNotice.Stopped,
-        CancelReason.Shutdown => EndNotice.Shutdown,
+        StreamOutcome.Superseded => EndNotice.Superseded,
+        StreamOutcome.Stopped => EndNotice.Stopped,
+        StreamOutcome.Shutdown => EndNotice.Shutdown,
         _ => null,
     };
 

@@ -1,7 +1,3 @@
-using Gateway.Savings;
-using Gateway.Sessions;
-using Gateway.Sessions.Redis;
-using Gateway.Tokens;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Yarp.ReverseProxy.Configuration;
 
@@ -9,36 +5,12 @@ namespace Gateway.Streams;
 
 internal static class SessionStreamsExtensions
 {
-    /// <summary>Registers the session registry, key resolution and the proxy step, with options from <c>Gateway:Sessions</c>.</summary>
+    /// <summary>Registers the proxy step that claims, taps, ends and accounts for session streams; it needs
+    /// <c>AddSessions</c>, <c>AddTokenCounting</c>, <c>AddSavings</c> and <c>AddPricing</c>.</summary>
     public static IServiceCollection AddSessionStreams(this IServiceCollection services)
     {
-        services.AddOptions<SessionKeyOptions>()
-            .BindConfiguration(SessionKeyOptions.SectionName)
-            .ValidateDataAnnotations()
-            .ValidateOnStart();
-        services.AddOptions<TokenOptions>()
-            .BindConfiguration(TokenOptions.SectionName)
-            .ValidateDataAnnotations()
-            .ValidateOnStart();
-        services.AddOptions<SavingsOptions>()
-            .BindConfiguration(SavingsOptions.SectionName)
-            .ValidateDataAnnotations()
-            .ValidateOnStart();
-        services.AddOptions<PricingOptions>()
-            .BindConfiguration(PricingOptions.SectionName)
-            .ValidateDataAnnotations()
-            .ValidateOnStart();
-        services.AddSingleton<ModelPrices>();
         services.TryAddSingleton(TimeProvider.System); // a test may bring its own clock
-        services.AddSingleton<SavingsEstimator>();
-        services.AddSingleton<StreamAccounting>();
-        services.AddSingleton<SessionSavings>();
-        services.AddSingleton<TokenizerCounting>();
-        services.AddHostedService(sp => sp.GetRequiredService<TokenizerCounting>());
-        services.AddSessionRegistry();
-        services.AddSingleton<SessionKeyResolver>();
         services.AddSingleton<SessionStreamStep>();
-        services.AddSingleton<IProxyConfigFilter, RouteSessionPolicyValidator>();
         return services;
     }
 

@@ -1,9 +1,13 @@
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
-using Gateway.Savings;
-using Microsoft.Extensions.Options;
 
 namespace Gateway.Telemetry;
+
+/// <summary>The currency the cost instruments count in (pricing registers it from <c>Gateway:Pricing:Currency</c>).</summary>
+internal sealed record CostCurrency(string Code)
+{
+    public const string Default = "USD";
+}
 
 /// <summary>What one session stream's end is recorded as.</summary>
 internal readonly record struct StreamRecord(
@@ -11,12 +15,11 @@ internal readonly record struct StreamRecord(
     string Model,
     string Api,
     string Operation,
-    string Outcome,
+    StreamOutcome Outcome,
     string? ErrorClass,
     long TokensStreamed,
     long? PromptTokens,
     double? TimeToFirstChunkSeconds,
-    string? CancelReason,
     long? TokensSaved,
     string? Estimator,
     double? CancelLatencySeconds)
@@ -61,11 +64,11 @@ internal sealed class GatewayMetrics
     private readonly Counter<long> _debouncePromptSaved;
     private int _redisAvailable = -1; // -1: no Redis registry configured, so no series
 
-    public GatewayMetrics(IMeterFactory meterFactory, IOptions<PricingOptions> pricing)
+    public GatewayMetrics(IMeterFactory meterFactory, CostCurrency? currency = null)
     {
         // The unit is the currency in braces, as UCUM annotates a count ("{USD}"); Prometheus drops it
         // from the name, and the currency label says it again for queries.
-        var currencyUnit = "{" + pricing.Value.Currency + "}";
+        var currencyUnit = "{" + (currency?.Code ?? CostCurrency.Default) + "}";
         var meter = meterFactory.Create(MeterName);
         _active = meter.CreateUpDownCounter<long>("llm_gateway.streams.active", "{stream}",
             "Session streams being proxied now.");
@@ -128,7 +131,7 @@ internal sealed class GatewayMetrics
     /// stream's figures are the ones that matter most.</summary>
     public void StreamEnded(in StreamRecord r)
     {
-        var ended = new TagList { { "route", r.Route }, { "model", r.Model }, { "api", r.Api }, { "outcome", r.Outcome } };
+        var ended = new TagList { { "route", r.Route }, { "model", r.Model }, { "api", r.Api }, { "outcome", r.Outcome.ToLabel() } };
         if (r.ErrorClass is { } errorClass)
         {
             ended.Add("status_class", errorClass);
@@ -160,8 +163,9 @@ internal sealed class GatewayMetrics
             _firstChunk.Record(firstChunk, new TagList { { "gen_ai.request.model", r.Model }, { "gen_ai.operation.name", r.Operation } });
         }
 
-        if (r.CancelReason is { } reason)
+        if (r.Outcome.IsCancellation())
         {
+            var reason = r.Outcome.ToLabel();
             _spent.Record(r.TokensStreamed, new TagList { { "route", r.Route }, { "model", r.Model }, { "api", r.Api }, { "reason", reason } });
             if (r.TokensSaved is { } saved)
             {
@@ -188,14 +192,14 @@ internal sealed class GatewayMetrics
     public void RateLimited(string route, string model, string api, string limit)
     {
         _rejections.Add(1, new TagList { { "route", route }, { "limit", limit } });
-        _ended.Add(1, new TagList { { "route", route }, { "model", model }, { "api", api }, { "outcome", "rate_limited" } });
+        _ended.Add(1, new TagList { { "route", route }, { "model", model }, { "api", api }, { "outcome", StreamOutcome.RateLimited.ToLabel() } });
     }
 
     /// <summary>A request refused because its session was busy (OnNewer: reject); also a stream end with outcome <c>session_busy</c>.</summary>
     public void SessionBusy(string route, string model, string api)
     {
         _sessionBusy.Add(1, new TagList { { "route", route }, { "model", model }, { "api", api } });
-        _ended.Add(1, new TagList { { "route", route }, { "model", model }, { "api", api }, { "outcome", "session_busy" } });
+        _ended.Add(1, new TagList { { "route", route }, { "model", model }, { "api", api }, { "outcome", StreamOutcome.SessionBusy.ToLabel() } });
     }
 
     /// <summary>A request replaced in its debounce window, with the prompt tokens its model server did not process.</summary>

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using Microsoft.Extensions.Options;
+using Gateway.Utilities;
 
 namespace Gateway.Telemetry;
 
@@ -29,7 +30,7 @@ internal sealed class ModelLabels
             return Unknown;
         }
 
-        if (model.Length > MaxLength || !IsPrintableAscii(model))
+        if (model.Length > MaxLength || !PrintableAscii.IsAll(model))
         {
             return Other;
         }
@@ -61,16 +62,4 @@ internal sealed class ModelLabels
         return admitted;
     }
 
-    private static bool IsPrintableAscii(string value)
-    {
-        foreach (var c in value)
-        {
-            if (c is < ' ' or > '~')
-            {
-                return false;
-            }
-        }
-
-        return true;
-    }
 }

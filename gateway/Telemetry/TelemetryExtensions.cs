@@ -1,3 +1,4 @@
+using Gateway.Utilities;
 using OpenTelemetry;
 using OpenTelemetry.Metrics;
 using OpenTelemetry.Resources;
@@ -14,10 +15,7 @@ internal static class TelemetryExtensions
     /// <c>OTEL_EXPORTER_OTLP_ENDPOINT</c> is set.</summary>
     public static WebApplicationBuilder AddGatewayTelemetry(this WebApplicationBuilder builder)
     {
-        builder.Services.AddOptions<TelemetryOptions>()
-            .BindConfiguration(TelemetryOptions.SectionName)
-            .ValidateDataAnnotations()
-            .ValidateOnStart();
+        builder.Services.AddGatewayOptions<TelemetryOptions>(TelemetryOptions.SectionName);
         builder.Services.AddSingleton<GatewayMetrics>();
         builder.Services.AddSingleton<ModelLabels>();
 

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Globalization;
+using Gateway.Telemetry;
 using StackExchange.Redis;
 
 namespace Gateway.Sessions.Redis;
@@ -148,7 +149,7 @@ internal sealed class RedisAnnouncements
                 tracked.Saw(epoch);
                 var mine = tracked.Epoch;
                 var newer = mine > 0 ? epoch > mine : mine == 0 && epoch > tracked.MadeAt;
-                if (newer && tracked.Lease.TryCancel(CancelReason.Superseded, _time.GetTimestamp()))
+                if (newer && tracked.Lease.TryCancel(StreamOutcome.Superseded, _time.GetTimestamp()))
                 {
                     RedisRegistryLog.SupersededRemotely(_logger, tracked.Lease.Key.Fingerprint());
                 }

@@ -1,8 +1,7 @@
 using System.Collections.Concurrent;
 using System.Globalization;
-using System.Security.Cryptography;
-using System.Text;
 using Gateway.Telemetry;
+using Gateway.Utilities;
 using Microsoft.Extensions.Options;
 using StackExchange.Redis;
 using Yarp.ReverseProxy;
@@ -59,7 +58,7 @@ internal sealed class RedisSessionRegistry : ISessionRegistry, IAsyncDisposable
         // The counter only has to outlive the gap between two claims of a conversation; a counter
         // created afresh starts above every older epoch anyway (see RedisScripts.Claim).
         _epochTtlMs = ((long)Math.Max(_options.RedisOwnerTtl.TotalMilliseconds * 4, 600_000)).ToString(CultureInfo.InvariantCulture);
-        _announcements = new RedisAnnouncements(_keys, ReplicaId, _tracked, hashes => CancelHere(hashes, CancelReason.Stopped),
+        _announcements = new RedisAnnouncements(_keys, ReplicaId, _tracked, hashes => CancelHere(hashes, StreamOutcome.Stopped),
             _options, time, logger);
         _connection = new RedisConnection(_options, _keys, ReplicaId, _announcements, RefreshAsync, ReconcileAsync, metrics, time, logger);
     }
@@ -171,13 +170,13 @@ internal sealed class RedisSessionRegistry : ISessionRegistry, IAsyncDisposable
         var hash = Hash(lease.Key.Value);
         if (!_tracked.TryGetValue(hash, out var tracked) || tracked.Lease != lease)
         {
-            return lease.Reason == CancelReason.None;
+            return lease.Reason == StreamOutcome.None;
         }
 
         await tracked.Claimed;
         if (!tracked.Held || tracked.Epoch <= 0 || !Available || _connection.Multiplexer is not { } redis)
         {
-            return lease.Reason == CancelReason.None;
+            return lease.Reason == StreamOutcome.None;
         }
 
         try
@@ -186,10 +185,10 @@ internal sealed class RedisSessionRegistry : ISessionRegistry, IAsyncDisposable
                 [_keys.Owner(hash), _keys.Held(hash)], [tracked.OwnerValue(ReplicaId)]).WaitAsync(_options.RedisTimeout, _time);
             if (kept == 1)
             {
-                return lease.Reason == CancelReason.None;
+                return lease.Reason == StreamOutcome.None;
             }
 
-            if (lease.TryCancel(CancelReason.Superseded, _time.GetTimestamp()))
+            if (lease.TryCancel(StreamOutcome.Superseded, _time.GetTimestamp()))
             {
                 RedisRegistryLog.SupersededRemotely(_logger, lease.Key.Fingerprint());
             }
@@ -199,7 +198,7 @@ internal sealed class RedisSessionRegistry : ISessionRegistry, IAsyncDisposable
         catch (Exception ex) when (RedisConnection.IsRedisFailure(ex))
         {
             _connection.MarkUnavailable(ex);
-            return lease.Reason == CancelReason.None;
+            return lease.Reason == StreamOutcome.None;
         }
     }
 
@@ -235,7 +234,7 @@ internal sealed class RedisSessionRegistry : ISessionRegistry, IAsyncDisposable
             }
         }
 
-        var cancelled = CancelHere(hashes, CancelReason.Stopped);
+        var cancelled = CancelHere(hashes, StreamOutcome.Stopped);
         if (!Available || _connection.Multiplexer is not { } redis || hashes.Count == 0)
         {
             return cancelled;
@@ -245,7 +244,7 @@ internal sealed class RedisSessionRegistry : ISessionRegistry, IAsyncDisposable
     }
 
     /// <summary>Cancels this replica's streams under <paramref name="hashes"/>; returns how many it ended.</summary>
-    private int CancelHere(IEnumerable<string> hashes, CancelReason reason)
+    private int CancelHere(IEnumerable<string> hashes, StreamOutcome reason)
     {
         var cancelled = 0;
         foreach (var hash in hashes)
@@ -267,7 +266,7 @@ internal sealed class RedisSessionRegistry : ISessionRegistry, IAsyncDisposable
         }
 
         // Superseded here before its turn came: the newer local claim announces instead.
-        if (tracked.Lease.Reason == CancelReason.Superseded || !Available || _connection.Multiplexer is not { } redis)
+        if (tracked.Lease.Reason == StreamOutcome.Superseded || !Available || _connection.Multiplexer is not { } redis)
         {
             tracked.SetLocalOnly();
             return;
@@ -322,7 +321,7 @@ internal sealed class RedisSessionRegistry : ISessionRegistry, IAsyncDisposable
     /// </summary>
     private async Task ReconcileAsync(ConnectionMultiplexer redis)
     {
-        var localOnly = _tracked.Values.Where(t => t.Epoch == 0 && t.Lease.Reason == CancelReason.None).OrderBy(t => t.Lease.Id).ToList();
+        var localOnly = _tracked.Values.Where(t => t.Epoch == 0 && t.Lease.Reason == StreamOutcome.None).OrderBy(t => t.Lease.Id).ToList();
         if (localOnly.Count == 0)
         {
             return;
@@ -338,7 +337,7 @@ internal sealed class RedisSessionRegistry : ISessionRegistry, IAsyncDisposable
             {
                 localOnly[i].SetEpoch(epoch);
             }
-            else if (localOnly[i].Lease.TryCancel(CancelReason.Superseded, _time.GetTimestamp()))
+            else if (localOnly[i].Lease.TryCancel(StreamOutcome.Superseded, _time.GetTimestamp()))
             {
                 RedisRegistryLog.SupersededRemotely(_logger, localOnly[i].Lease.Key.Fingerprint());
             }
@@ -374,7 +373,7 @@ internal sealed class RedisSessionRegistry : ISessionRegistry, IAsyncDisposable
         var work = new List<(TrackedLease Tracked, Task<RedisResult> Owner)>();
         foreach (var tracked in _tracked.Values)
         {
-            if (tracked.Epoch > 0 && tracked.Lease.Reason == CancelReason.None)
+            if (tracked.Epoch > 0 && tracked.Lease.Reason == StreamOutcome.None)
             {
                 work.Add((tracked, db.ScriptEvaluateAsync(RedisScripts.Refresh, [_keys.Owner(tracked.Hash)],
                     [tracked.OwnerValue(ReplicaId), _ownerTtlMs])));
@@ -392,7 +391,7 @@ internal sealed class RedisSessionRegistry : ISessionRegistry, IAsyncDisposable
             var value = (string?)owner.Result;
             var colon = value?.LastIndexOf(':') ?? -1;
             if (colon > 0 && long.TryParse(value.AsSpan(colon + 1), CultureInfo.InvariantCulture, out var epoch)
-                && epoch > tracked.Epoch && tracked.Lease.TryCancel(CancelReason.Superseded, _time.GetTimestamp()))
+                && epoch > tracked.Epoch && tracked.Lease.TryCancel(StreamOutcome.Superseded, _time.GetTimestamp()))
             {
                 RedisRegistryLog.SupersededRemotely(_logger, tracked.Lease.Key.Fingerprint());
             }
@@ -403,12 +402,7 @@ internal sealed class RedisSessionRegistry : ISessionRegistry, IAsyncDisposable
     private long MicrosecondsNow() => _time.GetUtcNow().ToUnixTimeMilliseconds() * 1000;
 
     /// <summary>Hex of the first 16 bytes of SHA-256: what Redis sees instead of a key or a tenant session.</summary>
-    internal static string Hash(string value)
-    {
-        Span<byte> hash = stackalloc byte[32];
-        SHA256.HashData(Encoding.UTF8.GetBytes(value), hash);
-        return Convert.ToHexStringLower(hash[..16]);
-    }
+    internal static string Hash(string value) => Hashes.Sha256Hex(value, 16);
 
     // Disposed by the container once per registration it was resolved through (itself and ISessionRegistry).
     public ValueTask DisposeAsync() => _connection.DisposeAsync();
@@ -416,17 +410,17 @@ internal sealed class RedisSessionRegistry : ISessionRegistry, IAsyncDisposable
 
 internal static partial class RedisRegistryLog
 {
-    [LoggerMessage(EventId = 130, Level = LogLevel.Warning,
+    [LoggerMessage(EventId = EventIds.RedisUnavailable, Level = LogLevel.Warning,
         Message = "Redis session registry unavailable ({Reason}); supersede and stop are local to this replica until it answers again")]
     public static partial void Unavailable(ILogger logger, string reason);
 
-    [LoggerMessage(EventId = 131, Level = LogLevel.Information, Message = "Redis session registry available; supersede and stop reach every replica")]
+    [LoggerMessage(EventId = EventIds.RedisAvailable, Level = LogLevel.Information, Message = "Redis session registry available; supersede and stop reach every replica")]
     public static partial void Available(ILogger logger);
 
-    [LoggerMessage(EventId = 132, Level = LogLevel.Debug, Message = "Stream {Key} superseded by a newer claim on another replica")]
+    [LoggerMessage(EventId = EventIds.RedisSupersededRemotely, Level = LogLevel.Debug, Message = "Stream {Key} superseded by a newer claim on another replica")]
     public static partial void SupersededRemotely(ILogger logger, string key);
 
-    [LoggerMessage(EventId = 133, Level = LogLevel.Information,
+    [LoggerMessage(EventId = EventIds.RedisReconciled, Level = LogLevel.Information,
         Message = "Redis session registry: {Count} stream(s) claimed while Redis was away were claimed in Redis; the newest claim of each session won")]
     public static partial void Reconciled(ILogger logger, int count);
 }

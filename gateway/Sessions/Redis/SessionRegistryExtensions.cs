@@ -1,3 +1,4 @@
+using Gateway.Utilities;
 using Microsoft.Extensions.Options;
 
 namespace Gateway.Sessions.Redis;
@@ -8,10 +9,7 @@ internal static class SessionRegistryExtensions
     /// The in-process <see cref="SessionRegistry"/> is registered either way: it holds this replica's leases.</summary>
     public static IServiceCollection AddSessionRegistry(this IServiceCollection services)
     {
-        services.AddOptions<RedisRegistryOptions>()
-            .BindConfiguration(RedisRegistryOptions.SectionName)
-            .ValidateDataAnnotations()
-            .ValidateOnStart();
+        services.AddGatewayOptions<RedisRegistryOptions>(RedisRegistryOptions.SectionName);
         services.AddSingleton<SessionRegistry>();
         services.AddSingleton<RedisSessionRegistry>();
         services.AddSingleton<ISessionRegistry>(sp => sp.GetRequiredService<IOptions<RedisRegistryOptions>>().Value.Enabled

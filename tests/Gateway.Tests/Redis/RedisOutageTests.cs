@@ -7,7 +7,7 @@ namespace Gateway.Tests.Redis;
 [Collection(RedisCollection.Name)]
 public sealed class RedisOutageTests
 {
-    private const int UnavailableEventId = 130;
+    private const int UnavailableEventId = Gateway.Telemetry.EventIds.RedisUnavailable;
 
     [Fact]
     public async Task RedisKilledThenRestarted_ReplicasServeLocally_GaugeAndOneWarning_ThenCrossReplicaAgain()

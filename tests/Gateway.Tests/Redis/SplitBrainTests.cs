@@ -13,7 +13,7 @@ namespace Gateway.Tests.Redis;
 [Collection(RedisCollection.Name)]
 public sealed class SplitBrainTests
 {
-    private const int UnavailableEventId = 130;
+    private const int UnavailableEventId = Gateway.Telemetry.EventIds.RedisUnavailable;
 
     /// <summary>Makes <paramref name="replica"/> see one Redis call slower than its timeout, so it marks
     /// Redis unavailable, while the other replica, which calls nothing meanwhile, goes on as before.

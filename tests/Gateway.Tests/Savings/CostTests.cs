@@ -94,7 +94,7 @@ public sealed class CostTests
 
         Assert.DoesNotContain(metrics.All("llm_gateway.cancellation.cost_saved"), m => m["model"] == "unpriced-model");
         Assert.DoesNotContain(metrics.All("llm_gateway.cancellation.cost_spent"), m => m["model"] == "unpriced-model");
-        var unpriced = logs.Entries.Where(e => e.EventId.Id == 501).ToList();
+        var unpriced = logs.Entries.Where(e => e.EventId.Id == Gateway.Telemetry.EventIds.NoPriceSeen).ToList();
         Assert.Single(unpriced);
         Assert.Contains("unpriced-model", unpriced[0].Text, StringComparison.Ordinal);
         Assert.Equal(LogLevel.Warning, unpriced[0].Level);
@@ -111,7 +111,7 @@ public sealed class CostTests
         settings["Gateway:Telemetry:Models:2"] = "llama-local";
         await using var gateway = await GatewayHost.StartAsync(settings, b => b.Logging.AddProvider(logs));
 
-        var atStart = logs.Entries.Where(e => e.EventId.Id == 500).ToList();
+        var atStart = logs.Entries.Where(e => e.EventId.Id == Gateway.Telemetry.EventIds.NoPriceAtStart).ToList();
         Assert.Single(atStart);
         Assert.Contains("llama-local", atStart[0].Text, StringComparison.Ordinal);
     }

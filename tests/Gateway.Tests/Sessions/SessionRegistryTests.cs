@@ -1,5 +1,6 @@
 using Gateway.Sessions;
 
+using Gateway.Telemetry;
 namespace Gateway.Tests.Sessions;
 
 public sealed class SessionRegistryTests
@@ -14,7 +15,7 @@ public sealed class SessionRegistryTests
         var second = registry.Claim(Key);
 
         Assert.True(first.Token.IsCancellationRequested);
-        Assert.Equal(CancelReason.Superseded, first.Reason);
+        Assert.Equal(StreamOutcome.Superseded, first.Reason);
         Assert.False(second.Token.IsCancellationRequested);
         Assert.Same(second, registry.Find(Key));
     }
@@ -62,7 +63,7 @@ public sealed class SessionRegistryTests
 
         var alive = Assert.Single(leases, l => !l.Token.IsCancellationRequested);
         Assert.Same(alive, registry.Find(Key));
-        Assert.All(leases.Where(l => l != alive), l => Assert.Equal(CancelReason.Superseded, l.Reason));
+        Assert.All(leases.Where(l => l != alive), l => Assert.Equal(StreamOutcome.Superseded, l.Reason));
 
         foreach (var lease in leases)
         {
@@ -95,23 +96,23 @@ public sealed class SessionRegistryTests
         ISessionRegistry registry = new SessionRegistry(TimeProvider.System);
         var first = await registry.ClaimAsync(Key);
         var second = registry.ClaimAsync(Key).AsTask();
-        Assert.Equal(CancelReason.Superseded, first.Reason);
+        Assert.Equal(StreamOutcome.Superseded, first.Reason);
         Assert.False(second.IsCompleted);
 
         registry.Release(first);
 
         var lease = await second.WaitAsync(TimeSpan.FromSeconds(5));
         Assert.Same(lease, registry.Find(Key));
-        Assert.True((await registry.ClaimAsync(SessionKey.Create("llm", "Bearer t", "other"))) is { Reason: CancelReason.None });
+        Assert.True((await registry.ClaimAsync(SessionKey.Create("llm", "Bearer t", "other"))) is { Reason: StreamOutcome.None });
     }
 
     [Fact]
     public void TryCancel_Twice_FirstReasonWins()
     {
         var lease = new Lease(Key, 1, 0);
-        Assert.True(lease.TryCancel(CancelReason.Stopped, 10));
-        Assert.False(lease.TryCancel(CancelReason.Superseded, 20));
-        Assert.Equal(CancelReason.Stopped, lease.Reason);
+        Assert.True(lease.TryCancel(StreamOutcome.Stopped, 10));
+        Assert.False(lease.TryCancel(StreamOutcome.Superseded, 20));
+        Assert.Equal(StreamOutcome.Stopped, lease.Reason);
         Assert.Equal(10, lease.CancelledAt);
     }
 

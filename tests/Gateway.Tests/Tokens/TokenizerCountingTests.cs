@@ -1,6 +1,7 @@
 using Gateway.Protocols;
 using System.ComponentModel.DataAnnotations;
 using System.Text;
+using Gateway.Savings;
 using Gateway.Tokens;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;

@@ -1,5 +1,6 @@
 using Gateway.Sessions;
 
+using Gateway.Telemetry;
 namespace Gateway.Tests.Sessions.Policies;
 
 /// <summary>The in-process claim-if-idle: an active owner makes the key busy; a held owner (in its debounce window)
@@ -15,7 +16,7 @@ public sealed class ClaimIfIdleTests
         var owner = await registry.ClaimAsync(Key);
 
         Assert.Null(await registry.ClaimIfIdleAsync(Key));
-        Assert.Equal(CancelReason.None, owner.Reason);
+        Assert.Equal(StreamOutcome.None, owner.Reason);
         Assert.Same(owner, registry.Find(Key));
 
         registry.Release(owner);
@@ -27,13 +28,13 @@ public sealed class ClaimIfIdleTests
     {
         var registry = new SessionRegistry(TimeProvider.System);
         var owner = await registry.ClaimAsync(Key);
-        registry.Cancel(Key.TenantSession, CancelReason.Stopped);
+        registry.Cancel(Key.TenantSession, StreamOutcome.Stopped);
 
         var claim = registry.ClaimIfIdleAsync(Key).AsTask();
         registry.Release(owner);
 
         Assert.NotNull(await claim.WaitAsync(TimeSpan.FromSeconds(5)));
-        Assert.Equal(CancelReason.Stopped, owner.Reason); // its own reason, not overwritten
+        Assert.Equal(StreamOutcome.Stopped, owner.Reason); // its own reason, not overwritten
     }
 
     [Fact]
@@ -43,7 +44,7 @@ public sealed class ClaimIfIdleTests
         var held = (await registry.ClaimIfIdleAsync(Key, held: true))!;
         var claim = registry.ClaimIfIdleAsync(Key, held: true).AsTask();
 
-        Assert.Equal(CancelReason.Superseded, held.Reason);
+        Assert.Equal(StreamOutcome.Superseded, held.Reason);
         Assert.False(await registry.LeaveWindowAsync(held));
         registry.Release(held);
         var newer = await claim.WaitAsync(TimeSpan.FromSeconds(5));
@@ -65,7 +66,7 @@ public sealed class ClaimIfIdleTests
                 () => newer = registry.ClaimIfIdle(Key, null, held: false, out _));
 
             Assert.True(left ^ newer is not null, $"round {round}: left {left}, newer {newer is not null}");
-            Assert.Equal(left, held.Reason == CancelReason.None);
+            Assert.Equal(left, held.Reason == StreamOutcome.None);
         }
     }
 }

@@ -1,9 +1,11 @@
 using Gateway.Errors;
 using Gateway.Limits;
 using Gateway.Savings;
+using Gateway.Sessions;
+using Gateway.Telemetry;
 using Microsoft.Extensions.Options;
 
-namespace Gateway.Sessions;
+namespace Gateway.Streams;
 
 /// <summary>Endpoints about a caller's own sessions, scoped by the caller's credential exactly as
 /// streams are: one tenant can never read or touch another's session.</summary>
@@ -34,7 +36,7 @@ internal static class SessionEndpoints
                 return;
             }
 
-            SessionEndpointLog.Stopped(loggers.CreateLogger("Gateway.Sessions.SessionEndpoints"), cancelled);
+            SessionEndpointLog.Stopped(loggers.CreateLogger("Gateway.Streams.SessionEndpoints"), cancelled);
             await context.Response.WriteAsJsonAsync(new CancelResponse(sessionId, cancelled),
                 SessionJson.Default.CancelResponse, cancellationToken: context.RequestAborted);
         }).RequireRateLimiting(RateLimitOptions.PolicyName); // a stop costs every replica work: it spends the tenant's bucket
@@ -64,7 +66,7 @@ internal sealed record CancelResponse(string SessionId, int Cancelled);
 
 internal static partial class SessionEndpointLog
 {
-    [LoggerMessage(EventId = 110, Level = LogLevel.Information, Message = "Explicit stop ended {Count} stream(s)")]
+    [LoggerMessage(EventId = EventIds.SessionStopped, Level = LogLevel.Information, Message = "Explicit stop ended {Count} stream(s)")]
     public static partial void Stopped(ILogger logger, int count);
 }
 

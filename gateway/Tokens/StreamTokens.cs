@@ -1,4 +1,11 @@
-namespace Gateway.Streams;
+namespace Gateway.Tokens;
+
+/// <summary>A response body that counts the tokens passing through it (the session step's tap).</summary>
+internal interface ICountedStream
+{
+    /// <summary>Null until the response's first bytes chose a counter, or when it is not counted.</summary>
+    TokenCounter? Counter { get; }
+}
 
 /// <summary>
 /// The tokens of the stream a request is proxying, readable off the request's thread while it runs: a
@@ -7,9 +14,9 @@ namespace Gateway.Streams;
 /// </summary>
 internal sealed class StreamTokens
 {
-    private ResponseTap? _tap;
+    private ICountedStream? _tap;
 
-    public void Attach(ResponseTap tap) => Volatile.Write(ref _tap, tap);
+    public void Attach(ICountedStream tap) => Volatile.Write(ref _tap, tap);
 
     /// <summary>Completion tokens counted so far plus the prompt tokens the upstream reported (0 before any
     /// report). While the stream runs the figure may lag a chunk behind; once the request has returned it

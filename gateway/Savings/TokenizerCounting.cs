@@ -1,11 +1,12 @@
 using System.Collections.Concurrent;
 using System.Text;
 using System.Threading.Channels;
-using Gateway.Savings;
+using Gateway.Telemetry;
+using Gateway.Tokens;
 using Microsoft.Extensions.Options;
 using Microsoft.ML.Tokenizers;
 
-namespace Gateway.Tokens;
+namespace Gateway.Savings;
 
 /// <summary>
 /// Counts the completion text of finished streams with a tiktoken encoding, on one background worker:
@@ -90,7 +91,7 @@ internal sealed partial class TokenizerCounting : BackgroundService
 
     private static partial class Log
     {
-        [LoggerMessage(EventId = 300, Level = LogLevel.Warning, Message = "Tokenizer failed for a stream on route {RouteId}; its chunk count is used")]
+        [LoggerMessage(EventId = EventIds.TokenizerFailed, Level = LogLevel.Warning, Message = "Tokenizer failed for a stream on route {RouteId}; its chunk count is used")]
         public static partial void TokenizerFailed(ILogger logger, string routeId, Exception exception);
     }
 }

@@ -1,9 +1,9 @@
-namespace Gateway.Hosting;
+namespace Gateway.Streams;
 
 /// <summary>
 /// Every stream on a session-streams route, keyed or not, while it runs: one count the drain waits on,
 /// and one token shared by all of them that the drain deadline cancels (each stream's
-/// <see cref="Streams.AbortGuard"/> links it in as it does a lease's). A keyless stream has no lease to
+/// <see cref="AbortGuard"/> links it in as it does a lease's). A keyless stream has no lease to
 /// carry a reason, so its reason is this signal's: <see cref="Requested"/> means shutdown.
 /// </summary>
 internal sealed class ShutdownSignal(TimeProvider time)
