@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Globalization;
+using System.Security.Cryptography;
 using Gateway.Telemetry;
 using Gateway.Utilities;
 using Microsoft.Extensions.Options;
