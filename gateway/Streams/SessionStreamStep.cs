@@ -58,42 +58,10 @@ internal sealed class SessionStreamStep(
         var askedUsage = policy.IncludeUsage && adapter.Api is Api.ChatCompletions or Api.Completions
             && await IncludeUsage.TryAddAsync(context.Request, resolver.MaxBodyKeyBytes, context.RequestAborted);
 
-        Lease? lease = null;
-        if (session.Key.Key is { } key)
+        var (admitted, lease) = await AdmitAsync(context, route.RouteId, policy, session, startedAt);
+        if (!admitted)
         {
-            // A reject route claims only while no stream of the key is active; a lease in its debounce window
-            // does not count as active (it is replaced), so it is claimed as held.
-            lease = policy.OnNewer == OnNewer.Reject
-                ? await registry.ClaimIfIdleAsync(key, session.ArrivedAt, held: policy.Debounce > TimeSpan.Zero)
-                : await registry.ClaimAsync(key, session.ArrivedAt);
-            if (lease is null)
-            {
-                await RefuseBusyAsync(context, route.RouteId, session, key);
-                return;
-            }
-        }
-
-        if (lease is { Token.IsCancellationRequested: true })
-        {
-            // An older request whose key was read after a newer one's (a slow upload): the newer one keeps
-            // the session, and this one never reaches the model server.
-            await RefuseAsync(context, route.RouteId, session, lease, startedAt, lease.Reason);
             return;
-        }
-
-        if (lease is not null && policy.Debounce > TimeSpan.Zero)
-        {
-            var held = await DebounceWindow.WaitAsync(registry, lease, policy.Debounce, policy.OnNewer == OnNewer.Reject, time, context.RequestAborted);
-            if (held != StreamOutcome.None)
-            {
-                if (held == StreamOutcome.Superseded)
-                {
-                    metrics.Debounced(route.RouteId, models.For(session.Facts.Model), adapter.Label, DebounceWindow.PromptTokens(context.Request));
-                }
-
-                await RefuseAsync(context, route.RouteId, session, lease, startedAt, held);
-                return;
-            }
         }
 
         // Known APIs are accounted for; anything else only when it belongs to a session.
@@ -144,6 +112,68 @@ internal sealed class SessionStreamStep(
             tap.DropHeld();
         }
 
+        var model = Record(context, route.RouteId, session, lease, active, body, tap, drain, guard, outcome, startedAt, upstreamClosedAt);
+        activity?.SetTag("llm_gateway.route", route.RouteId);
+        activity?.SetTag("llm_gateway.api", adapter.Label);
+        activity?.SetTag("llm_gateway.outcome", outcome.ToLabel());
+        activity?.SetTag("gen_ai.request.model", model);
+    }
+
+    /// <summary>
+    /// Claims the request's session key, if it has one, and holds it for the route's debounce window. False
+    /// when the request was answered here and must not go upstream: its session is busy (<c>OnNewer: reject</c>),
+    /// a newer request arrived before it (a slow upload), or it was replaced, stopped or left during its window.
+    /// </summary>
+    private async Task<(bool Admitted, Lease? Lease)> AdmitAsync(HttpContext context, string routeId, RouteSessionPolicy policy,
+        SessionRequest session, long startedAt)
+    {
+        if (session.Key.Key is not { } key)
+        {
+            return (true, null);
+        }
+
+        // A reject route claims only while no stream of the key is active; a lease in its debounce window
+        // does not count as active (it is replaced), so it is claimed as held.
+        var lease = policy.OnNewer == OnNewer.Reject
+            ? await registry.ClaimIfIdleAsync(key, session.ArrivedAt, held: policy.Debounce > TimeSpan.Zero)
+            : await registry.ClaimAsync(key, session.ArrivedAt);
+        if (lease is null)
+        {
+            await RefuseBusyAsync(context, routeId, session, key);
+            return (false, null);
+        }
+
+        if (lease.Token.IsCancellationRequested)
+        {
+            // An older request whose key was read after a newer one's (a slow upload): the newer one keeps
+            // the session, and this one never reaches the model server.
+            await RefuseAsync(context, routeId, session, lease, startedAt, lease.Reason);
+            return (false, lease);
+        }
+
+        if (policy.Debounce > TimeSpan.Zero)
+        {
+            var held = await DebounceWindow.WaitAsync(registry, lease, policy.Debounce, policy.OnNewer == OnNewer.Reject, time, context.RequestAborted);
+            if (held != StreamOutcome.None)
+            {
+                if (held == StreamOutcome.Superseded)
+                {
+                    metrics.Debounced(routeId, models.For(session.Facts.Model), session.Adapter.Label, DebounceWindow.PromptTokens(context.Request));
+                }
+
+                await RefuseAsync(context, routeId, session, lease, startedAt, held);
+                return (false, lease);
+            }
+        }
+
+        return (true, lease);
+    }
+
+    /// <summary>Logs the stream's end and hands its figures to the accounting (at once, or once a drained upstream
+    /// has been read to its end); returns the model label it was recorded under.</summary>
+    private string Record(HttpContext context, string routeId, SessionRequest session, Lease? lease, ActiveStream? active,
+        BodyFacts? body, ResponseTap tap, DrainContext? drain, AbortGuard guard, StreamOutcome outcome, long startedAt, long upstreamClosedAt)
+    {
         var facts = body?.Final ?? session.Facts;
         var model = models.For(facts.Model ?? tap.Counter?.ResponseModel);
         var draining = drain?.Began == true;
@@ -155,7 +185,7 @@ internal sealed class SessionStreamStep(
 
         if (lease is not null)
         {
-            SessionStreamLog.StreamEnded(logger, route.RouteId, lease.Key.Fingerprint(), outcome.ToLabel());
+            SessionStreamLog.StreamEnded(logger, routeId, lease.Key.Fingerprint(), outcome.ToLabel());
         }
 
         if (active is not null)
@@ -163,9 +193,9 @@ internal sealed class SessionStreamStep(
             active.Start(models.For(facts.Model)); // when the body never ended, so that End can pair with it
             active.End();
             var end = new StreamEnd(
-                route.RouteId,
+                routeId,
                 model,
-                adapter.Operation,
+                session.Adapter.Operation,
                 outcome,
                 facts,
                 tap.Counter,
@@ -174,7 +204,7 @@ internal sealed class SessionStreamStep(
                 Drained: false,
                 lease?.Key.TenantSession)
             {
-                Api = adapter.Label,
+                Api = session.Adapter.Label,
                 ErrorClass = outcome != StreamOutcome.UpstreamError ? null
                     : context.Response.StatusCode >= 500 ? "5xx"
                     : context.Response.StatusCode >= 400 ? "4xx"
@@ -194,10 +224,7 @@ internal sealed class SessionStreamStep(
             tap.Counter?.Dispose();
         }
 
-        activity?.SetTag("llm_gateway.route", route.RouteId);
-        activity?.SetTag("llm_gateway.api", adapter.Label);
-        activity?.SetTag("llm_gateway.outcome", outcome.ToLabel());
-        activity?.SetTag("gen_ai.request.model", model);
+        return model;
     }
 
     /// <summary>Answers a request whose lease ended before it went upstream (superseded, stopped, shutdown; or its
