@@ -2,7 +2,6 @@ using System.Net;
 using Gateway.Sessions;
 using Gateway.Sessions.Redis;
 using Gateway.Tests.Infrastructure;
-using Gateway.Tests.Redis;
 using Microsoft.Extensions.DependencyInjection;
 using MockLlm;
 using StackExchange.Redis;

@@ -5,7 +5,7 @@ using System.Text;
 using Gateway.Tests.Infrastructure;
 using OpenAI.Responses;
 
-namespace Gateway.Tests.MockLlmApis;
+namespace Gateway.Tests.MockLlm;
 
 /// <summary>The mock's <c>/v1/responses</c> read by the official OpenAI .NET SDK's <see cref="ResponsesClient"/>.</summary>
 #pragma warning disable OPENAI001 // the Responses client is marked experimental in OpenAI 2.15

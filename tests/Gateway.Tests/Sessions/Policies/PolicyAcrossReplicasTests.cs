@@ -2,7 +2,6 @@ using System.Globalization;
 using Gateway.Sessions;
 using Gateway.Sessions.Redis;
 using Gateway.Tests.Infrastructure;
-using Gateway.Tests.Redis;
 using Microsoft.Extensions.DependencyInjection;
 using MockLlm;
 
@@ -80,7 +79,7 @@ public sealed class PolicyAcrossReplicasTests
     {
         await using var pair = await StartAsync("reject", debounce: false);
         using var first = await StreamReading.SendAsync(pair.ClientA, Chat("long story", "x", 40, slow: true));
-        await CrossReplicaTests.WaitForEntryAsync(pair.Mock, "x", e => e.TokensSent >= 2, 0);
+        await Wait.ForEntryAsync(pair.Mock.Ledger, "x", e => e.TokensSent >= 2, 0);
 
         using var newer = await pair.ClientB.SendAsync(Chat("another", "x", 5));
         var body = await newer.Content.ReadAsStringAsync();
@@ -89,7 +88,7 @@ public sealed class PolicyAcrossReplicasTests
         Assert.Equal(409, (int)newer.StatusCode);
         Assert.Equal("session_busy", PolicySettings.ErrorName("chat_completions", body));
         Assert.Equal("[DONE]", firstTranscript.DataEvents[^1]);
-        var entry = await CrossReplicaTests.WaitForEntryAsync(pair.Mock, "x", e => e.EndedAt is not null, 0);
+        var entry = await Wait.ForEntryAsync(pair.Mock.Ledger, "x", e => e.EndedAt is not null, 0);
         Assert.True(entry.Completed);
         Assert.Equal(40, entry.TokensSent);
         Assert.Single(pair.Mock.Ledger.Snapshot());
@@ -132,7 +131,7 @@ public sealed class PolicyAcrossReplicasTests
         await pair.Clock.WaitHeldAsync(2);
         pair.Clock.OpenAll();
         using var second = await pending.WaitAsync(Wait.Timeout);
-        await CrossReplicaTests.WaitForEntryAsync(pair.Mock, "h", e => e.TokensSent >= 2, 0);
+        await Wait.ForEntryAsync(pair.Mock.Ledger, "h", e => e.TokensSent >= 2, 0);
 
         using var third = await pair.ClientA.SendAsync(Chat("one more", "h", 5));
         var thirdBody = await third.Content.ReadAsStringAsync();

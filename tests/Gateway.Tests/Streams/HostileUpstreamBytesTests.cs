@@ -3,7 +3,7 @@ using System.Text;
 using Gateway.Tests.Infrastructure;
 using Xunit.Abstractions;
 
-namespace Gateway.Tests.Hardening;
+namespace Gateway.Tests.Streams;
 
 /// <summary>
 /// A backend that sends bytes no well-behaved model server would: invalid UTF-8, a line of 10 MB, a

@@ -3,7 +3,7 @@ using System.Globalization;
 using Gateway.Tests.Infrastructure;
 using Xunit.Abstractions;
 
-namespace Gateway.Tests.Redis;
+namespace Gateway.Tests.Sessions.Redis;
 
 /// <summary>
 /// Cross-replica supersede latency on loopback: a stream runs on replica A, a newer request for the

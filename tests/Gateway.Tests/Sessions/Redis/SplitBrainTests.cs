@@ -3,7 +3,7 @@ using Gateway.Sessions.Redis;
 using Gateway.Tests.Infrastructure;
 using StackExchange.Redis;
 
-namespace Gateway.Tests.Redis;
+namespace Gateway.Tests.Sessions.Redis;
 
 /// <summary>
 /// Two replicas must never keep two live streams for one session for longer than it takes Redis to
@@ -51,7 +51,7 @@ public sealed class SplitBrainTests
         Assert.True((await replicas.WaitForEntryAsync("split", e => e.EndedAt is not null)).Cancelled);
         var newerEntry = replicas.Mock.Ledger.Snapshot().Where(e => e.SessionId == "split").ElementAt(1);
         Assert.Null(newerEntry.EndedAt); // the newer stream was not touched
-        Assert.Equal(1, replicas.A.Warnings.Count(UnavailableEventId));
+        Assert.Equal(1, replicas.A.Logs.WarningCount(UnavailableEventId));
     }
 
     [Fact]

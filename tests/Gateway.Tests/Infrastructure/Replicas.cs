@@ -1,19 +1,18 @@
 using Gateway.Sessions;
 using Gateway.Sessions.Redis;
-using Gateway.Tests.Infrastructure;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using MockLlm;
 
-namespace Gateway.Tests.Redis;
+namespace Gateway.Tests.Infrastructure;
 
-/// <summary>One gateway replica on the Redis registry: its host, a client, and the warnings it logged.</summary>
+/// <summary>One gateway replica on the Redis registry: its host, a client, and what it logged.</summary>
 internal sealed class Replica : IAsyncDisposable
 {
-    private Replica(GatewayHost host, WarningLog warnings)
+    private Replica(GatewayHost host, LogCapture logs)
     {
         Host = host;
-        Warnings = warnings;
+        Logs = logs;
         Client = StreamReading.NewClient(host.BaseAddress);
     }
 
@@ -21,13 +20,13 @@ internal sealed class Replica : IAsyncDisposable
 
     public HttpClient Client { get; }
 
-    public WarningLog Warnings { get; }
+    public LogCapture Logs { get; }
 
     public RedisSessionRegistry Registry => (RedisSessionRegistry)Host.Services.GetRequiredService<ISessionRegistry>();
 
     public static async Task<Replica> StartAsync(Uri upstream, string redis, string prefix = "llmgw", TimeSpan? redisTimeout = null)
     {
-        var warnings = new WarningLog();
+        var logs = new LogCapture();
         var host = await GatewayHost.StartAsync(upstream, configure: settings =>
         {
             settings["Gateway:Sessions:Redis"] = redis;
@@ -36,8 +35,8 @@ internal sealed class Replica : IAsyncDisposable
             {
                 settings["Gateway:Sessions:RedisTimeout"] = timeout.ToString("c", System.Globalization.CultureInfo.InvariantCulture);
             }
-        }, builder: web => web.Logging.AddProvider(warnings));
-        return new Replica(host, warnings);
+        }, builder: web => web.Logging.AddProvider(logs));
+        return new Replica(host, logs);
     }
 
     /// <summary>Waits until the registry reports <paramref name="available"/> (it probes Redis in the background).</summary>
@@ -99,7 +98,7 @@ internal sealed class Replicas : IAsyncDisposable
     }
 
     public Task<LedgerEntry> WaitForEntryAsync(string sessionId, Func<LedgerEntry, bool> predicate, int index = 0) =>
-        CrossReplicaTests.WaitForEntryAsync(Mock, sessionId, predicate, index);
+        Wait.ForEntryAsync(Mock.Ledger, sessionId, predicate, index);
 
     public async ValueTask DisposeAsync()
     {

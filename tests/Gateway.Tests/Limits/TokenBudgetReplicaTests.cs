@@ -8,7 +8,7 @@ using Microsoft.Extensions.Time.Testing;
 using MockLlm;
 using StackExchange.Redis;
 
-namespace Gateway.Tests.Redis;
+namespace Gateway.Tests.Limits;
 
 /// <summary>Token budgets shared by two replicas through a real redis-server, and what happens while it is down.</summary>
 [Collection(RedisCollection.Name)]

@@ -5,7 +5,7 @@ using Microsoft.Extensions.DependencyInjection;
 using MockLlm;
 using Xunit.Abstractions;
 
-namespace Gateway.Tests.Hardening;
+namespace Gateway.Tests.Sessions;
 
 /// <summary>
 /// Thousands of keys, each used once, from thousands of credentials: the registry holds only the
