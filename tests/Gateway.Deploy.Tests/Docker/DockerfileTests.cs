@@ -40,6 +40,7 @@ public sealed class DockerfileTests
         Assert.True(File.Exists(Repo.PathOf(dockerfile + ".dockerignore")), "bin/ and obj/ must be kept out of the build context");
     }
 
+    [Trait(TestCategory.Name, TestCategory.Slow)]
     [Theory]
     [MemberData(nameof(Images))]
     public async Task Dockerfile_PublishStep_YieldsTheEntrypoint(string dockerfile, string entrypoint)

@@ -8,6 +8,7 @@ namespace Gateway.Tests.Bench;
 /// cannot rot. Asserts that it completes, loses no chunk and produces every figure; never a duration or
 /// a ratio.
 /// </summary>
+[Trait(TestCategory.Name, TestCategory.Slow)]
 public sealed class BenchSmokeTests
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromMinutes(5);

@@ -1,5 +1,6 @@
 using Gateway.Sessions;
 using Gateway.Sessions.Redis;
+using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using MockLlm;
@@ -24,7 +25,8 @@ internal sealed class Replica : IAsyncDisposable
 
     public RedisSessionRegistry Registry => (RedisSessionRegistry)Host.Services.GetRequiredService<ISessionRegistry>();
 
-    public static async Task<Replica> StartAsync(Uri upstream, string redis, string prefix = "llmgw", TimeSpan? redisTimeout = null)
+    public static async Task<Replica> StartAsync(Uri upstream, string redis, string prefix = "llmgw", TimeSpan? redisTimeout = null,
+        string routeId = "llm", Action<Dictionary<string, string?>>? configure = null, Action<WebApplicationBuilder>? builder = null)
     {
         var logs = new LogCapture();
         var host = await GatewayHost.StartAsync(upstream, configure: settings =>
@@ -35,7 +37,13 @@ internal sealed class Replica : IAsyncDisposable
             {
                 settings["Gateway:Sessions:RedisTimeout"] = timeout.ToString("c", System.Globalization.CultureInfo.InvariantCulture);
             }
-        }, builder: web => web.Logging.AddProvider(logs));
+
+            configure?.Invoke(settings);
+        }, builder: web =>
+        {
+            web.Logging.AddProvider(logs);
+            builder?.Invoke(web);
+        }, routeId);
         return new Replica(host, logs);
     }
 
@@ -86,15 +94,20 @@ internal sealed class Replicas : IAsyncDisposable
 
     public Replica B { get; }
 
-    public static async Task<Replicas> StartAsync(string prefixA = "llmgw", string prefixB = "llmgw", TimeSpan? redisTimeout = null)
+    /// <summary>Starts redis-server, the mock (<paramref name="mock"/>, else 40 tokens/s) and replicas A and B
+    /// with <paramref name="configure"/> and <paramref name="builder"/> applied to both, and returns once both
+    /// see Redis.</summary>
+    public static async Task<Replicas> StartAsync(string prefixA = "llmgw", string prefixB = "llmgw", TimeSpan? redisTimeout = null,
+        MockLlmOptions? mock = null, string routeId = "llm", Action<Dictionary<string, string?>>? configure = null,
+        Action<WebApplicationBuilder>? builder = null)
     {
         var redis = await RedisServer.StartAsync();
-        var mock = await MockLlmServer.StartAsync(new MockLlmOptions { TokensPerSecond = 40, TimeToFirstTokenMs = 20 });
-        var a = await Replica.StartAsync(mock.BaseAddress, redis.ConnectionString, prefixA, redisTimeout);
-        var b = await Replica.StartAsync(mock.BaseAddress, redis.ConnectionString, prefixB, redisTimeout);
+        var server = await MockLlmServer.StartAsync(mock ?? new MockLlmOptions { TokensPerSecond = 40, TimeToFirstTokenMs = 20 });
+        var a = await Replica.StartAsync(server.BaseAddress, redis.ConnectionString, prefixA, redisTimeout, routeId, configure, builder);
+        var b = await Replica.StartAsync(server.BaseAddress, redis.ConnectionString, prefixB, redisTimeout, routeId, configure, builder);
         await a.WaitAvailableAsync();
         await b.WaitAvailableAsync();
-        return new Replicas(redis, mock, a, b);
+        return new Replicas(redis, server, a, b);
     }
 
     public Task<LedgerEntry> WaitForEntryAsync(string sessionId, Func<LedgerEntry, bool> predicate, int index = 0) =>

@@ -13,29 +13,6 @@ public sealed class ResponsesApiTests(MockLlmFixture fixture) : IClassFixture<Mo
 {
     private const string Prompt = "tell me about responses";
 
-    private sealed class HeaderPolicy(IReadOnlyDictionary<string, string> headers) : PipelinePolicy
-    {
-        public override void Process(PipelineMessage message, IReadOnlyList<PipelinePolicy> pipeline, int currentIndex)
-        {
-            Apply(message);
-            ProcessNext(message, pipeline, currentIndex);
-        }
-
-        public override ValueTask ProcessAsync(PipelineMessage message, IReadOnlyList<PipelinePolicy> pipeline, int currentIndex)
-        {
-            Apply(message);
-            return ProcessNextAsync(message, pipeline, currentIndex);
-        }
-
-        private void Apply(PipelineMessage message)
-        {
-            foreach (var (name, value) in headers)
-            {
-                message.Request.Headers.Set(name, value);
-            }
-        }
-    }
-
     private ResponsesClient NewClient(string sessionId, int completionTokens)
     {
         var options = new ResponsesClientOptions

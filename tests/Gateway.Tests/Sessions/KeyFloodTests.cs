@@ -12,6 +12,7 @@ namespace Gateway.Tests.Sessions;
 /// streams that are running, and is empty again when they end, so a client minting keys cannot grow
 /// the gateway's memory.
 /// </summary>
+[Trait(TestCategory.Name, TestCategory.Slow)]
 public sealed class KeyFloodTests(ITestOutputHelper output)
 {
     private const int Requests = 2_000;

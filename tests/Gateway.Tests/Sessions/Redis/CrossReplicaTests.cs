@@ -7,6 +7,7 @@ namespace Gateway.Tests.Sessions.Redis;
 
 /// <summary>Two gateway replicas over one real redis-server, in front of one mock model server.</summary>
 [Collection(RedisCollection.Name)]
+[Trait(TestCategory.Name, TestCategory.Slow)]
 public sealed class CrossReplicaTests
 {
     private static readonly Dictionary<string, string> Slow = new() { ["X-Mock-Tokens-Per-Second"] = "20", ["X-Mock-Completion-Tokens"] = "1000" };

@@ -5,6 +5,7 @@ namespace Gateway.Tests.Sessions.Redis;
 
 /// <summary>Redis lost mid-run, back again, or never there: the gateway keeps serving.</summary>
 [Collection(RedisCollection.Name)]
+[Trait(TestCategory.Name, TestCategory.Slow)]
 public sealed class RedisOutageTests
 {
     private const int UnavailableEventId = 130;

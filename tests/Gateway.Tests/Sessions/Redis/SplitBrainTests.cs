@@ -11,6 +11,7 @@ namespace Gateway.Tests.Sessions.Redis;
 /// newest claim wins), and epochs keep rising across a Redis that lost or lags behind its counters.
 /// </summary>
 [Collection(RedisCollection.Name)]
+[Trait(TestCategory.Name, TestCategory.Slow)]
 public sealed class SplitBrainTests
 {
     private const int UnavailableEventId = 130;

@@ -9,6 +9,7 @@ namespace Gateway.Tests.Sessions.Redis;
 /// <summary>The explicit stop across replicas: it counts only streams that really stopped, and a storm of
 /// stops neither splits the replicas nor gets in the way of a supersede.</summary>
 [Collection(RedisCollection.Name)]
+[Trait(TestCategory.Name, TestCategory.Slow)]
 public sealed class StopAcrossReplicasTests
 {
     private static HttpRequestMessage Stop(string sessionId, string authorization)
