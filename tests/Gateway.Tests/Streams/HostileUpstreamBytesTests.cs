@@ -11,6 +11,7 @@ namespace Gateway.Tests.Streams;
 /// every byte on the way; none of this may change a byte the client receives, end the response
 /// early, or leave the gateway unable to serve the next request.
 /// </summary>
+[Trait(TestCategory.Name, TestCategory.Slow)]
 public sealed class HostileUpstreamBytesTests(ITestOutputHelper output)
 {
     private static byte[] Utf8(string text) => Encoding.UTF8.GetBytes(text);
