@@ -1,1 +1,2 @@
+global using Gateway.Testing;
 global using Xunit;

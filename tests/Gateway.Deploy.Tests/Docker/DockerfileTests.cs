@@ -40,6 +40,7 @@ public sealed class DockerfileTests
         Assert.True(File.Exists(Repo.PathOf(dockerfile + ".dockerignore")), "bin/ and obj/ must be kept out of the build context");
     }
 
+    [Trait(TestCategory.Name, TestCategory.Slow)]
     [Theory]
     [MemberData(nameof(Images))]
     public async Task Dockerfile_PublishStep_YieldsTheEntrypoint(string dockerfile, string entrypoint)
@@ -58,8 +59,7 @@ public sealed class DockerfileTests
             var args = publish.Skip(1).Where(a => a != "--no-restore")
                 .Select(a => a == output ? Path.Combine(temp.FullName, "app") : a)
                 .Concat(["--artifacts-path", Path.Combine(temp.FullName, "artifacts"), "--nologo"]);
-            var dotnet = Environment.ProcessPath is { } host && Path.GetFileNameWithoutExtension(host) == "dotnet" ? host : "dotnet";
-            var result = await Tool.RunAsync(dotnet, args, Repo.Root, TimeSpan.FromMinutes(5));
+            var result = await Tool.RunAsync(DotnetProcess.Host, args, Repo.Root, TimeSpan.FromMinutes(5));
             Assert.True(result.ExitCode == 0, result.Describe(string.Join(' ', publish)));
 
             var app = Path.Combine(temp.FullName, "app");

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Text;
 using System.Text.RegularExpressions;
 
 namespace Gateway.Deploy.Tests.Infrastructure;
@@ -10,107 +9,50 @@ internal sealed partial class GatewayProcess : IAsyncDisposable
 {
     public static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(60);
 
-    private readonly Process _process;
-    private readonly StringBuilder _output;
-    private readonly List<(string Text, TaskCompletionSource Seen)> _awaited;
+    private readonly DotnetProcess _process;
 
-    private GatewayProcess(Process process, StringBuilder output, List<(string, TaskCompletionSource)> awaited, Uri baseAddress)
+    private GatewayProcess(DotnetProcess process, Uri baseAddress)
     {
-        _awaited = awaited;
         _process = process;
-        _output = output;
         BaseAddress = baseAddress;
     }
 
     public Uri BaseAddress { get; }
 
-    public string Output
-    {
-        get
-        {
-            lock (_output)
-            {
-                return _output.ToString();
-            }
-        }
-    }
+    public string Output => _process.Output;
 
     /// <summary>Starts the gateway with <paramref name="environment"/> on top of its appsettings.json and
     /// returns once it has said where it listens and answered <c>/healthz</c>.</summary>
     public static async Task<GatewayProcess> StartAsync(IReadOnlyDictionary<string, string> environment)
     {
-        var dotnet = Environment.ProcessPath is { } host && Path.GetFileNameWithoutExtension(host) == "dotnet" ? host : "dotnet";
-        var start = new ProcessStartInfo(dotnet)
+        var process = DotnetProcess.Start("Gateway.dll", ["--urls", "http://127.0.0.1:0"], start =>
         {
-            WorkingDirectory = AppContext.BaseDirectory,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Gateway.dll"));
-        start.ArgumentList.Add("--urls");
-        start.ArgumentList.Add("http://127.0.0.1:0");
-        foreach (var name in new[] { "ASPNETCORE_URLS", "ASPNETCORE_HTTP_PORTS", "ASPNETCORE_HTTPS_PORTS", "DOTNET_URLS" })
-        {
-            start.Environment.Remove(name);
-        }
-
-        start.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
-        // The line that says which port the OS picked.
-        start.Environment["Logging__LogLevel__Microsoft.Hosting.Lifetime"] = "Information";
-        foreach (var (key, value) in environment)
-        {
-            start.Environment[key] = value;
-        }
-
-        var output = new StringBuilder();
-        var awaited = new List<(string Text, TaskCompletionSource Seen)>();
-        var listening = new TaskCompletionSource<Uri>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var process = new Process { StartInfo = start, EnableRaisingEvents = true };
-        void OnLine(object? _, DataReceivedEventArgs e)
-        {
-            if (e.Data is null)
+            foreach (var name in new[] { "ASPNETCORE_URLS", "ASPNETCORE_HTTP_PORTS", "ASPNETCORE_HTTPS_PORTS", "DOTNET_URLS" })
             {
-                return;
+                start.Environment.Remove(name);
             }
 
-            lock (output)
+            start.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
+            // The line that says which port the OS picked.
+            start.Environment["Logging__LogLevel__Microsoft.Hosting.Lifetime"] = "Information";
+            foreach (var (key, value) in environment)
             {
-                output.AppendLine(e.Data);
-                foreach (var (text, seen) in awaited)
-                {
-                    if (e.Data.Contains(text, StringComparison.Ordinal))
-                    {
-                        seen.TrySetResult();
-                    }
-                }
+                start.Environment[key] = value;
             }
+        });
 
-            if (Listening().Match(e.Data) is { Success: true } m)
-            {
-                listening.TrySetResult(new Uri(m.Groups[1].Value.TrimEnd('/') + "/"));
-            }
-        }
-
-        process.OutputDataReceived += OnLine;
-        process.ErrorDataReceived += OnLine;
-        process.Exited += (_, _) => listening.TrySetException(new InvalidOperationException($"The gateway exited with {process.ExitCode} before listening."));
-        process.Start();
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-
-        var gateway = new GatewayProcess(process, output, awaited, new Uri("http://127.0.0.1/"));
         try
         {
-            var baseAddress = await listening.Task.WaitAsync(StartTimeout);
-            gateway = new GatewayProcess(process, output, awaited, baseAddress);
+            await process.WaitForOutputAsync("Now listening on: ", StartTimeout);
+            var listening = Listening().Match(process.Output);
+            var gateway = new GatewayProcess(process, new Uri(listening.Groups[1].Value.TrimEnd('/') + "/"));
             await gateway.WaitHealthyAsync();
             return gateway;
         }
         catch (Exception e)
         {
-            await gateway.DisposeAsync();
-            throw new InvalidOperationException($"The gateway did not start: {e.Message}\n{gateway.Output}", e);
+            await process.DisposeAsync();
+            throw new InvalidOperationException($"The gateway did not start: {e.Message}\n{process.Output}", e);
         }
     }
 
@@ -126,33 +68,7 @@ internal sealed partial class GatewayProcess : IAsyncDisposable
     }
 
     /// <summary>Completes when a line of the gateway's output contains <paramref name="text"/> (at once if one did).</summary>
-    public Task WaitForOutputAsync(string text, TimeSpan timeout)
-    {
-        var seen = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        lock (_output)
-        {
-            if (_output.ToString().Contains(text, StringComparison.Ordinal))
-            {
-                return Task.CompletedTask;
-            }
-
-            _awaited.Add((text, seen));
-        }
-
-        return WaitAsync(seen.Task, text, timeout);
-    }
-
-    private async Task WaitAsync(Task seen, string text, TimeSpan timeout)
-    {
-        try
-        {
-            await seen.WaitAsync(timeout);
-        }
-        catch (TimeoutException)
-        {
-            throw new TimeoutException($"The gateway did not say \"{text}\" within {timeout}:\n{Output}");
-        }
-    }
+    public Task WaitForOutputAsync(string text, TimeSpan timeout) => _process.WaitForOutputAsync(text, timeout);
 
     /// <summary>Sends SIGTERM, as the kubelet does (<see cref="Process.Kill()"/> would send SIGKILL).</summary>
     public async Task TerminateAsync()
@@ -169,31 +85,9 @@ internal sealed partial class GatewayProcess : IAsyncDisposable
     }
 
     /// <summary>The process's exit code once it has exited by itself.</summary>
-    public async Task<int> WaitForExitAsync(TimeSpan timeout)
-    {
-        using var cts = new CancellationTokenSource(timeout);
-        try
-        {
-            await _process.WaitForExitAsync(cts.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            throw new TimeoutException($"The gateway did not exit within {timeout}:\n{Output}");
-        }
+    public Task<int> WaitForExitAsync(TimeSpan timeout) => _process.WaitForExitAsync(timeout);
 
-        return _process.ExitCode;
-    }
-
-    public async ValueTask DisposeAsync()
-    {
-        if (!_process.HasExited)
-        {
-            _process.Kill(entireProcessTree: true);
-            await _process.WaitForExitAsync();
-        }
-
-        _process.Dispose();
-    }
+    public ValueTask DisposeAsync() => _process.DisposeAsync();
 
     [GeneratedRegex(@"Now listening on: (http://[0-9A-Za-z.\-\[\]:]+)")]
     private static partial Regex Listening();

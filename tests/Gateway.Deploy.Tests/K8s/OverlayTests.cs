@@ -4,6 +4,7 @@ using k8s.Models;
 namespace Gateway.Deploy.Tests.K8s;
 
 /// <summary>Every overlay renders, and every object it renders is valid for its kind, offline.</summary>
+[Trait(TestCategory.Name, TestCategory.Slow)]
 public sealed class OverlayTests
 {
     public static TheoryData<string> Overlays => Kustomize.OverlayData();

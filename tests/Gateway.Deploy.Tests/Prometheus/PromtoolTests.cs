@@ -4,6 +4,7 @@ using Gateway.Deploy.Tests.K8s;
 
 namespace Gateway.Deploy.Tests.Prometheus;
 
+[Trait(TestCategory.Name, TestCategory.Slow)]
 public sealed class PromtoolTests
 {
     private static string Promtool() => Tool.Require("promtool",

@@ -12,6 +12,7 @@ namespace Gateway.Deploy.Tests.Shutdown;
 /// finishes; during the readiness delay <c>/readyz</c> answers 503 on a new connection while new
 /// requests are still served.
 /// </summary>
+[Trait(TestCategory.Name, TestCategory.Slow)]
 public sealed class SigtermTests
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);

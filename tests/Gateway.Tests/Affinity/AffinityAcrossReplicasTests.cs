@@ -2,7 +2,6 @@ using System.Net;
 using Gateway.Sessions;
 using Gateway.Sessions.Redis;
 using Gateway.Tests.Infrastructure;
-using Gateway.Tests.Redis;
 using Microsoft.Extensions.DependencyInjection;
 using MockLlm;
 using StackExchange.Redis;
@@ -11,6 +10,7 @@ namespace Gateway.Tests.Affinity;
 
 /// <summary>Two gateway replicas on one real redis-server, in front of the same three mock-llm destinations.</summary>
 [Collection(RedisCollection.Name)]
+[Trait(TestCategory.Name, TestCategory.Slow)]
 public sealed class AffinityAcrossReplicasTests
 {
     [Fact]

@@ -30,9 +30,9 @@ public sealed class AffinityConfigTests
         var settings = Settings();
         settings[key] = value;
 
-        var error = await Assert.ThrowsAnyAsync<Exception>(() => BuildAndStartAsync(settings));
+        var error = await Assert.ThrowsAnyAsync<Exception>(() => GatewayHost.StartAndStopAsync(settings));
 
-        Assert.Contains(named, Flatten(error), StringComparison.Ordinal);
+        Assert.Contains(named, ExceptionText.Flatten(error), StringComparison.Ordinal);
     }
 
     [Fact]
@@ -41,9 +41,9 @@ public sealed class AffinityConfigTests
         var settings = Settings();
         settings.Remove(Metadata + "SessionStreams");
 
-        var error = await Assert.ThrowsAnyAsync<Exception>(() => BuildAndStartAsync(settings));
+        var error = await Assert.ThrowsAnyAsync<Exception>(() => GatewayHost.StartAndStopAsync(settings));
 
-        Assert.Contains(Affinity, Flatten(error), StringComparison.Ordinal);
+        Assert.Contains(Affinity, ExceptionText.Flatten(error), StringComparison.Ordinal);
     }
 
     [Fact]
@@ -54,9 +54,9 @@ public sealed class AffinityConfigTests
         settings["ReverseProxy:Clusters:llm:SessionAffinity:Policy"] = "HashCookie";
         settings["ReverseProxy:Clusters:llm:SessionAffinity:AffinityKeyName"] = "backend";
 
-        var error = await Assert.ThrowsAnyAsync<Exception>(() => BuildAndStartAsync(settings));
+        var error = await Assert.ThrowsAnyAsync<Exception>(() => GatewayHost.StartAndStopAsync(settings));
 
-        Assert.Contains(Affinity, Flatten(error), StringComparison.Ordinal);
+        Assert.Contains(Affinity, ExceptionText.Flatten(error), StringComparison.Ordinal);
     }
 
     /// <summary>The control: the settings above with good values start.</summary>
@@ -70,7 +70,7 @@ public sealed class AffinityConfigTests
         settings["Gateway:Affinity:MoveTtl"] = "00:01:00";
         settings["Gateway:Affinity:MaxRememberedMoves"] = "1";
 
-        Assert.Null(await Record.ExceptionAsync(() => BuildAndStartAsync(settings)));
+        Assert.Null(await Record.ExceptionAsync(() => GatewayHost.StartAndStopAsync(settings)));
     }
 
     private static Dictionary<string, string?> Settings()
@@ -80,16 +80,4 @@ public sealed class AffinityConfigTests
         settings[Affinity] = "true";
         return settings;
     }
-
-    private static async Task BuildAndStartAsync(Dictionary<string, string?> settings)
-    {
-        await using var app = GatewayHost.Build(settings);
-        await app.StartAsync();
-        await app.StopAsync();
-    }
-
-    private static string Flatten(Exception error) =>
-        error is AggregateException aggregate
-            ? error.Message + " | " + string.Join(" | ", aggregate.Flatten().InnerExceptions.Select(Flatten))
-            : error.Message + (error.InnerException is null ? "" : " | " + Flatten(error.InnerException));
 }

@@ -1,5 +1,3 @@
-using System.Diagnostics;
-using System.Text;
 using System.Text.Json;
 
 namespace Gateway.Tests.Bench;
@@ -10,6 +8,7 @@ namespace Gateway.Tests.Bench;
 /// cannot rot. Asserts that it completes, loses no chunk and produces every figure; never a duration or
 /// a ratio.
 /// </summary>
+[Trait(TestCategory.Name, TestCategory.Slow)]
 public sealed class BenchSmokeTests
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromMinutes(5);
@@ -120,58 +119,7 @@ public sealed class BenchSmokeTests
 
     private static async Task<(int ExitCode, string Output)> RunBenchAsync(params string[] args)
     {
-        var dotnet = Environment.ProcessPath is { } host && Path.GetFileNameWithoutExtension(host) == "dotnet" ? host : "dotnet";
-        var start = new ProcessStartInfo(dotnet)
-        {
-            WorkingDirectory = AppContext.BaseDirectory,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Gateway.Bench.dll"));
-        foreach (var arg in args)
-        {
-            start.ArgumentList.Add(arg);
-        }
-
-        var output = new StringBuilder();
-        using var process = new Process { StartInfo = start };
-        process.OutputDataReceived += (_, e) => Append(e.Data);
-        process.ErrorDataReceived += (_, e) => Append(e.Data);
-        process.Start();
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        using var deadline = new CancellationTokenSource(Timeout);
-        try
-        {
-            await process.WaitForExitAsync(deadline.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            process.Kill(entireProcessTree: true);
-            return (-1, $"timed out after {Timeout}:\n{Text()}");
-        }
-
-        process.WaitForExit(); // drains the redirected output
-        return (process.ExitCode, Text());
-
-        void Append(string? line)
-        {
-            if (line is not null)
-            {
-                lock (output)
-                {
-                    output.AppendLine(line);
-                }
-            }
-        }
-
-        string Text()
-        {
-            lock (output)
-            {
-                return output.ToString();
-            }
-        }
+        await using var bench = DotnetProcess.Start("Gateway.Bench.dll", args);
+        return (await bench.WaitForExitAsync(Timeout), bench.Output);
     }
 }

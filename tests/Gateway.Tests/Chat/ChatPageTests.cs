@@ -9,6 +9,7 @@ namespace Gateway.Tests.Chat;
 /// <summary>The chat page in headless Chromium against the gateway and the mock on real Kestrel:
 /// what the person sees on the page and what the mock's ledger says was generated.</summary>
 [Collection(ChromiumCollection.Name)]
+[Trait(TestCategory.Name, TestCategory.Slow)]
 public sealed class ChatPageTests(Chromium chromium)
 {
     private const string FirstPrompt = "tell me a long story";

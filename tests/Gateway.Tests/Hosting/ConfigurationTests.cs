@@ -55,7 +55,7 @@ public sealed class ConfigurationTests
     {
         var settings = GatewayHost.DefaultSettings(new Uri("http://127.0.0.1:9/"));
         settings[key] = value;
-        var error = await Assert.ThrowsAsync<OptionsValidationException>(() => BuildAndStartAsync(settings));
+        var error = await Assert.ThrowsAsync<OptionsValidationException>(() => GatewayHost.StartAndStopAsync(settings));
         Assert.Contains(key, error.Message);
     }
 
@@ -64,19 +64,7 @@ public sealed class ConfigurationTests
     {
         var settings = GatewayHost.DefaultSettings(new Uri("http://127.0.0.1:9/"));
         settings["ReverseProxy:Routes:llm:Metadata:SessionStreams"] = "yes please";
-        var error = await Assert.ThrowsAnyAsync<Exception>(() => BuildAndStartAsync(settings));
-        Assert.Contains("ReverseProxy:Routes:llm:Metadata:SessionStreams", Flatten(error));
+        var error = await Assert.ThrowsAnyAsync<Exception>(() => GatewayHost.StartAndStopAsync(settings));
+        Assert.Contains("ReverseProxy:Routes:llm:Metadata:SessionStreams", ExceptionText.Flatten(error));
     }
-
-    private static async Task BuildAndStartAsync(Dictionary<string, string?> settings)
-    {
-        await using var app = GatewayHost.Build(settings);
-        await app.StartAsync();
-        await app.StopAsync();
-    }
-
-    private static string Flatten(Exception error) =>
-        error is AggregateException aggregate
-            ? string.Join(" | ", aggregate.Flatten().InnerExceptions.Select(Flatten))
-            : error.Message + (error.InnerException is null ? "" : " | " + Flatten(error.InnerException));
 }

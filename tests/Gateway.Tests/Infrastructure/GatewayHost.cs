@@ -55,6 +55,15 @@ internal sealed class GatewayHost : IAsyncDisposable
         return new GatewayHost(app, new Uri(address.TrimEnd('/') + "/"));
     }
 
+    /// <summary>Builds, starts and stops a host: what a start-up validation test expects to throw
+    /// (pass it to <c>Assert.ThrowsAnyAsync</c>), or its control expects to succeed.</summary>
+    public static async Task StartAndStopAsync(IDictionary<string, string?> settings)
+    {
+        await using var app = Build(settings);
+        await app.StartAsync();
+        await app.StopAsync();
+    }
+
     /// <summary>Builds without starting, so a test can see what start-up validation does.</summary>
     public static WebApplication Build(IDictionary<string, string?> settings, Action<WebApplicationBuilder>? configureBuilder = null)
     {

@@ -29,8 +29,28 @@ internal sealed class LogCapture : ILoggerProvider, ISupportExternalScope
 {
     private readonly ConcurrentQueue<CapturedLog> _entries = new();
     private IExternalScopeProvider _scopes = new LoggerExternalScopeProvider();
+    private TaskCompletionSource _logged = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public IReadOnlyList<CapturedLog> Entries => [.. _entries];
+
+    /// <summary>How many warnings (or worse) with <paramref name="eventId"/> were logged.</summary>
+    public int WarningCount(int eventId) => _entries.Count(e => e.Level >= LogLevel.Warning && e.EventId.Id == eventId);
+
+    /// <summary>Waits until at least one warning with <paramref name="eventId"/> was logged, then says how many were.</summary>
+    public async Task<int> WaitForWarningAsync(int eventId)
+    {
+        using var deadline = new CancellationTokenSource(Wait.Timeout);
+        while (true)
+        {
+            var logged = Volatile.Read(ref _logged);
+            if (WarningCount(eventId) > 0)
+            {
+                return WarningCount(eventId);
+            }
+
+            await logged.Task.WaitAsync(deadline.Token);
+        }
+    }
 
     public ILogger CreateLogger(string categoryName) => new CaptureLogger(this, categoryName);
 
@@ -69,6 +89,7 @@ internal sealed class LogCapture : ILoggerProvider, ISupportExternalScope
             var scopes = new List<string>();
             owner._scopes.ForEachScope(static (scope, list) => list.Add(Describe(scope) ?? ""), scopes);
             owner._entries.Enqueue(new CapturedLog(category, logLevel, eventId, formatter(state, exception), values, exception?.ToString(), scopes));
+            Interlocked.Exchange(ref owner._logged, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
         }
     }
 }

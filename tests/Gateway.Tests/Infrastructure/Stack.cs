@@ -29,13 +29,8 @@ internal sealed class Stack : IAsyncDisposable
     }
 
     /// <summary>Waits until the ledger has an entry for <paramref name="sessionId"/> matching <paramref name="predicate"/>.</summary>
-    public async Task<LedgerEntry> WaitForEntryAsync(string? sessionId, Func<LedgerEntry, bool> predicate, int index = 0)
-    {
-        var entries = await Ledger.WaitForAsync(
-            all => all.Where(e => e.SessionId == sessionId).Skip(index).Take(1).Any(predicate),
-            Wait.Timeout);
-        return entries.Where(e => e.SessionId == sessionId).Skip(index).First();
-    }
+    public Task<LedgerEntry> WaitForEntryAsync(string? sessionId, Func<LedgerEntry, bool> predicate, int index = 0) =>
+        Wait.ForEntryAsync(Ledger, sessionId, predicate, index);
 
     public async ValueTask DisposeAsync()
     {

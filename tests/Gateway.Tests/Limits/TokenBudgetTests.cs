@@ -4,7 +4,7 @@ using System.Text;
 using System.Text.Json;
 using Gateway.Limits;
 using Gateway.Tests.Infrastructure;
-using Gateway.Tests.MockLlmApis;
+using Gateway.Tests.MockLlm;
 using Gateway.Tests.Protocols;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Time.Testing;
@@ -282,7 +282,7 @@ public sealed class TokenBudgetTests
             await app.StopAsync();
         });
 
-        Assert.Contains("Gateway:RateLimits:TokensPerMinute", Flatten(error), StringComparison.Ordinal);
+        Assert.Contains("Gateway:RateLimits:TokensPerMinute", ExceptionText.Flatten(error), StringComparison.Ordinal);
     }
 
     [Theory]
@@ -296,23 +296,5 @@ public sealed class TokenBudgetTests
         await app.StartAsync();
         Assert.True(app.Services.GetRequiredService<TokenBudgets>().Enabled);
         await app.StopAsync();
-    }
-
-    private static string Flatten(Exception error)
-    {
-        var text = new StringBuilder();
-        for (Exception? e = error; e is not null; e = e.InnerException)
-        {
-            text.AppendLine(e.Message);
-            if (e is AggregateException aggregate)
-            {
-                foreach (var inner in aggregate.InnerExceptions)
-                {
-                    text.AppendLine(Flatten(inner));
-                }
-            }
-        }
-
-        return text.ToString();
     }
 }

@@ -6,7 +6,7 @@ using Anthropic.Exceptions;
 using Anthropic.Models.Messages;
 using Gateway.Tests.Infrastructure;
 
-namespace Gateway.Tests.MockLlmApis;
+namespace Gateway.Tests.MockLlm;
 
 /// <summary>The mock's <c>/v1/messages</c> read by the official Anthropic .NET SDK.</summary>
 public sealed class AnthropicApiTests(MockLlmFixture fixture) : IClassFixture<MockLlmFixture>

@@ -3,7 +3,7 @@ using System.Text;
 using System.Text.Json;
 using Gateway.Tests.Infrastructure;
 
-namespace Gateway.Tests.MockLlmApis;
+namespace Gateway.Tests.MockLlm;
 
 /// <summary>The mock's Gemini <c>generateContent</c> / <c>streamGenerateContent</c>, read the way Google's SDKs
 /// read them: SSE events of <c>GenerateContentResponse</c> objects (NuGet serves no official Gemini SDK for .NET).</summary>

@@ -2,7 +2,7 @@ using System.Net;
 using System.Text.Json;
 using Gateway.Tests.Infrastructure;
 
-namespace Gateway.Tests.MockLlmApis;
+namespace Gateway.Tests.MockLlm;
 
 /// <summary>The mock's llama.cpp <c>/completion</c>, read as SSE of partial results (NuGet serves no
 /// official llama.cpp client).</summary>

@@ -8,7 +8,7 @@ using MockLlm.Generation;
 
 // Not Gateway.Tests.MockLlm: that namespace would capture the name MockLlm for every test under
 // Gateway.Tests that writes MockLlm.MockLlmOptions.
-namespace Gateway.Tests.MockLlmApis;
+namespace Gateway.Tests.MockLlm;
 
 /// <summary>One mock for a test class (xunit runs a class's tests one after another); each test finds its
 /// ledger entry by its own session id.</summary>

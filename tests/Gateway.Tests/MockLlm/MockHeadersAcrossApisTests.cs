@@ -2,7 +2,7 @@ using System.Net;
 using System.Text.Json;
 using Gateway.Tests.Infrastructure;
 
-namespace Gateway.Tests.MockLlmApis;
+namespace Gateway.Tests.MockLlm;
 
 /// <summary>The <c>X-Mock-*</c> headers act the same on every streaming API the mock speaks: the generation
 /// loop is shared, only the bytes differ.</summary>

@@ -5,36 +5,13 @@ using System.Text;
 using Gateway.Tests.Infrastructure;
 using OpenAI.Responses;
 
-namespace Gateway.Tests.MockLlmApis;
+namespace Gateway.Tests.MockLlm;
 
 /// <summary>The mock's <c>/v1/responses</c> read by the official OpenAI .NET SDK's <see cref="ResponsesClient"/>.</summary>
 #pragma warning disable OPENAI001 // the Responses client is marked experimental in OpenAI 2.15
 public sealed class ResponsesApiTests(MockLlmFixture fixture) : IClassFixture<MockLlmFixture>
 {
     private const string Prompt = "tell me about responses";
-
-    private sealed class HeaderPolicy(IReadOnlyDictionary<string, string> headers) : PipelinePolicy
-    {
-        public override void Process(PipelineMessage message, IReadOnlyList<PipelinePolicy> pipeline, int currentIndex)
-        {
-            Apply(message);
-            ProcessNext(message, pipeline, currentIndex);
-        }
-
-        public override ValueTask ProcessAsync(PipelineMessage message, IReadOnlyList<PipelinePolicy> pipeline, int currentIndex)
-        {
-            Apply(message);
-            return ProcessNextAsync(message, pipeline, currentIndex);
-        }
-
-        private void Apply(PipelineMessage message)
-        {
-            foreach (var (name, value) in headers)
-            {
-                message.Request.Headers.Set(name, value);
-            }
-        }
-    }
 
     private ResponsesClient NewClient(string sessionId, int completionTokens)
     {

@@ -2,7 +2,7 @@ using System.Net;
 using System.Text.Json;
 using Gateway.Tests.Infrastructure;
 
-namespace Gateway.Tests.MockLlmApis;
+namespace Gateway.Tests.MockLlm;
 
 /// <summary>The mock's TGI <c>/generate_stream</c> and <c>/generate</c>, read as TGI's clients read them
 /// (SSE of <c>StreamResponse</c> objects; NuGet serves no official TGI client).</summary>

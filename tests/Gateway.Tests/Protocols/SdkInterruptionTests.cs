@@ -171,27 +171,4 @@ public sealed class SdkInterruptionTests
         Assert.True(entry.Cancelled || entry.Failed, entry.ToString());
         return error;
     }
-
-    private sealed class HeaderPolicy(IReadOnlyDictionary<string, string> headers) : PipelinePolicy
-    {
-        public override void Process(PipelineMessage message, IReadOnlyList<PipelinePolicy> pipeline, int currentIndex)
-        {
-            Apply(message);
-            ProcessNext(message, pipeline, currentIndex);
-        }
-
-        public override ValueTask ProcessAsync(PipelineMessage message, IReadOnlyList<PipelinePolicy> pipeline, int currentIndex)
-        {
-            Apply(message);
-            return ProcessNextAsync(message, pipeline, currentIndex);
-        }
-
-        private void Apply(PipelineMessage message)
-        {
-            foreach (var (name, value) in headers)
-            {
-                message.Request.Headers.Set(name, value);
-            }
-        }
-    }
 }

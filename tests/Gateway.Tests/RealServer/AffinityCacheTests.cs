@@ -11,6 +11,7 @@ namespace Gateway.Tests.RealServer;
 /// <c>SessionStreams.Affinity</c>; a conversation's second turn goes where its first went and reuses
 /// that server's prompt cache (<c>timings.cache_n</c>), which the other server cannot.</summary>
 [Collection(LlamaServerCollection.Name)]
+[Trait(TestCategory.Name, TestCategory.Slow)]
 public sealed class AffinityCacheTests(LlamaServerFixture fixture)
 {
     [Fact]

@@ -10,6 +10,7 @@ namespace Gateway.Tests.RealServer;
 /// stops far short of max_tokens), while the client gets the gateway's notice.
 /// </summary>
 [Collection(LlamaServerCollection.Name)]
+[Trait(TestCategory.Name, TestCategory.Slow)]
 public sealed class CancellationTests(LlamaServerFixture fixture, ITestOutputHelper output)
 {
     /// <summary>Long enough that no answer ends by itself before the cut (every answer runs to max_tokens;

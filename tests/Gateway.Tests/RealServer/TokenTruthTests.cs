@@ -10,6 +10,7 @@ namespace Gateway.Tests.RealServer;
 /// the truth of a cut answer's savings is max_tokens minus what the server generated for it.
 /// </summary>
 [Collection(LlamaServerCollection.Name)]
+[Trait(TestCategory.Name, TestCategory.Slow)]
 public sealed class TokenTruthTests(LlamaServerFixture fixture, ITestOutputHelper output)
 {
     private LlamaServer Server => fixture.Server;

@@ -5,6 +5,7 @@ namespace Gateway.Tests.RealServer;
 /// <summary>One YARP cluster with two llama-server destinations: both serve streams through the
 /// gateway (the ground later session-affinity work stands on).</summary>
 [Collection(LlamaServerCollection.Name)]
+[Trait(TestCategory.Name, TestCategory.Slow)]
 public sealed class TwoServerClusterTests(LlamaServerFixture fixture)
 {
     [Theory]

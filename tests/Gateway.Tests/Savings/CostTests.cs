@@ -198,9 +198,9 @@ public sealed class CostTests
             settings[key[..^":Model".Length] + ":OutputPerMillion"] = "1";
         }
 
-        var error = await Assert.ThrowsAnyAsync<Exception>(() => BuildAndStartAsync(settings));
+        var error = await Assert.ThrowsAnyAsync<Exception>(() => GatewayHost.StartAndStopAsync(settings));
 
-        Assert.True(Flatten(error).Contains(named, StringComparison.Ordinal), $"'{named}' not named by: {error}");
+        Assert.True(ExceptionText.Flatten(error).Contains(named, StringComparison.Ordinal), $"'{named}' not named by: {error}");
     }
 
     [Fact]
@@ -215,7 +215,7 @@ public sealed class CostTests
         settings["Gateway:Pricing:Models:ollama-llama3:Model"] = "llama3:8b";
         settings["Gateway:Pricing:Models:ollama-llama3:OutputPerMillion"] = "1";
 
-        var error = await Record.ExceptionAsync(() => BuildAndStartAsync(settings));
+        var error = await Record.ExceptionAsync(() => GatewayHost.StartAndStopAsync(settings));
 
         Assert.Null(error);
     }
@@ -251,16 +251,4 @@ public sealed class CostTests
 
         return new ModelPrices(Options.Create(options), Options.Create(new TelemetryOptions()), Microsoft.Extensions.Logging.Abstractions.NullLogger<ModelPrices>.Instance);
     }
-
-    private static async Task BuildAndStartAsync(Dictionary<string, string?> settings)
-    {
-        await using var app = GatewayHost.Build(settings);
-        await app.StartAsync();
-        await app.StopAsync();
-    }
-
-    private static string Flatten(Exception error) =>
-        error is AggregateException aggregate
-            ? error.Message + " | " + string.Join(" | ", aggregate.Flatten().InnerExceptions.Select(Flatten))
-            : error.Message + (error.InnerException is null ? "" : " | " + Flatten(error.InnerException));
 }

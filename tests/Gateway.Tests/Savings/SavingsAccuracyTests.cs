@@ -12,6 +12,7 @@ namespace Gateway.Tests.Savings;
 /// where the truth is tokensPlanned − tokensSent of every cancelled stream.
 /// Set ACCURACY_REQUESTS to run a bigger workload (a third cancelled), e.g. 1200.
 /// </summary>
+[Trait(TestCategory.Name, TestCategory.Slow)]
 public sealed class SavingsAccuracyTests(ITestOutputHelper output)
 {
     private const string Model = "acc-model";

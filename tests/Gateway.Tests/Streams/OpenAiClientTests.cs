@@ -9,21 +9,6 @@ namespace Gateway.Tests.Streams;
 /// <summary>The official OpenAI .NET client, pointed at the gateway, as a real user's code would be.</summary>
 public sealed class OpenAiClientTests
 {
-    private sealed class HeaderPolicy(string name, string value) : PipelinePolicy
-    {
-        public override void Process(PipelineMessage message, IReadOnlyList<PipelinePolicy> pipeline, int currentIndex)
-        {
-            message.Request.Headers.Set(name, value);
-            ProcessNext(message, pipeline, currentIndex);
-        }
-
-        public override ValueTask ProcessAsync(PipelineMessage message, IReadOnlyList<PipelinePolicy> pipeline, int currentIndex)
-        {
-            message.Request.Headers.Set(name, value);
-            return ProcessNextAsync(message, pipeline, currentIndex);
-        }
-    }
-
     private static ChatClient NewClient(Uri gateway, string sessionId, string? tokensPerSecond = null)
     {
         var options = new OpenAIClientOptions { Endpoint = new Uri(gateway, "v1/"), NetworkTimeout = Wait.Timeout, RetryPolicy = new ClientRetryPolicy(0) };

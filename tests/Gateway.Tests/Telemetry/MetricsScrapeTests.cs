@@ -97,6 +97,7 @@ public sealed class MetricsScrapeTests
         Assert.Equal(1, PromText.Sum(samples, "llm_gateway_streams_ended_total", ("route", route), ("outcome", "completed")));
     }
 
+    [Trait(TestCategory.Name, TestCategory.Slow)]
     [Fact]
     public async Task Scrape_PassesPromtoolCheckMetrics()
     {

@@ -11,6 +11,7 @@ namespace Gateway.Tests.Telemetry;
 /// Prometheus may refuse. (One gateway per process in production: no such mixing.)
 /// </summary>
 [Collection(PrometheusCollection.Name)]
+[Trait(TestCategory.Name, TestCategory.Slow)]
 public sealed class PrometheusServerTests
 {
     [Fact]

@@ -1,10 +1,6 @@
 using System.Globalization;
-using Gateway.Sessions;
-using Gateway.Sessions.Redis;
 using Gateway.Tests.Infrastructure;
-using Gateway.Tests.Redis;
 using Microsoft.Extensions.DependencyInjection;
-using MockLlm;
 
 namespace Gateway.Tests.Sessions.Policies;
 
@@ -14,61 +10,25 @@ namespace Gateway.Tests.Sessions.Policies;
 /// held in its debounce window on one replica is replaced by a newer one on the other before any model sees it.
 /// </summary>
 [Collection(RedisCollection.Name)]
+[Trait(TestCategory.Name, TestCategory.Slow)]
 public sealed class PolicyAcrossReplicasTests
 {
     private static readonly TimeSpan Window = TimeSpan.FromSeconds(6.75);
 
-    private sealed class Pair : IAsyncDisposable
-    {
-        public required RedisServer Redis { get; init; }
-        public required MockLlmServer Mock { get; init; }
-        public required GatewayHost A { get; init; }
-        public required GatewayHost B { get; init; }
-        public required HttpClient ClientA { get; init; }
-        public required HttpClient ClientB { get; init; }
-        public required WindowClock Clock { get; init; }
+    /// <summary>Shared by both replicas: the test waits for windows started on either.</summary>
+    private readonly WindowClock _clock = new(Window);
 
-        public async ValueTask DisposeAsync()
-        {
-            ClientA.Dispose();
-            ClientB.Dispose();
-            await A.DisposeAsync();
-            await B.DisposeAsync();
-            await Mock.DisposeAsync();
-            await Redis.DisposeAsync();
-        }
-    }
-
-    private static async Task<Pair> StartAsync(string onNewer, bool debounce)
+    private Task<Replicas> StartAsync(string onNewer, bool debounce)
     {
-        var redis = await RedisServer.StartAsync();
-        var mock = await MockLlmServer.StartAsync(new MockLlmOptions { TokensPerSecond = 40, TimeToFirstTokenMs = 20 });
-        var clock = new WindowClock(Window); // shared: the test waits for windows started on either replica
         var prefix = $"pol{Guid.NewGuid():N}";
-        async Task<GatewayHost> ReplicaAsync()
+        return Replicas.StartAsync(prefix, prefix, configure: s =>
         {
-            var host = await GatewayHost.StartAsync(mock.BaseAddress, s =>
+            PolicySettings.Set(s, "OnNewer", onNewer);
+            if (debounce)
             {
-                s["Gateway:Sessions:Redis"] = redis.ConnectionString;
-                s["Gateway:Sessions:RedisPrefix"] = prefix;
-                PolicySettings.Set(s, "OnNewer", onNewer);
-                if (debounce)
-                {
-                    PolicySettings.Set(s, "Debounce", Window.ToString("c", CultureInfo.InvariantCulture));
-                }
-            }, web => web.Services.AddSingleton<TimeProvider>(clock));
-            using var deadline = new CancellationTokenSource(Wait.Timeout);
-            await ((RedisSessionRegistry)host.Services.GetRequiredService<ISessionRegistry>()).WaitForAvailabilityAsync(true, deadline.Token);
-            return host;
-        }
-
-        var a = await ReplicaAsync();
-        var b = await ReplicaAsync();
-        return new Pair
-        {
-            Redis = redis, Mock = mock, A = a, B = b, Clock = clock,
-            ClientA = StreamReading.NewClient(a.BaseAddress), ClientB = StreamReading.NewClient(b.BaseAddress),
-        };
+                PolicySettings.Set(s, "Debounce", Window.ToString("c", CultureInfo.InvariantCulture));
+            }
+        }, builder: web => web.Services.AddSingleton<TimeProvider>(_clock));
     }
 
     private static HttpRequestMessage Chat(string prompt, string session, int cap, bool slow = false) =>
@@ -79,22 +39,22 @@ public sealed class PolicyAcrossReplicasTests
     public async Task Reject_StreamActiveOnA_NewerRequestOnB_Gets409SessionBusy_AStreamCompletes_ThenBIsAccepted()
     {
         await using var pair = await StartAsync("reject", debounce: false);
-        using var first = await StreamReading.SendAsync(pair.ClientA, Chat("long story", "x", 40, slow: true));
-        await CrossReplicaTests.WaitForEntryAsync(pair.Mock, "x", e => e.TokensSent >= 2, 0);
+        using var first = await StreamReading.SendAsync(pair.A.Client, Chat("long story", "x", 40, slow: true));
+        await Wait.ForEntryAsync(pair.Mock.Ledger, "x", e => e.TokensSent >= 2, 0);
 
-        using var newer = await pair.ClientB.SendAsync(Chat("another", "x", 5));
+        using var newer = await pair.B.Client.SendAsync(Chat("another", "x", 5));
         var body = await newer.Content.ReadAsStringAsync();
         var firstTranscript = await StreamReading.ReadToEndAsync(first);
 
         Assert.Equal(409, (int)newer.StatusCode);
         Assert.Equal("session_busy", PolicySettings.ErrorName("chat_completions", body));
         Assert.Equal("[DONE]", firstTranscript.DataEvents[^1]);
-        var entry = await CrossReplicaTests.WaitForEntryAsync(pair.Mock, "x", e => e.EndedAt is not null, 0);
+        var entry = await Wait.ForEntryAsync(pair.Mock.Ledger, "x", e => e.EndedAt is not null, 0);
         Assert.True(entry.Completed);
         Assert.Equal(40, entry.TokensSent);
         Assert.Single(pair.Mock.Ledger.Snapshot());
 
-        var after = await StreamReading.SendAndReadAsync(pair.ClientB, Chat("after", "x", 5));
+        var after = await StreamReading.SendAndReadAsync(pair.B.Client, Chat("after", "x", 5));
         Assert.Equal(200, after.StatusCode);
         Assert.Equal("[DONE]", after.DataEvents[^1]);
         Assert.Equal(2, pair.Mock.Ledger.Snapshot().Count);
@@ -104,13 +64,13 @@ public sealed class PolicyAcrossReplicasTests
     public async Task Debounce_HeldOnA_NewerOnBInsideTheWindow_AIsSuperseded_OnlyBReachesTheModel()
     {
         await using var pair = await StartAsync("supersede", debounce: true);
-        var first = StreamReading.SendAndReadAsync(pair.ClientA, Chat("first draft", "d", 5));
-        await pair.Clock.WaitHeldAsync(1);
+        var first = StreamReading.SendAndReadAsync(pair.A.Client, Chat("first draft", "d", 5));
+        await _clock.WaitHeldAsync(1);
 
-        var second = StreamReading.SendAndReadAsync(pair.ClientB, Chat("final", "d", 5));
+        var second = StreamReading.SendAndReadAsync(pair.B.Client, Chat("final", "d", 5));
         var firstTranscript = await first.WaitAsync(Wait.Timeout);
-        await pair.Clock.WaitHeldAsync(2);
-        pair.Clock.OpenAll();
+        await _clock.WaitHeldAsync(2);
+        _clock.OpenAll();
         var secondTranscript = await second.WaitAsync(Wait.Timeout);
 
         Assert.Equal(409, firstTranscript.StatusCode);
@@ -124,17 +84,17 @@ public sealed class PolicyAcrossReplicasTests
     public async Task RejectWithDebounce_HeldOnA_ReplacedFromB_ThenBsStreamUpstreamRejectsTheNextOnA()
     {
         await using var pair = await StartAsync("reject", debounce: true);
-        var first = StreamReading.SendAndReadAsync(pair.ClientA, Chat("first draft", "h", 5));
-        await pair.Clock.WaitHeldAsync(1);
+        var first = StreamReading.SendAndReadAsync(pair.A.Client, Chat("first draft", "h", 5));
+        await _clock.WaitHeldAsync(1);
 
-        var pending = StreamReading.SendAsync(pair.ClientB, Chat("final", "h", 40, slow: true));
+        var pending = StreamReading.SendAsync(pair.B.Client, Chat("final", "h", 40, slow: true));
         var firstTranscript = await first.WaitAsync(Wait.Timeout);
-        await pair.Clock.WaitHeldAsync(2);
-        pair.Clock.OpenAll();
+        await _clock.WaitHeldAsync(2);
+        _clock.OpenAll();
         using var second = await pending.WaitAsync(Wait.Timeout);
-        await CrossReplicaTests.WaitForEntryAsync(pair.Mock, "h", e => e.TokensSent >= 2, 0);
+        await Wait.ForEntryAsync(pair.Mock.Ledger, "h", e => e.TokensSent >= 2, 0);
 
-        using var third = await pair.ClientA.SendAsync(Chat("one more", "h", 5));
+        using var third = await pair.A.Client.SendAsync(Chat("one more", "h", 5));
         var thirdBody = await third.Content.ReadAsStringAsync();
         var secondTranscript = await StreamReading.ReadToEndAsync(second);
 

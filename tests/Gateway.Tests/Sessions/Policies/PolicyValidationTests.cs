@@ -39,9 +39,9 @@ public sealed class PolicyValidationTests
         var settings = GatewayHost.DefaultSettings(new Uri("http://127.0.0.1:9/"));
         settings[Metadata + "SessionStreams." + name] = value;
 
-        var error = await Assert.ThrowsAnyAsync<Exception>(() => StartAsync(settings));
+        var error = await Assert.ThrowsAnyAsync<Exception>(() => GatewayHost.StartAndStopAsync(settings));
 
-        var message = Flatten(error);
+        var message = ExceptionText.Flatten(error);
         Assert.Contains(Metadata + "SessionStreams." + name, message, StringComparison.Ordinal);
         Assert.True(message.Length < 4000, $"message of {message.Length} chars echoes the value");
         Assert.DoesNotContain('\u001b', message);
@@ -66,7 +66,7 @@ public sealed class PolicyValidationTests
             settings[Metadata + RouteSessionPolicy.DebounceKey] = debounce;
         }
 
-        Assert.Null(await Record.ExceptionAsync(() => StartAsync(settings)));
+        Assert.Null(await Record.ExceptionAsync(() => GatewayHost.StartAndStopAsync(settings)));
     }
 
     [Fact]
@@ -85,16 +85,4 @@ public sealed class PolicyValidationTests
 
     private static Yarp.ReverseProxy.Configuration.RouteConfig Route(Dictionary<string, string> metadata) =>
         new() { RouteId = "r", ClusterId = "c", Match = new() { Path = "/{**all}" }, Metadata = metadata };
-
-    private static async Task StartAsync(Dictionary<string, string?> settings)
-    {
-        await using var app = GatewayHost.Build(settings);
-        await app.StartAsync();
-        await app.StopAsync();
-    }
-
-    private static string Flatten(Exception error) =>
-        error is AggregateException aggregate
-            ? error.Message + " | " + string.Join(" | ", aggregate.Flatten().InnerExceptions.Select(Flatten))
-            : error.Message + (error.InnerException is null ? "" : " | " + Flatten(error.InnerException));
 }

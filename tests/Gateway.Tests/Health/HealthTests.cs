@@ -1,6 +1,6 @@
 using Gateway.Tests.Infrastructure;
 
-namespace Gateway.Tests.Hosting;
+namespace Gateway.Tests.Health;
 
 public sealed class HealthTests
 {

@@ -1,6 +1,6 @@
 using Gateway.Tests.Infrastructure;
 
-namespace Gateway.Tests.Hardening;
+namespace Gateway.Tests.Hosting;
 
 /// <summary>A bad setting stops the gateway at start with a message that names the key, whatever the
 /// kind of mistake: out of range, wrong shape, or a value that does not even parse.</summary>
@@ -46,9 +46,9 @@ public sealed class StartupValidationTests
         var settings = GatewayHost.DefaultSettings(new Uri("http://127.0.0.1:9/"));
         settings[key] = value;
 
-        var error = await Assert.ThrowsAnyAsync<Exception>(() => BuildAndStartAsync(settings));
+        var error = await Assert.ThrowsAnyAsync<Exception>(() => GatewayHost.StartAndStopAsync(settings));
 
-        Assert.True(Flatten(error).Contains(named, StringComparison.Ordinal), $"'{named}' not named by: {error}");
+        Assert.True(ExceptionText.Flatten(error).Contains(named, StringComparison.Ordinal), $"'{named}' not named by: {error}");
     }
 
     /// <summary>The control: the boundary values the validators allow do start, so the theory above
@@ -82,20 +82,8 @@ public sealed class StartupValidationTests
         settings[Route + "SessionStreams.Sources"] = "header:X-Session-Id, cookie:sid, body:metadata.session_id";
         settings[Route + "SessionStreams.CancelPolicy"] = "drain";
 
-        var error = await Record.ExceptionAsync(() => BuildAndStartAsync(settings));
+        var error = await Record.ExceptionAsync(() => GatewayHost.StartAndStopAsync(settings));
 
         Assert.Null(error);
     }
-
-    private static async Task BuildAndStartAsync(Dictionary<string, string?> settings)
-    {
-        await using var app = GatewayHost.Build(settings);
-        await app.StartAsync();
-        await app.StopAsync();
-    }
-
-    private static string Flatten(Exception error) =>
-        error is AggregateException aggregate
-            ? error.Message + " | " + string.Join(" | ", aggregate.Flatten().InnerExceptions.Select(Flatten))
-            : error.Message + (error.InnerException is null ? "" : " | " + Flatten(error.InnerException));
 }

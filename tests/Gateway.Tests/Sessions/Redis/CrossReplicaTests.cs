@@ -3,10 +3,11 @@ using System.Text.Json;
 using Gateway.Tests.Infrastructure;
 using MockLlm;
 
-namespace Gateway.Tests.Redis;
+namespace Gateway.Tests.Sessions.Redis;
 
 /// <summary>Two gateway replicas over one real redis-server, in front of one mock model server.</summary>
 [Collection(RedisCollection.Name)]
+[Trait(TestCategory.Name, TestCategory.Slow)]
 public sealed class CrossReplicaTests
 {
     private static readonly Dictionary<string, string> Slow = new() { ["X-Mock-Tokens-Per-Second"] = "20", ["X-Mock-Completion-Tokens"] = "1000" };
@@ -38,7 +39,7 @@ public sealed class CrossReplicaTests
         var index = mock.Ledger.Snapshot().Count(e => e.SessionId == sessionId);
         using var oldResponse = await StreamReading.SendAsync(older.Client, Long(sessionId));
         Assert.Equal(200, (int)oldResponse.StatusCode);
-        await WaitForEntryAsync(mock, sessionId, e => e.TokensSent >= 2, index);
+        await Wait.ForEntryAsync(mock.Ledger, sessionId, e => e.TokensSent >= 2, index);
 
         var fresh = await StreamReading.SendAndReadAsync(newer.Client, Short(sessionId));
         var old = await StreamReading.ReadToEndAsync(oldResponse);
@@ -48,19 +49,11 @@ public sealed class CrossReplicaTests
         Assert.DoesNotContain("[DONE]", old.DataEvents);
         Assert.Equal("[DONE]", fresh.DataEvents[^1]);
 
-        var oldEntry = await WaitForEntryAsync(mock, sessionId, e => e.EndedAt is not null, index);
+        var oldEntry = await Wait.ForEntryAsync(mock.Ledger, sessionId, e => e.EndedAt is not null, index);
         Assert.True(oldEntry.Cancelled);
         Assert.True(oldEntry.TokensSent < oldEntry.TokensPlanned, $"{oldEntry.TokensSent} of {oldEntry.TokensPlanned}");
-        var newEntry = await WaitForEntryAsync(mock, sessionId, e => e.EndedAt is not null, index + 1);
+        var newEntry = await Wait.ForEntryAsync(mock.Ledger, sessionId, e => e.EndedAt is not null, index + 1);
         Assert.True(newEntry.Completed);
-    }
-
-    internal static async Task<LedgerEntry> WaitForEntryAsync(MockLlmServer mock, string sessionId, Func<LedgerEntry, bool> predicate, int index)
-    {
-        var entries = await mock.Ledger.WaitForAsync(
-            all => all.Where(e => e.SessionId == sessionId).Skip(index).Take(1).Any(predicate),
-            Wait.Timeout);
-        return entries.Where(e => e.SessionId == sessionId).Skip(index).First();
     }
 
     [Fact]

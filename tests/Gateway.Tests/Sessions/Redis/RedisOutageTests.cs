@@ -1,10 +1,11 @@
 using Gateway.Tests.Infrastructure;
 using MockLlm;
 
-namespace Gateway.Tests.Redis;
+namespace Gateway.Tests.Sessions.Redis;
 
 /// <summary>Redis lost mid-run, back again, or never there: the gateway keeps serving.</summary>
 [Collection(RedisCollection.Name)]
+[Trait(TestCategory.Name, TestCategory.Slow)]
 public sealed class RedisOutageTests
 {
     private const int UnavailableEventId = Gateway.Telemetry.EventIds.RedisUnavailable;
@@ -26,8 +27,8 @@ public sealed class RedisOutageTests
         Assert.Equal("[DONE]", served.DataEvents[^1]);
         await replicas.A.WaitGaugeAsync(0);
         await replicas.B.WaitGaugeAsync(0);
-        Assert.Equal(1, await replicas.A.Warnings.WaitForAsync(UnavailableEventId));
-        Assert.Equal(1, await replicas.B.Warnings.WaitForAsync(UnavailableEventId));
+        Assert.Equal(1, await replicas.A.Logs.WaitForWarningAsync(UnavailableEventId));
+        Assert.Equal(1, await replicas.B.Logs.WaitForWarningAsync(UnavailableEventId));
 
         await replicas.Redis.RestartAsync();
         await replicas.A.WaitAvailableAsync();
@@ -36,7 +37,7 @@ public sealed class RedisOutageTests
 
         await CrossReplicaTests.AssertSupersedesAsync(replicas.Mock, replicas.A, replicas.B, "after-restart");
         await CrossReplicaTests.AssertSupersedesAsync(replicas.Mock, replicas.B, replicas.A, "after-restart");
-        Assert.Equal(1, replicas.A.Warnings.Count(UnavailableEventId));
+        Assert.Equal(1, replicas.A.Logs.WarningCount(UnavailableEventId));
     }
 
     [Fact]
@@ -67,7 +68,7 @@ public sealed class RedisOutageTests
         Assert.Equal("request_superseded", CrossReplicaTests.ErrorType(await StreamReading.ReadToEndAsync(old, deadline.Token)));
         Assert.True((await replicas.WaitForEntryAsync("frozen-order", e => e.EndedAt is not null)).Cancelled);
         Assert.True(replicas.A.Registry.Available); // ordered late is not an outage
-        Assert.Equal(0, replicas.A.Warnings.Count(UnavailableEventId));
+        Assert.Equal(0, replicas.A.Logs.WarningCount(UnavailableEventId));
     }
 
     [Fact]
@@ -80,7 +81,7 @@ public sealed class RedisOutageTests
         var served = await StreamReading.SendAndReadAsync(replicas.A.Client, CrossReplicaTests.Short("frozen"));
         Assert.Equal("[DONE]", served.DataEvents[^1]);
         await replicas.A.WaitAvailableAsync(false);
-        Assert.Equal(1, await replicas.A.Warnings.WaitForAsync(UnavailableEventId));
+        Assert.Equal(1, await replicas.A.Logs.WaitForWarningAsync(UnavailableEventId));
         await CrossReplicaTests.AssertSupersedesAsync(replicas.Mock, replicas.A, replicas.A, "frozen-local");
         // (No gauge check here: B, which claimed nothing, may still read available, and in-process hosts
         // share one gauge series; the kill test above checks the gauge with both replicas down.)
@@ -90,7 +91,7 @@ public sealed class RedisOutageTests
         await replicas.B.WaitAvailableAsync();
         await CrossReplicaTests.AssertSupersedesAsync(replicas.Mock, replicas.A, replicas.B, "after-thaw");
         await CrossReplicaTests.AssertSupersedesAsync(replicas.Mock, replicas.B, replicas.A, "after-thaw");
-        Assert.Equal(1, replicas.A.Warnings.Count(UnavailableEventId));
+        Assert.Equal(1, replicas.A.Logs.WarningCount(UnavailableEventId));
     }
 
     [Fact]
@@ -105,9 +106,9 @@ public sealed class RedisOutageTests
         await CrossReplicaTests.AssertSupersedesAsync(mock, replica, replica, "local-only");
         await replica.WaitGaugeAsync(0);
         Assert.False(replica.Registry.Available);
-        Assert.Equal(1, await replica.Warnings.WaitForAsync(UnavailableEventId));
+        Assert.Equal(1, await replica.Logs.WaitForWarningAsync(UnavailableEventId));
         var again = await StreamReading.SendAndReadAsync(replica.Client, CrossReplicaTests.Short("nobody-home"));
         Assert.Equal("[DONE]", again.DataEvents[^1]);
-        Assert.Equal(1, replica.Warnings.Count(UnavailableEventId)); // once per outage, not per request or reconnect attempt
+        Assert.Equal(1, replica.Logs.WarningCount(UnavailableEventId)); // once per outage, not per request or reconnect attempt
     }
 }

@@ -1,19 +1,19 @@
 using Gateway.Sessions;
 using Gateway.Sessions.Redis;
-using Gateway.Tests.Infrastructure;
+using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using MockLlm;
 
-namespace Gateway.Tests.Redis;
+namespace Gateway.Tests.Infrastructure;
 
-/// <summary>One gateway replica on the Redis registry: its host, a client, and the warnings it logged.</summary>
+/// <summary>One gateway replica on the Redis registry: its host, a client, and what it logged.</summary>
 internal sealed class Replica : IAsyncDisposable
 {
-    private Replica(GatewayHost host, WarningLog warnings)
+    private Replica(GatewayHost host, LogCapture logs)
     {
         Host = host;
-        Warnings = warnings;
+        Logs = logs;
         Client = StreamReading.NewClient(host.BaseAddress);
     }
 
@@ -21,13 +21,14 @@ internal sealed class Replica : IAsyncDisposable
 
     public HttpClient Client { get; }
 
-    public WarningLog Warnings { get; }
+    public LogCapture Logs { get; }
 
     public RedisSessionRegistry Registry => (RedisSessionRegistry)Host.Services.GetRequiredService<ISessionRegistry>();
 
-    public static async Task<Replica> StartAsync(Uri upstream, string redis, string prefix = "llmgw", TimeSpan? redisTimeout = null)
+    public static async Task<Replica> StartAsync(Uri upstream, string redis, string prefix = "llmgw", TimeSpan? redisTimeout = null,
+        string routeId = "llm", Action<Dictionary<string, string?>>? configure = null, Action<WebApplicationBuilder>? builder = null)
     {
-        var warnings = new WarningLog();
+        var logs = new LogCapture();
         var host = await GatewayHost.StartAsync(upstream, configure: settings =>
         {
             settings["Gateway:Sessions:Redis"] = redis;
@@ -36,8 +37,14 @@ internal sealed class Replica : IAsyncDisposable
             {
                 settings["Gateway:Sessions:RedisTimeout"] = timeout.ToString("c", System.Globalization.CultureInfo.InvariantCulture);
             }
-        }, builder: web => web.Logging.AddProvider(warnings));
-        return new Replica(host, warnings);
+
+            configure?.Invoke(settings);
+        }, builder: web =>
+        {
+            web.Logging.AddProvider(logs);
+            builder?.Invoke(web);
+        }, routeId);
+        return new Replica(host, logs);
     }
 
     /// <summary>Waits until the registry reports <paramref name="available"/> (it probes Redis in the background).</summary>
@@ -87,19 +94,24 @@ internal sealed class Replicas : IAsyncDisposable
 
     public Replica B { get; }
 
-    public static async Task<Replicas> StartAsync(string prefixA = "llmgw", string prefixB = "llmgw", TimeSpan? redisTimeout = null)
+    /// <summary>Starts redis-server, the mock (<paramref name="mock"/>, else 40 tokens/s) and replicas A and B
+    /// with <paramref name="configure"/> and <paramref name="builder"/> applied to both, and returns once both
+    /// see Redis.</summary>
+    public static async Task<Replicas> StartAsync(string prefixA = "llmgw", string prefixB = "llmgw", TimeSpan? redisTimeout = null,
+        MockLlmOptions? mock = null, string routeId = "llm", Action<Dictionary<string, string?>>? configure = null,
+        Action<WebApplicationBuilder>? builder = null)
     {
         var redis = await RedisServer.StartAsync();
-        var mock = await MockLlmServer.StartAsync(new MockLlmOptions { TokensPerSecond = 40, TimeToFirstTokenMs = 20 });
-        var a = await Replica.StartAsync(mock.BaseAddress, redis.ConnectionString, prefixA, redisTimeout);
-        var b = await Replica.StartAsync(mock.BaseAddress, redis.ConnectionString, prefixB, redisTimeout);
+        var server = await MockLlmServer.StartAsync(mock ?? new MockLlmOptions { TokensPerSecond = 40, TimeToFirstTokenMs = 20 });
+        var a = await Replica.StartAsync(server.BaseAddress, redis.ConnectionString, prefixA, redisTimeout, routeId, configure, builder);
+        var b = await Replica.StartAsync(server.BaseAddress, redis.ConnectionString, prefixB, redisTimeout, routeId, configure, builder);
         await a.WaitAvailableAsync();
         await b.WaitAvailableAsync();
-        return new Replicas(redis, mock, a, b);
+        return new Replicas(redis, server, a, b);
     }
 
     public Task<LedgerEntry> WaitForEntryAsync(string sessionId, Func<LedgerEntry, bool> predicate, int index = 0) =>
-        CrossReplicaTests.WaitForEntryAsync(Mock, sessionId, predicate, index);
+        Wait.ForEntryAsync(Mock.Ledger, sessionId, predicate, index);
 
     public async ValueTask DisposeAsync()
     {

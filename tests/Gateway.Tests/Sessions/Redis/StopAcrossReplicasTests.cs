@@ -4,11 +4,12 @@ using Gateway.Sessions.Redis;
 using Gateway.Tests.Infrastructure;
 using StackExchange.Redis;
 
-namespace Gateway.Tests.Redis;
+namespace Gateway.Tests.Sessions.Redis;
 
 /// <summary>The explicit stop across replicas: it counts only streams that really stopped, and a storm of
 /// stops neither splits the replicas nor gets in the way of a supersede.</summary>
 [Collection(RedisCollection.Name)]
+[Trait(TestCategory.Name, TestCategory.Slow)]
 public sealed class StopAcrossReplicasTests
 {
     private static HttpRequestMessage Stop(string sessionId, string authorization)
@@ -58,7 +59,7 @@ public sealed class StopAcrossReplicasTests
             }
 
             Assert.All(held, r => Assert.Equal(200, (int)r.StatusCode));
-            Assert.Equal(0, replicas.A.Warnings.Count(130) + replicas.B.Warnings.Count(130));
+            Assert.Equal(0, replicas.A.Logs.WarningCount(130) + replicas.B.Logs.WarningCount(130));
 
             // Stops for sessions that do not exist, from 40 credentials, to both replicas, 40 at a time,
             // at least 400 and for as long as a stream on A is being superseded from B.
@@ -82,7 +83,7 @@ public sealed class StopAcrossReplicasTests
             Assert.True(statuses.Count >= 400);
             Assert.All(statuses, s => Assert.True(s is 404 or 429, $"a stop answered {s}"));
             Assert.True(replicas.A.Registry.Available && replicas.B.Registry.Available);
-            Assert.Equal(0, replicas.A.Warnings.Count(130) + replicas.B.Warnings.Count(130));
+            Assert.Equal(0, replicas.A.Logs.WarningCount(130) + replicas.B.Logs.WarningCount(130));
             Assert.Equal(300, replicas.Mock.Ledger.Snapshot().Count(e => e.SessionId!.StartsWith("held-", StringComparison.Ordinal) && e.EndedAt is null));
         }
         finally

@@ -3,7 +3,7 @@ using System.Globalization;
 using Gateway.Tests.Infrastructure;
 using Xunit.Abstractions;
 
-namespace Gateway.Tests.Redis;
+namespace Gateway.Tests.Sessions.Redis;
 
 /// <summary>
 /// Cross-replica supersede latency on loopback: a stream runs on replica A, a newer request for the
@@ -14,7 +14,8 @@ namespace Gateway.Tests.Redis;
 /// <code>GATEWAY_REDIS_BENCH_N=300 dotnet test tests/Gateway.Tests -c Release --filter Category=RedisBench --logger "console;verbosity=detailed"</code>
 /// </summary>
 [Collection(RedisCollection.Name)]
-[Trait("Category", "RedisBench")]
+[Trait(TestCategory.Name, "RedisBench")]
+[Trait(TestCategory.Name, TestCategory.Slow)]
 public sealed class CrossReplicaLatencyBench(ITestOutputHelper output)
 {
     private static int Setting(string name, int fallback) =>

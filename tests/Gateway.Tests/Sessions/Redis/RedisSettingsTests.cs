@@ -3,7 +3,7 @@ using Gateway.Tests.Infrastructure;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 
-namespace Gateway.Tests.Redis;
+namespace Gateway.Tests.Sessions.Redis;
 
 [Collection(RedisCollection.Name)]
 public sealed class RedisSettingsTests

@@ -3,7 +3,7 @@ using System.Text;
 using Gateway.Tests.Infrastructure;
 using Xunit.Abstractions;
 
-namespace Gateway.Tests.Hardening;
+namespace Gateway.Tests.Streams;
 
 /// <summary>
 /// A backend that sends bytes no well-behaved model server would: invalid UTF-8, a line of 10 MB, a
@@ -11,6 +11,7 @@ namespace Gateway.Tests.Hardening;
 /// every byte on the way; none of this may change a byte the client receives, end the response
 /// early, or leave the gateway unable to serve the next request.
 /// </summary>
+[Trait(TestCategory.Name, TestCategory.Slow)]
 public sealed class HostileUpstreamBytesTests(ITestOutputHelper output)
 {
     private static byte[] Utf8(string text) => Encoding.UTF8.GetBytes(text);

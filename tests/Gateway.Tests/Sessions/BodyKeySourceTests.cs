@@ -4,7 +4,7 @@ using System.Text.Json;
 using Gateway.Tests.Infrastructure;
 using MockLlm;
 
-namespace Gateway.Tests.Hardening;
+namespace Gateway.Tests.Sessions;
 
 /// <summary>
 /// A route whose session id comes from the JSON body (<c>body:metadata.session_id</c>), fed bodies a

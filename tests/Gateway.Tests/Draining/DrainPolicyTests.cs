@@ -1,7 +1,7 @@
 using System.Text.Json;
 using Gateway.Tests.Infrastructure;
 
-namespace Gateway.Tests.Streams;
+namespace Gateway.Tests.Draining;
 
 /// <summary>A route with <c>SessionStreams.CancelPolicy: Drain</c> releases the client at once but
 /// reads the upstream to its end, for providers that bill generated tokens anyway.</summary>

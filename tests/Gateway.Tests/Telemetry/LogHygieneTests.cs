@@ -7,7 +7,7 @@ using Microsoft.Extensions.Logging;
 using MockLlm;
 using Xunit.Abstractions;
 
-namespace Gateway.Tests.Hardening;
+namespace Gateway.Tests.Telemetry;
 
 /// <summary>
 /// Every log line the gateway writes during a full session (completed, superseded, stopped, dropped,

@@ -5,13 +5,14 @@ using Microsoft.Extensions.DependencyInjection;
 using MockLlm;
 using Xunit.Abstractions;
 
-namespace Gateway.Tests.Hardening;
+namespace Gateway.Tests.Sessions;
 
 /// <summary>
 /// Thousands of keys, each used once, from thousands of credentials: the registry holds only the
 /// streams that are running, and is empty again when they end, so a client minting keys cannot grow
 /// the gateway's memory.
 /// </summary>
+[Trait(TestCategory.Name, TestCategory.Slow)]
 public sealed class KeyFloodTests(ITestOutputHelper output)
 {
     private const int Requests = 2_000;

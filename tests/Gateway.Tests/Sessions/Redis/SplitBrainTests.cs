@@ -3,7 +3,7 @@ using Gateway.Sessions.Redis;
 using Gateway.Tests.Infrastructure;
 using StackExchange.Redis;
 
-namespace Gateway.Tests.Redis;
+namespace Gateway.Tests.Sessions.Redis;
 
 /// <summary>
 /// Two replicas must never keep two live streams for one session for longer than it takes Redis to
@@ -11,6 +11,7 @@ namespace Gateway.Tests.Redis;
 /// newest claim wins), and epochs keep rising across a Redis that lost or lags behind its counters.
 /// </summary>
 [Collection(RedisCollection.Name)]
+[Trait(TestCategory.Name, TestCategory.Slow)]
 public sealed class SplitBrainTests
 {
     private const int UnavailableEventId = Gateway.Telemetry.EventIds.RedisUnavailable;
@@ -51,7 +52,7 @@ public sealed class SplitBrainTests
         Assert.True((await replicas.WaitForEntryAsync("split", e => e.EndedAt is not null)).Cancelled);
         var newerEntry = replicas.Mock.Ledger.Snapshot().Where(e => e.SessionId == "split").ElementAt(1);
         Assert.Null(newerEntry.EndedAt); // the newer stream was not touched
-        Assert.Equal(1, replicas.A.Warnings.Count(UnavailableEventId));
+        Assert.Equal(1, replicas.A.Logs.WarningCount(UnavailableEventId));
     }
 
     [Fact]

@@ -5,7 +5,7 @@ using System.Runtime.InteropServices;
 using System.Text;
 using Gateway.Tests.Infrastructure;
 
-namespace Gateway.Tests.Redis;
+namespace Gateway.Tests.Infrastructure;
 
 /// <summary>
 /// A real <c>redis-server</c> (Debian package) on 127.0.0.1 and a port the OS picked, unpersisted, in a

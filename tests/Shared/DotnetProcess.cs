@@ -1,0 +1,147 @@
+using System.Diagnostics;
+using System.Text;
+
+namespace Gateway.Testing;
+
+/// <summary>
+/// A .NET program a test starts as its own process (<c>dotnet Gateway.dll</c>, <c>dotnet Gateway.Bench.dll</c>),
+/// with the dotnet host that runs the tests, its stdout and stderr kept line by line as one text so a test can
+/// wait for a line and show everything the program said when it fails. Linked into Gateway.Tests and
+/// Gateway.Deploy.Tests (tests/Shared).
+/// </summary>
+internal sealed class DotnetProcess : IAsyncDisposable
+{
+    private readonly Process _process;
+    private readonly StringBuilder _output = new();
+    private readonly List<(string Text, TaskCompletionSource Seen)> _awaited = [];
+    private readonly Task _ended;
+
+    private DotnetProcess(ProcessStartInfo start)
+    {
+        _process = new Process { StartInfo = start };
+        _process.OutputDataReceived += (_, e) => OnLine(e.Data);
+        _process.ErrorDataReceived += (_, e) => OnLine(e.Data);
+        _process.Start();
+        _process.BeginOutputReadLine();
+        _process.BeginErrorReadLine();
+        // Completes once the process has exited and all of its output has been read.
+        _ended = _process.WaitForExitAsync();
+    }
+
+    /// <summary>The dotnet host running these tests (else the one on PATH): the same runtime for the child.</summary>
+    public static string Host =>
+        Environment.ProcessPath is { } host && Path.GetFileNameWithoutExtension(host) == "dotnet" ? host : "dotnet";
+
+    public int Id => _process.Id;
+
+    /// <summary>Everything the process wrote so far, stdout and stderr interleaved as read.</summary>
+    public string Output
+    {
+        get
+        {
+            lock (_output)
+            {
+                return _output.ToString();
+            }
+        }
+    }
+
+    /// <summary>Starts <c>dotnet <paramref name="dll"/> <paramref name="arguments"/></c> from this test project's
+    /// output folder; <paramref name="configure"/> may set its environment.</summary>
+    public static DotnetProcess Start(string dll, IEnumerable<string> arguments, Action<ProcessStartInfo>? configure = null)
+    {
+        var start = new ProcessStartInfo(Host)
+        {
+            WorkingDirectory = AppContext.BaseDirectory,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, dll));
+        foreach (var argument in arguments)
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        configure?.Invoke(start);
+        return new DotnetProcess(start);
+    }
+
+    /// <summary>Completes when a line of the output contains <paramref name="text"/> (at once if one did); throws
+    /// with the output if the process exits without writing it or <paramref name="timeout"/> passes.</summary>
+    public async Task WaitForOutputAsync(string text, TimeSpan timeout)
+    {
+        var seen = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        lock (_output)
+        {
+            if (_output.ToString().Contains(text, StringComparison.Ordinal))
+            {
+                return;
+            }
+
+            _awaited.Add((text, seen));
+        }
+
+        try
+        {
+            await Task.WhenAny(seen.Task, _ended).WaitAsync(timeout);
+        }
+        catch (TimeoutException)
+        {
+            throw new TimeoutException($"The process did not say \"{text}\" within {timeout}:\n{Output}");
+        }
+
+        if (!seen.Task.IsCompleted)
+        {
+            throw new InvalidOperationException($"The process exited with {_process.ExitCode} without saying \"{text}\":\n{Output}");
+        }
+    }
+
+    /// <summary>The exit code once the process has exited by itself and all its output is read; a
+    /// <see cref="TimeoutException"/> with the output if that takes longer than <paramref name="timeout"/>.</summary>
+    public async Task<int> WaitForExitAsync(TimeSpan timeout)
+    {
+        try
+        {
+            await _ended.WaitAsync(timeout);
+        }
+        catch (TimeoutException)
+        {
+            throw new TimeoutException($"The process did not exit within {timeout}:\n{Output}");
+        }
+
+        return _process.ExitCode;
+    }
+
+    /// <summary>Kills the process and its children if they still run.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill(entireProcessTree: true);
+        }
+
+        await _ended;
+        _process.Dispose();
+    }
+
+    private void OnLine(string? line)
+    {
+        if (line is null)
+        {
+            return;
+        }
+
+        lock (_output)
+        {
+            _output.AppendLine(line);
+            foreach (var (text, seen) in _awaited)
+            {
+                if (line.Contains(text, StringComparison.Ordinal))
+                {
+                    seen.TrySetResult();
+                }
+            }
+        }
+    }
+}
