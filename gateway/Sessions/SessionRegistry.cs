@@ -1,6 +1,6 @@
 using System.Collections.Concurrent;
-
 using Gateway.Telemetry;
+
 namespace Gateway.Sessions;
 
 /// <summary>
@@ -29,34 +29,8 @@ internal sealed class SessionRegistry(TimeProvider time) : ISessionRegistry
 
     /// <summary>Claims for a request that arrived at <paramref name="arrivedAt"/> (now when null). A lease for
     /// a request that arrived before the current owner's is returned already superseded, and changes nothing.</summary>
-    public Lease Claim(SessionKey key, long? arrivedAt, out Lease? replaced)
-    {
-        var lease = new Lease(key, Interlocked.Increment(ref _nextId), arrivedAt ?? time.GetTimestamp());
-        while (true)
-        {
-            if (_leases.TryGetValue(key, out var current))
-            {
-                if (current.StartedAt > lease.StartedAt)
-                {
-                    lease.TryCancel(StreamOutcome.Superseded, time.GetTimestamp());
-                    replaced = null;
-                    return lease;
-                }
-
-                if (_leases.TryUpdate(key, lease, current))
-                {
-                    current.TryCancel(StreamOutcome.Superseded, time.GetTimestamp());
-                    replaced = current;
-                    return lease;
-                }
-            }
-            else if (_leases.TryAdd(key, lease))
-            {
-                replaced = null;
-                return lease;
-            }
-        }
-    }
+    public Lease Claim(SessionKey key, long? arrivedAt, out Lease? replaced) =>
+        Install(key, arrivedAt, held: false, ifIdle: false, out replaced)!;
 
     /// <summary>
     /// Claims only while no stream of <paramref name="key"/> is active (<c>SessionStreams.OnNewer: reject</c>):
@@ -64,14 +38,17 @@ internal sealed class SessionRegistry(TimeProvider time) : ISessionRegistry
     /// window, or one already cancelled (stopped, superseded, ending), is replaced as <see cref="Claim(SessionKey)"/>
     /// would. <paramref name="held"/> makes the new lease one that waits in a debounce window.
     /// </summary>
-    public Lease? ClaimIfIdle(SessionKey key, long? arrivedAt, bool held, out Lease? replaced)
+    public Lease? ClaimIfIdle(SessionKey key, long? arrivedAt, bool held, out Lease? replaced) =>
+        Install(key, arrivedAt, held, ifIdle: true, out replaced);
+
+    private Lease? Install(SessionKey key, long? arrivedAt, bool held, bool ifIdle, out Lease? replaced)
     {
         var lease = new Lease(key, Interlocked.Increment(ref _nextId), arrivedAt ?? time.GetTimestamp(), held);
         while (true)
         {
             if (_leases.TryGetValue(key, out var current))
             {
-                if (current.Reason == StreamOutcome.None && !current.Held)
+                if (ifIdle && current.Reason == StreamOutcome.None && !current.Held)
                 {
                     replaced = null;
                     return null;
@@ -84,8 +61,9 @@ internal sealed class SessionRegistry(TimeProvider time) : ISessionRegistry
                     return lease;
                 }
 
-                // Taken from its window before it could go upstream; if it left the window first, look again.
-                if ((current.Reason != StreamOutcome.None || current.TryDisplace()) && _leases.TryUpdate(key, lease, current))
+                // On a reject route a held lease is taken from its window before it could go upstream; if it
+                // left the window first, look again.
+                if ((!ifIdle || current.Reason != StreamOutcome.None || current.TryDisplace()) && _leases.TryUpdate(key, lease, current))
                 {
                     current.TryCancel(StreamOutcome.Superseded, time.GetTimestamp());
                     replaced = current;
