@@ -19,20 +19,7 @@ internal sealed class TrackedLease(Lease lease, string hash, long madeAt)
     /// <summary>The highest epoch another replica announced for the key.</summary>
     public long Seen => Interlocked.Read(ref _seen);
 
-    public void Saw(long epoch)
-    {
-        var seen = Interlocked.Read(ref _seen);
-        while (epoch > seen)
-        {
-            var was = Interlocked.CompareExchange(ref _seen, epoch, seen);
-            if (was == seen)
-            {
-                return;
-            }
-
-            seen = was;
-        }
-    }
+    public void Saw(long epoch) => RaiseTo(ref _seen, epoch);
 
     public Task Claimed { get; set; } = Task.CompletedTask;
 
@@ -47,22 +34,25 @@ internal sealed class TrackedLease(Lease lease, string hash, long madeAt)
 
     public long Epoch => Interlocked.Read(ref _epoch);
 
-    public void SetEpoch(long epoch)
-    {
-        var seen = Interlocked.Read(ref _epoch);
-        while (epoch > seen)
-        {
-            var was = Interlocked.CompareExchange(ref _epoch, epoch, seen);
-            if (was == seen)
-            {
-                return;
-            }
-
-            seen = was;
-        }
-    }
+    public void SetEpoch(long epoch) => RaiseTo(ref _epoch, epoch);
 
     public void SetLocalOnly() => Interlocked.CompareExchange(ref _epoch, 0, -1);
 
     public string OwnerValue(string replica) => $"{replica}:{Epoch.ToString(CultureInfo.InvariantCulture)}";
+
+    /// <summary>Sets <paramref name="field"/> to <paramref name="value"/> if that raises it; epochs only rise.</summary>
+    private static void RaiseTo(ref long field, long value)
+    {
+        var current = Interlocked.Read(ref field);
+        while (value > current)
+        {
+            var was = Interlocked.CompareExchange(ref field, value, current);
+            if (was == current)
+            {
+                return;
+            }
+
+            current = was;
+        }
+    }
 }
