@@ -32,6 +32,9 @@ internal sealed class BenchOptions
     public double CancelTokensPerSecond { get; private set; } = 50;
     public int FirstTokenSamples { get; private set; } = 300;
 
+    /// <summary>First-token requests per leg with a 1 MB prompt.</summary>
+    public int LargePromptSamples { get; private set; } = 100;
+
     /// <summary>The two throughput workloads: streams × tokens per second.</summary>
     public List<(int Streams, double TokensPerSecond)> Throughput { get; private set; } = [(500, 50), (4000, 5)];
     /// <summary>The APIs each throughput workload runs with (the mock speaks each).</summary>
@@ -71,9 +74,10 @@ internal sealed class BenchOptions
           --real-server-rounds N      cancelled streams per leg against llama-server (default 20)
           --nginx-workers auto|N      nginx worker_processes (default auto)
           --drop-samples N            client-drop cancellations per leg (default 200)
-          --supersede-samples N       supersedes through the gateway (default 200)
+          --supersede-samples N       supersedes through the gateway, each way (pooled, fresh connection; default 200)
           --cancel-rate TPS           token rate of the cancelled streams (default 50)
           --first-token-samples N     first-token requests per leg (default 300)
+          --large-prompt-samples N    first-token requests per leg with a 1 MB prompt (default 100)
           --throughput S1xR1,S2xR2    streams x tokens/s for the CPU figure (default 500x50,4000x5)
           --apis A,B                  APIs each throughput workload runs with (default chat_completions,messages,responses)
           --window SECONDS            CPU measuring window (default 4)
@@ -121,6 +125,7 @@ internal sealed class BenchOptions
                 case "--supersede-samples": options.SupersedeSamples = Int(value, name); break;
                 case "--cancel-rate": options.CancelTokensPerSecond = Double(value, name); break;
                 case "--first-token-samples": options.FirstTokenSamples = Int(value, name); break;
+                case "--large-prompt-samples": options.LargePromptSamples = Int(value, name); break;
                 case "--throughput": options.Throughput = [.. value.Split(',').Select(w => ParseWorkload(w, name))]; break;
                 case "--apis": options.ThroughputApis = [.. value.Split(',').Select(a => Api(a, name))]; break;
                 case "--window": options.ThroughputWindow = TimeSpan.FromSeconds(Double(value, name)); break;
@@ -159,6 +164,7 @@ internal sealed class BenchOptions
         DropSamples = 4;
         SupersedeSamples = 4;
         FirstTokenSamples = 10;
+        LargePromptSamples = 4;
         Throughput = [(20, 50), (40, 5)];
         ThroughputRamp = TimeSpan.FromSeconds(0.2);
         ThroughputWarmup = TimeSpan.FromSeconds(0.3);

@@ -4,6 +4,20 @@ using MockLlm;
 
 namespace Gateway.Bench;
 
+/// <summary>How the bench cancels a flowing stream.</summary>
+internal enum CancelMode
+{
+    /// <summary>The client closes its socket.</summary>
+    ClientDrop,
+
+    /// <summary>A newer request with the same session key, on a connection opened beforehand (a client with a pool).</summary>
+    Supersede,
+
+    /// <summary>A newer request with the same session key on a TCP connection opened after the decision (a
+    /// browser's first request, a client without a pool): the connect is part of the time.</summary>
+    SupersedeFresh,
+}
+
 /// <summary>The cancellation phase: how fast a vanished or superseded client stops the upstream, and the tokens wasted.</summary>
 internal sealed partial class BenchRun
 {
@@ -12,24 +26,27 @@ internal sealed partial class BenchRun
     /// cancel lands anywhere on the token schedule), the client vanishes or a newer request with the
     /// same session key is sent. Latency is from that moment to the mock's ledger recording the
     /// upstream request's end, both on the wall clock of this process; wasted tokens are those the
-    /// ledger counted after that moment.
+    /// ledger counted after that moment. A supersede also records where its time went: the connect
+    /// (fresh mode), and when the newer request reached the mock after the old one ended.
     /// </summary>
-    private async Task CancellationAsync(LegResult leg, bool supersede)
+    private async Task CancellationAsync(LegResult leg, CancelMode mode)
     {
-        var samples = supersede ? _options.SupersedeSamples : _options.DropSamples;
-        Console.WriteLine($"bench: {(supersede ? "supersede" : "client drop")} via {leg.Leg} ×{samples}");
+        var samples = mode == CancelMode.ClientDrop ? _options.DropSamples : _options.SupersedeSamples;
+        Console.WriteLine($"bench: {mode} via {leg.Leg} ×{samples}");
         var target = Target(leg.Leg);
         var latencies = new List<double>();
         var wasted = new List<double>();
+        var connects = new List<double>();
+        var newerArrivals = new List<double>();
         var rate = _options.CancelTokensPerSecond;
         var intervalMs = 1000 / rate;
         for (var i = 0; i < samples; i++)
         {
             Ledger.Clear();
-            var sessionId = $"{(supersede ? "sup" : "drop")}-{leg.Leg}-{i}";
+            var sessionId = $"{mode}-{leg.Leg}-{i}";
             var request = new StreamRequest(sessionId, rate, (int)Math.Max(100, rate * 30));
             using var client = new StreamClient(request);
-            using var newer = supersede ? new StreamClient(new StreamRequest(sessionId, 1000, 1)) : null;
+            using var newer = mode == CancelMode.ClientDrop ? null : new StreamClient(new StreamRequest(sessionId, 1000, 1));
             try
             {
                 await client.ConnectAsync(target, CancellationToken.None);
@@ -41,16 +58,23 @@ internal sealed partial class BenchRun
                 }
 
                 await Task.Delay(TimeSpan.FromMilliseconds(_random.NextDouble() * intervalMs));
-                if (newer is not null)
+                if (mode == CancelMode.Supersede)
                 {
-                    await newer.ConnectAsync(target, CancellationToken.None);
+                    await newer!.ConnectAsync(target, CancellationToken.None);
                 }
 
                 var newerBytes = newer?.Request.ToBytes(target);
-                var before = Ledger.Snapshot().First(e => e.SessionId == sessionId).TokensSent;
+                var oldId = Ledger.Snapshot().First(e => e.SessionId == sessionId).Id;
+                var before = Ledger.Snapshot().First(e => e.Id == oldId).TokensSent;
                 var decidedAt = DateTimeOffset.UtcNow;
                 if (newer is not null)
                 {
+                    if (mode == CancelMode.SupersedeFresh)
+                    {
+                        await newer.ConnectAsync(target, CancellationToken.None);
+                        connects.Add((DateTimeOffset.UtcNow - decidedAt).TotalMilliseconds);
+                    }
+
                     newer.Send(newerBytes!);
                 }
                 else
@@ -58,8 +82,8 @@ internal sealed partial class BenchRun
                     client.Drop();
                 }
 
-                var entries = await Ledger.WaitForAsync(s => s.FirstOrDefault(e => e.SessionId == sessionId)?.EndedAt is not null, StepTimeout);
-                var old = entries.First(e => e.SessionId == sessionId);
+                var entries = await Ledger.WaitForAsync(s => s.FirstOrDefault(e => e.Id == oldId)?.EndedAt is not null, StepTimeout);
+                var old = entries.First(e => e.Id == oldId);
                 if (old.Completed)
                 {
                     leg.CancelFailures++;
@@ -71,6 +95,10 @@ internal sealed partial class BenchRun
                 if (newer is not null)
                 {
                     await Task.WhenAll(client.Completion, newer.Completion).WaitAsync(StepTimeout);
+                    if (Ledger.Snapshot().FirstOrDefault(e => e.SessionId == sessionId && e.Id != oldId) is { } next)
+                    {
+                        newerArrivals.Add((next.StartedAt - old.EndedAt.Value).TotalMilliseconds);
+                    }
                 }
             }
             catch (Exception ex) when (ex is TimeoutException or System.Net.Sockets.SocketException or InvalidOperationException)
@@ -79,15 +107,13 @@ internal sealed partial class BenchRun
             }
         }
 
-        if (supersede)
+        var figure = new CancelFigure(Percentiles.Of(latencies), wasted.Count > 0 ? wasted.Average() : null,
+            Percentiles.Of(connects), Percentiles.Of(newerArrivals));
+        switch (mode)
         {
-            leg.SupersedeMs = Percentiles.Of(latencies);
-            leg.SupersedeWastedTokens = wasted.Count > 0 ? wasted.Average() : null;
-        }
-        else
-        {
-            leg.ClientDropMs = Percentiles.Of(latencies);
-            leg.ClientDropWastedTokens = wasted.Count > 0 ? wasted.Average() : null;
+            case CancelMode.ClientDrop: leg.ClientDrop = figure; break;
+            case CancelMode.Supersede: leg.Supersede = figure; break;
+            default: leg.SupersedeFresh = figure; break;
         }
     }
 }

@@ -88,10 +88,11 @@ internal sealed partial class BenchRun : IAsyncDisposable
 
         foreach (var leg in options.Phases.Contains("cancel") ? result.Legs : [])
         {
-            await run.PhaseAsync("client drop", leg.Leg, () => run.CancellationAsync(leg, supersede: false));
+            await run.PhaseAsync("client drop", leg.Leg, () => run.CancellationAsync(leg, CancelMode.ClientDrop));
             if (leg.Leg == LegNames.Gateway)
             {
-                await run.PhaseAsync("supersede", leg.Leg, () => run.CancellationAsync(leg, supersede: true));
+                await run.PhaseAsync("supersede", leg.Leg, () => run.CancellationAsync(leg, CancelMode.Supersede));
+                await run.PhaseAsync("supersede on a fresh connection", leg.Leg, () => run.CancellationAsync(leg, CancelMode.SupersedeFresh));
             }
         }
 

@@ -256,6 +256,7 @@ internal sealed class ProxyProcess : IAsyncDisposable
             }
             http {
                 access_log off;
+                client_max_body_size 2m;
                 client_body_temp_path {{prefix}}/client_body;
                 proxy_temp_path {{prefix}}/proxy;
                 fastcgi_temp_path {{prefix}}/fastcgi;
@@ -275,6 +276,7 @@ internal sealed class ProxyProcess : IAsyncDisposable
                         proxy_http_version 1.1;
                         proxy_set_header Connection "";
                         proxy_buffering off;
+                        proxy_request_buffering off;
                         proxy_read_timeout 300s;
                     }
                 }

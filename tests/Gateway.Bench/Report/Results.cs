@@ -17,6 +17,11 @@ internal sealed record Percentiles(double P50, double P99, double Mean, int Samp
     private static double Rank(double[] sorted, double p) => sorted[Math.Clamp((int)Math.Ceiling(p * sorted.Length) - 1, 0, sorted.Length - 1)];
 }
 
+/// <summary>One way of cancelling, through one leg: decision → old upstream closed, the tokens the mock wrote after the
+/// decision (mean), and for a supersede where the time went: the newer request's connect (fresh connections
+/// only) and when the newer request reached the mock after the old one had ended.</summary>
+internal sealed record CancelFigure(Percentiles? Ms, double? WastedTokens, Percentiles? ConnectMs, Percentiles? NewerArrivedAfterMs);
+
 /// <summary>One measuring window of one workload through one leg.</summary>
 internal sealed record ThroughputSample(long Chunks, double WindowSeconds, long? CpuTicks);
 
@@ -37,14 +42,20 @@ internal sealed record MassAbortFigure(int Streams, int OpenAfter100Ms, int Open
 internal sealed class LegResult(string leg)
 {
     public string Leg { get; } = leg;
-    public Percentiles? ClientDropMs { get; set; }
-    public double? ClientDropWastedTokens { get; set; }
-    public Percentiles? SupersedeMs { get; set; }
-    public double? SupersedeWastedTokens { get; set; }
+    public CancelFigure? ClientDrop { get; set; }
+
+    /// <summary>A newer request on a connection opened before the decision.</summary>
+    public CancelFigure? Supersede { get; set; }
+
+    /// <summary>A newer request on a TCP connection opened after the decision (the connect is timed).</summary>
+    public CancelFigure? SupersedeFresh { get; set; }
     public int CancelFailures { get; set; }
     public Percentiles? FirstTokenMs { get; set; }
     public double? FirstTokenHopP50Ms { get; set; }
     public double? FirstTokenHopP99Ms { get; set; }
+
+    /// <summary>Time to first token when the request carries a 1 MB prompt (the body streams through to the mock).</summary>
+    public Percentiles? LargePromptFirstTokenMs { get; set; }
     public List<ThroughputFigure> Throughput { get; } = [];
 
     /// <summary>Windows measured so far, by workload, before they are summed into <see cref="Throughput"/>.</summary>

@@ -12,15 +12,20 @@ internal static class Table
     {
         var rows = new List<(string Figure, Func<LegResult, string> Value)>
         {
-            ("client drop → upstream closed p50 (ms)", l => Ms(l.ClientDropMs?.P50)),
-            ("client drop → upstream closed p99 (ms)", l => Ms(l.ClientDropMs?.P99)),
-            ("  tokens written after the drop (mean)", l => Num(l.ClientDropWastedTokens, "F3")),
-            ("newer request → old upstream closed p50 (ms)", l => Ms(l.SupersedeMs?.P50)),
-            ("newer request → old upstream closed p99 (ms)", l => Ms(l.SupersedeMs?.P99)),
-            ("  tokens written after the newer request (mean)", l => Num(l.SupersedeWastedTokens, "F3")),
+            ("client drop → upstream closed p50 (ms)", l => Ms(l.ClientDrop?.Ms?.P50)),
+            ("client drop → upstream closed p99 (ms)", l => Ms(l.ClientDrop?.Ms?.P99)),
+            ("  tokens written after the drop (mean)", l => Num(l.ClientDrop?.WastedTokens, "F3")),
+            ("newer request → old upstream closed p50 (ms)", l => Ms(l.Supersede?.Ms?.P50)),
+            ("newer request → old upstream closed p99 (ms)", l => Ms(l.Supersede?.Ms?.P99)),
+            ("  tokens written after the newer request (mean)", l => Num(l.Supersede?.WastedTokens, "F3")),
+            ("newer request, fresh connection → old closed p50 (ms)", l => Ms(l.SupersedeFresh?.Ms?.P50)),
+            ("newer request, fresh connection → old closed p99 (ms)", l => Ms(l.SupersedeFresh?.Ms?.P99)),
+            ("  of which the connect p50 / p99 (ms)", l => l.SupersedeFresh?.ConnectMs is { } c ? $"{c.P50:F3} / {c.P99:F3}" : "-"),
+            ("  newer request at the mock after old closed p50 / p99 (ms)", l => l.SupersedeFresh?.NewerArrivedAfterMs is { } n ? $"{n.P50:F3} / {n.P99:F3}" : "-"),
             ("first token p50 / p99 (ms)", l => l.FirstTokenMs is { } f ? $"{f.P50:F2} / {f.P99:F2}" : "-"),
             ("first-token hop over direct p50 (ms)", l => Ms(l.FirstTokenHopP50Ms)),
             ("first-token hop over direct p99 (ms)", l => Ms(l.FirstTokenHopP99Ms)),
+            ("first token with a 1 MB prompt p50 / p99 (ms)", l => l.LargePromptFirstTokenMs is { } f ? $"{f.P50:F2} / {f.P99:F2}" : "-"),
         };
         var throughput = result.Legs.SelectMany(l => l.Throughput).Select(t => (t.Api, t.Streams, t.TokensPerSecond)).Distinct().ToList();
         foreach (var (api, streams, rate) in throughput)

@@ -44,9 +44,10 @@ public sealed class BenchSmokeTests
                 Assert.True(leg.GetProperty("chunksLost").GetInt64() == 0, $"{name} lost chunks:\n{output}");
                 Assert.True(leg.GetProperty("failedStreams").GetInt32() == 0, $"{name} had failed streams:\n{output}");
                 Assert.True(leg.GetProperty("cancelFailures").GetInt32() == 0, $"{name} had cancellations that did not land:\n{output}");
-                Assert.Equal(4, Percentiles(leg, "clientDropMs").GetProperty("samples").GetInt32());
-                Assert.NotEqual(JsonValueKind.Null, leg.GetProperty("clientDropWastedTokens").ValueKind);
+                Assert.Equal(4, Percentiles(leg.GetProperty("clientDrop"), "ms").GetProperty("samples").GetInt32());
+                Assert.NotEqual(JsonValueKind.Null, leg.GetProperty("clientDrop").GetProperty("wastedTokens").ValueKind);
                 Assert.Equal(10, Percentiles(leg, "firstTokenMs").GetProperty("samples").GetInt32());
+                Assert.Equal(4, Percentiles(leg, "largePromptFirstTokenMs").GetProperty("samples").GetInt32());
                 // Two workloads for each of Chat Completions, Messages and Responses.
                 Assert.Equal(6, leg.GetProperty("throughput").GetArrayLength());
                 Assert.Equal(["chat_completions", "messages", "responses"],
@@ -79,8 +80,12 @@ public sealed class BenchSmokeTests
             }
 
             var gateway = legs["gateway"];
-            Assert.Equal(4, Percentiles(gateway, "supersedeMs").GetProperty("samples").GetInt32());
-            Assert.NotEqual(JsonValueKind.Null, gateway.GetProperty("supersedeWastedTokens").ValueKind);
+            Assert.Equal(4, Percentiles(gateway.GetProperty("supersede"), "ms").GetProperty("samples").GetInt32());
+            Assert.NotEqual(JsonValueKind.Null, gateway.GetProperty("supersede").GetProperty("wastedTokens").ValueKind);
+            var fresh = gateway.GetProperty("supersedeFresh");
+            Assert.Equal(4, Percentiles(fresh, "ms").GetProperty("samples").GetInt32());
+            Assert.Equal(4, Percentiles(fresh, "connectMs").GetProperty("samples").GetInt32());
+            Assert.Equal(4, Percentiles(fresh, "newerArrivedAfterMs").GetProperty("samples").GetInt32());
             Assert.NotEmpty(json.RootElement.GetProperty("targets").EnumerateArray());
             Assert.Contains(json.RootElement.GetProperty("targets").EnumerateArray(),
                 t => t.GetProperty("target").GetString()!.StartsWith("real server:", StringComparison.Ordinal) && t.GetProperty("met").ValueKind != JsonValueKind.Null);
