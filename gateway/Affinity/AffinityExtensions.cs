@@ -21,7 +21,7 @@ internal static class AffinityExtensions
     public static IReverseProxyApplicationBuilder UseSessionKeyFailover(this IReverseProxyApplicationBuilder proxy)
     {
         var failover = proxy.ApplicationServices.GetRequiredService<AffinityFailover>();
-        proxy.Use(failover.InvokeAsync);
+        proxy.Use(next => context => failover.InvokeAsync(context, next));
         return proxy;
     }
 }

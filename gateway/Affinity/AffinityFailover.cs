@@ -12,9 +12,9 @@ namespace Gateway.Affinity;
 /// </summary>
 internal sealed class AffinityFailover(AffinityMoves moves, ILogger<AffinityFailover> logger)
 {
-    public async Task InvokeAsync(HttpContext context, Func<Task> next)
+    public async Task InvokeAsync(HttpContext context, RequestDelegate next)
     {
-        await next();
+        await next(context);
         if (context.Features.Get<AffinityPick>() is not { } pick
             || context.Features.Get<IForwarderErrorFeature>() is not { Error: ForwarderError.Request } error
             || !IsConnectFailure(error.Exception))

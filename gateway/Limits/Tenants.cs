@@ -13,10 +13,9 @@ internal sealed class Tenants(SessionKeyResolver resolver, IOptions<RateLimitOpt
     /// <summary>The request's tenant, or null when no per-tenant limit applies to it.</summary>
     public string? Of(HttpContext context)
     {
-        var credential = resolver.Credential(context.Request);
-        if (!string.IsNullOrEmpty(credential))
+        if (resolver.CredentialHash(context) is { } hash)
         {
-            return SessionKey.HashCredential(credential);
+            return hash;
         }
 
         return _anonymousPerAddress ? "ip:" + context.Connection.RemoteIpAddress : null;

@@ -22,9 +22,13 @@ internal readonly record struct SessionKey
     /// ask about on every route at once.</summary>
     public string TenantSession { get; }
 
-    public static SessionKey Create(string routeId, string? credential, string sessionId)
+    public static SessionKey Create(string routeId, string? credential, string sessionId) =>
+        FromHash(routeId, string.IsNullOrEmpty(credential) ? null : HashCredential(credential), sessionId);
+
+    /// <summary><see cref="Create"/> from the credential's <see cref="HashCredential"/> already taken (null: none).</summary>
+    public static SessionKey FromHash(string routeId, string? credentialHash, string sessionId)
     {
-        var tenantSession = $"{HashCredential(credential)}\n{sessionId}";
+        var tenantSession = $"{credentialHash ?? Anonymous}\n{sessionId}";
         return new(ValueOf(routeId, tenantSession), tenantSession);
     }
 
@@ -37,12 +41,14 @@ internal readonly record struct SessionKey
     /// <summary>A short, stable, non-reversible fingerprint for logs; never the session id itself.</summary>
     public string Fingerprint() => Hashes.Sha256Hex(Value, 6);
 
+    private const string Anonymous = "anonymous";
+
     /// <summary>Hex of the first 16 bytes of SHA-256 over the credential; "anonymous" without one.</summary>
     public static string HashCredential(string? credential)
     {
         if (string.IsNullOrEmpty(credential))
         {
-            return "anonymous";
+            return Anonymous;
         }
 
         return Hashes.Sha256Hex(credential, 16);

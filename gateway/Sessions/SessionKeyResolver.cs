@@ -31,6 +31,25 @@ internal sealed class SessionKeyResolver(IOptions<SessionKeyOptions> options)
     public string[][] BodyPaths(KeySource[] sources) =>
         _bodyPaths.GetValue(sources, static s => [.. s.Where(k => k.Kind == KeySourceKind.Body).Select(k => k.Path)]);
 
+    /// <summary>
+    /// <see cref="SessionKey.HashCredential"/> of the request's credential, null without one; hashed once per
+    /// request, since the session key, the request limiter, the token budget and the stream slots all ask.
+    /// </summary>
+    public string? CredentialHash(HttpContext context)
+    {
+        if (context.Features.Get<HashedCredential>() is { } known)
+        {
+            return known.Hash;
+        }
+
+        var credential = Credential(context.Request);
+        var hash = string.IsNullOrEmpty(credential) ? null : SessionKey.HashCredential(credential);
+        context.Features.Set(new HashedCredential(hash));
+        return hash;
+    }
+
+    private sealed record HashedCredential(string? Hash);
+
     /// <summary>The caller's credential (the configured header's value, see <see cref="NormalizeCredential"/>),
     /// or null when keys are not scoped by one.</summary>
     public string? Credential(HttpRequest request) =>
@@ -133,7 +152,7 @@ internal sealed class SessionKeyResolver(IOptions<SessionKeyOptions> options)
                 return SessionKeyResult.Invalid(error);
             }
 
-            return new SessionKeyResult(SessionKey.Create(routeId, Credential(request), sessionId), null);
+            return new SessionKeyResult(SessionKey.FromHash(routeId, CredentialHash(request.HttpContext), sessionId), null);
         }
 
         return SessionKeyResult.None;

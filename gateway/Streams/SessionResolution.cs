@@ -17,15 +17,28 @@ internal static class SessionResolution
         // (about 1 KB that lives as long as the stream).
         var resolver = app.ApplicationServices.GetRequiredService<SessionKeyResolver>();
         var time = app.ApplicationServices.GetRequiredService<TimeProvider>();
-        return app.Use(async (context, next) =>
+        return app.Use(next => context =>
         {
             if (context.GetEndpoint()?.Metadata.GetMetadata<RouteModel>()?.Config is { } route && RouteSessionPolicy.For(route) is { Enabled: true } policy)
             {
-                context.Features.Set(await ResolveAsync(context, route.RouteId, policy, resolver, time));
+                var resolving = ResolveAsync(context, route.RouteId, policy, resolver, time);
+                if (!resolving.IsCompletedSuccessfully)
+                {
+                    return ResolvedThenAsync(context, resolving, next);
+                }
+
+                context.Features.Set(resolving.Result);
             }
 
-            await next(context);
+            // Not awaited here: a step that awaited the rest would keep its state for the stream's whole life.
+            return next(context);
         });
+    }
+
+    private static async Task ResolvedThenAsync(HttpContext context, ValueTask<SessionRequest> resolving, RequestDelegate next)
+    {
+        context.Features.Set(await resolving);
+        await next(context);
     }
 
     /// <summary>Where the arrival of each session-stream request is announced once it is stamped, for

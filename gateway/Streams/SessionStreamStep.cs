@@ -29,13 +29,13 @@ internal sealed class SessionStreamStep(
     IOptions<SavingsOptions> savings,
     ILogger<SessionStreamStep> logger)
 {
-    public async Task InvokeAsync(HttpContext context, Func<Task> next)
+    public async Task InvokeAsync(HttpContext context, RequestDelegate next)
     {
         var route = context.GetReverseProxyFeature().Route.Config;
         var policy = RouteSessionPolicy.For(route);
         if (!policy.Enabled)
         {
-            await next();
+            await next(context);
             return;
         }
 
@@ -89,7 +89,7 @@ internal sealed class SessionStreamStep(
         {
             try
             {
-                await next();
+                await next(context);
             }
             finally
             {

@@ -18,7 +18,7 @@ internal static class SessionStreamsExtensions
     public static IReverseProxyApplicationBuilder UseSessionStreams(this IReverseProxyApplicationBuilder proxy)
     {
         var step = proxy.ApplicationServices.GetRequiredService<SessionStreamStep>();
-        proxy.Use(step.InvokeAsync);
+        proxy.Use(next => context => step.InvokeAsync(context, next));
         return proxy;
     }
 }

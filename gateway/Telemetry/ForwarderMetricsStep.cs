@@ -9,9 +9,10 @@ internal static class ForwarderMetricsStep
     public static IReverseProxyApplicationBuilder UseForwarderMetrics(this IReverseProxyApplicationBuilder proxy)
     {
         var metrics = proxy.ApplicationServices.GetRequiredService<GatewayMetrics>();
-        proxy.Use(async (context, next) =>
+        // The RequestDelegate form: no closure over the request for each stream's whole life.
+        proxy.Use(next => async context =>
         {
-            await next();
+            await next(context);
             if (context.Features.Get<IForwarderErrorFeature>() is { } error)
             {
                 metrics.ForwarderFailed(error.Error.ToString());

@@ -137,7 +137,6 @@ internal sealed class GatewayMetrics
             ended.Add("status_class", errorClass);
         }
 
-        _ended.Add(1, ended);
         _streamed.Add(r.TokensStreamed, new TagList { { "route", r.Route }, { "model", r.Model }, { "api", r.Api } });
 
         var output = new TagList
@@ -187,6 +186,9 @@ internal sealed class GatewayMetrics
                 _cancelLatency.Record(latency, new TagList { { "route", r.Route }, { "reason", reason } });
             }
         }
+
+        // Last: whoever waits for a stream's end (a test's listener, a dashboard's rate) then sees all its figures.
+        _ended.Add(1, ended);
     }
 
     public void RateLimited(string route, string model, string api, string limit)
