@@ -19,8 +19,7 @@ internal sealed class SessionKeyOptions : IValidatableObject
 
     /// <summary>Most bytes of a request body buffered to find a <c>body:</c> session key (the claim must be
     /// made before the request goes upstream). A key that lies past them is not found: the request
-    /// counts as having no body key (the next source is tried). Only routes with body sources buffer, and
-    /// routes with <c>SessionStreams.IncludeUsage</c>, which look this far for <c>stream</c> and <c>stream_options</c>.</summary>
+    /// counts as having no body key (the next source is tried). Only routes with body sources buffer.</summary>
     [Range(1024, 64 * 1024 * 1024, ErrorMessage = "Gateway:Sessions:MaxBodyKeyBytes must be between 1024 and 67108864.")]
     public int MaxBodyKeyBytes { get; set; } = BodyKeyPeek.DefaultMaxBytes;
 

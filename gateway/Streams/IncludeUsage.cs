@@ -5,105 +5,193 @@ namespace Gateway.Streams;
 /// <summary>
 /// <c>SessionStreams.IncludeUsage</c>, the request half: a streaming Chat Completions or Completions
 /// request whose client did not send <c>stream_options</c> is forwarded with
-/// <c>"stream_options":{"include_usage":true},</c> written right after its top-level <c>{</c>, so the
-/// upstream ends the stream with its exact usage. The response half is <see cref="ResponseTap.DropUsageChunk"/>.
+/// <c>,"stream_options":{"include_usage":true}</c> written just before its top-level object's closing
+/// <c>}</c>, so the upstream ends the stream with its exact usage. The response half is
+/// <see cref="ResponseTap.UsageRequest"/>.
 /// </summary>
 /// <remarks>
-/// Whether to add it must be known before the first byte goes upstream, and <c>stream</c> and
-/// <c>stream_options</c> may come after a long <c>messages</c>. So the body is read into the request
-/// pipe (consuming nothing, as the body-key peek does) until its top-level object closes, at most
-/// <c>Gateway:Sessions:MaxBodyKeyBytes</c>; past that, or for a body that is not one JSON object, or
-/// one with a top-level key the scan cannot read as written (escaped, or longer than 32 bytes), the
-/// body is forwarded as sent. A client's own <c>stream_options</c>, whatever it says, is left alone:
-/// adding a second one would make the request depend on which duplicate key the upstream's parser keeps.
+/// Whether to add it is known only at the object's end (<c>stream</c> and <c>stream_options</c> may come
+/// after a long <c>messages</c>), but the body must not wait for its end before it goes upstream: it
+/// streams through as it arrives, scanned on the way, and the member goes in where the object closes.
+/// <c>Content-Length</c> is declared before that, so it always grows by the member's length: a body that
+/// does not ask for usage gets as many spaces instead (before its closing <c>}</c>, or at its end when it
+/// is not one JSON object), which every JSON parser skips. A client's own <c>stream_options</c>, whatever
+/// it says, is left alone: a second one would make the request depend on which duplicate key the
+/// upstream's parser keeps; so is a body with a top-level key the scan cannot read as written (escaped,
+/// or longer than 32 bytes).
 /// </remarks>
 internal static class IncludeUsage
 {
-    /// <summary>What is added after the body's opening brace.</summary>
-    public static readonly byte[] Member = "\"stream_options\":{\"include_usage\":true},"u8.ToArray();
+    /// <summary>What is put before the body's closing brace.</summary>
+    public static readonly byte[] Member = ",\"stream_options\":{\"include_usage\":true}"u8.ToArray();
 
-    /// <summary>Reads up to <paramref name="maxBytes"/> of a JSON body without consuming it; when usage
-    /// should be asked for, replaces the body with one that carries <see cref="Member"/> and fixes
-    /// Content-Length. True when it did. A client that goes away meanwhile leaves the body as it is.</summary>
-    public static async ValueTask<bool> TryAddAsync(HttpRequest request, int maxBytes, CancellationToken cancellationToken)
+    /// <summary>What a body that does not ask for usage gets instead: as many spaces.</summary>
+    internal static readonly byte[] Padding = [.. Enumerable.Repeat((byte)' ', Member.Length)];
+
+    /// <summary>Replaces a JSON body with one that asks for usage if it turns out to be a streaming request
+    /// without <c>stream_options</c>, and grows <c>Content-Length</c> to match; null for other bodies.</summary>
+    public static RequestBody? Wrap(HttpRequest request)
     {
         if (!RequestBodyTap.IsJsonBody(request))
         {
-            return false;
+            return null;
         }
 
-        long insertAt;
-        try
-        {
-            insertAt = await FindInsertPointAsync(request, maxBytes, cancellationToken);
-        }
-        catch (Exception ex) when (ex is IOException or OperationCanceledException)
-        {
-            return false; // the forwarder meets the same end reading the body, and reports it
-        }
-
-        if (insertAt < 0)
-        {
-            return false;
-        }
-
-        request.Body = new InsertingStream(request.Body, insertAt, Member);
+        var body = new RequestBody(request.Body);
+        request.Body = body;
         if (request.ContentLength is { } length)
         {
             request.ContentLength = length + Member.Length;
         }
 
-        return true;
+        return body;
     }
 
-    /// <summary>The offset just past the body's opening brace when the body is a streaming request
-    /// without <c>stream_options</c>; else -1.</summary>
-    public static async ValueTask<long> FindInsertPointAsync(HttpRequest request, int maxBytes, CancellationToken cancellationToken)
+    /// <summary>
+    /// The body as forwarded: every byte passes as it is read, scanned on the way; where the top-level object
+    /// closes, <see cref="Member"/> or <see cref="Padding"/> goes in before the <c>}</c>; a body that never
+    /// closes one gets <see cref="Padding"/> at its end. Only the closing brace and what follows it in the
+    /// same read are held back, for one read.
+    /// </summary>
+    internal sealed class RequestBody(Stream inner) : Stream
     {
-        var reader = request.BodyReader;
-        var scanner = new StreamOptionsScanner();
-        long fed = 0;
-        while (true)
+        private readonly StreamOptionsScanner _scanner = new();
+        private byte[]? _held;
+        private int _heldAt;
+        private bool _placed;
+        private bool _scanned;
+        private bool _ended;
+        private int _asked;
+
+        /// <summary>True once the member went into the body: the upstream will send a usage-only chunk.</summary>
+        public bool AskedUsage => Volatile.Read(ref _asked) == 1;
+
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
         {
-            var result = await reader.ReadAsync(cancellationToken);
-            var buffer = result.Buffer;
-            // Never past the cap, even when more has arrived: the outcome must not depend on how the bytes came.
-            var upTo = Math.Min(buffer.Length, maxBytes);
-            foreach (var segment in buffer.Slice(fed, upTo - fed))
+            if (buffer.IsEmpty)
             {
-                scanner.Feed(segment.Span);
+                return 0;
             }
 
-            fed = upTo;
-            if (scanner.Complete || scanner.Invalid || result.IsCompleted || buffer.Length >= maxBytes)
+            var taken = TakeHeld(buffer.Span);
+            if (taken > 0 || _ended)
             {
-                var insertAt = scanner is { Complete: true, Stream: true, HasStreamOptions: false, UnreadableKey: false }
-                    ? OpeningBraceEnd(buffer)
-                    : -1;
-                reader.AdvanceTo(buffer.Start); // consume nothing: the forwarder sends every byte
-                return insertAt;
+                return taken;
             }
 
-            reader.AdvanceTo(buffer.Start, buffer.End); // looked at everything, need more
+            var read = await inner.ReadAsync(buffer, cancellationToken);
+            return Pass(buffer.Span, read);
         }
-    }
 
-    private static long OpeningBraceEnd(System.Buffers.ReadOnlySequence<byte> buffer)
-    {
-        long offset = 0;
-        foreach (var segment in buffer)
+        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+            ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+        public override int Read(Span<byte> buffer)
         {
-            foreach (var b in segment.Span)
+            if (buffer.IsEmpty)
             {
-                offset++;
-                if (b == '{')
+                return 0;
+            }
+
+            var taken = TakeHeld(buffer);
+            if (taken > 0 || _ended)
+            {
+                return taken;
+            }
+
+            return Pass(buffer, inner.Read(buffer));
+        }
+
+        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+        public override void Flush()
+        {
+        }
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing)
+            {
+                inner.Dispose();
+            }
+
+            base.Dispose(disposing);
+        }
+
+        /// <summary>What the caller gets of <paramref name="read"/> bytes just read into <paramref name="buffer"/>.</summary>
+        private int Pass(Span<byte> buffer, int read)
+        {
+            if (read == 0)
+            {
+                _ended = true;
+                if (!_placed)
                 {
-                    return offset;
+                    _placed = true;
+                    _held = Padding; // never closed one JSON object: the spaces go at the end
                 }
+
+                return TakeHeld(buffer);
             }
+
+            if (_placed || _scanned || _scanner.Invalid)
+            {
+                return read;
+            }
+
+            var bytes = buffer[..read];
+            _scanner.Feed(bytes);
+            if (!_scanner.Complete)
+            {
+                return read;
+            }
+
+            _scanned = true;
+            var close = _scanner.CompletedWithin - 1; // the top-level object's closing brace
+
+            _placed = true;
+            var asks = _scanner is { Stream: true, HasStreamOptions: false, UnreadableKey: false };
+            var insert = asks ? Member : Padding;
+            var held = new byte[insert.Length + read - close];
+            insert.CopyTo(held, 0);
+            bytes[close..].CopyTo(held.AsSpan(insert.Length));
+            _held = held;
+            _heldAt = 0;
+            if (asks)
+            {
+                Volatile.Write(ref _asked, 1);
+            }
+
+            return close > 0 ? close : TakeHeld(buffer);
         }
 
-        return -1;
+        private int TakeHeld(Span<byte> buffer)
+        {
+            if (_held is null)
+            {
+                return 0;
+            }
+
+            var count = Math.Min(buffer.Length, _held.Length - _heldAt);
+            _held.AsSpan(_heldAt, count).CopyTo(buffer);
+            _heldAt += count;
+            if (_heldAt == _held.Length)
+            {
+                _held = null;
+                _heldAt = 0;
+            }
+
+            return count;
+        }
     }
 
     /// <summary>The top-level <c>stream</c> and whether a top-level <c>stream_options</c> is there.</summary>
@@ -140,69 +228,5 @@ internal static class IncludeUsage
 
         /// <summary>The last <c>stream</c> wins, as it does in most parsers.</summary>
         protected override void OnValue(int field, ReadOnlySpan<byte> json) => Stream = json.SequenceEqual("true"u8);
-    }
-}
-
-/// <summary>A request body with bytes put in at one offset: the first bytes pass, then the insert, then
-/// the rest, as the forwarder reads; nothing is held.</summary>
-internal sealed class InsertingStream(Stream inner, long insertAt, byte[] insert) : Stream
-{
-    private long _before = insertAt;
-    private int _inserted;
-
-    public override bool CanRead => true;
-    public override bool CanSeek => false;
-    public override bool CanWrite => false;
-    public override long Length => throw new NotSupportedException();
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-
-    public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
-    {
-        if (TakeInsert(buffer.Span) is var taken and > 0)
-        {
-            return taken;
-        }
-
-        var read = await inner.ReadAsync(_before > 0 ? buffer[..(int)Math.Min(buffer.Length, _before)] : buffer, cancellationToken);
-        _before -= Math.Min(_before, read);
-        return read;
-    }
-
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-    public override int Read(Span<byte> buffer)
-    {
-        if (TakeInsert(buffer) is var taken and > 0)
-        {
-            return taken;
-        }
-
-        var read = inner.Read(_before > 0 ? buffer[..(int)Math.Min(buffer.Length, _before)] : buffer);
-        _before -= Math.Min(_before, read);
-        return read;
-    }
-
-    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
-
-    public override void Flush()
-    {
-    }
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-
-    private int TakeInsert(Span<byte> buffer)
-    {
-        if (_before > 0 || _inserted == insert.Length || buffer.IsEmpty)
-        {
-            return 0;
-        }
-
-        var n = Math.Min(buffer.Length, insert.Length - _inserted);
-        insert.AsSpan(_inserted, n).CopyTo(buffer);
-        _inserted += n;
-        return n;
     }
 }

@@ -51,8 +51,11 @@ internal sealed class ResponseTap : Stream, IHttpResponseBodyFeature, ICountedSt
     /// <summary>Takes the usage-only event (<c>"choices":[]</c> with <c>usage</c>) out of what the client is
     /// sent, after counting it: the gateway asked for it (<see cref="IncludeUsage"/>), the client did not.
     /// Costs nothing per event: the counter already reads every event, and only a write in which it saw
-    /// that event is searched for it.</summary>
-    public bool DropUsageChunk { get; set; }
+    /// that event is searched for it. Decided by the request body (<see cref="IncludeUsage.RequestBody.AskedUsage"/>),
+    /// which knows only once its object has closed, before the upstream answers.</summary>
+    public IncludeUsage.RequestBody? UsageRequest { get; set; }
+
+    private bool DropUsageChunk => UsageRequest?.AskedUsage == true;
 
     /// <summary>Bytes the upstream sent (held ones included).</summary>
     public long BytesWritten { get; private set; }

@@ -53,10 +53,10 @@ internal sealed class SessionStreamStep(
             return;
         }
 
-        // Before the claim: a client that goes away while its body is read must leave no lease behind.
         var originalBody = context.Request.Body;
-        var askedUsage = policy.IncludeUsage && adapter.Api is Api.ChatCompletions or Api.Completions
-            && await IncludeUsage.TryAddAsync(context.Request, resolver.MaxBodyKeyBytes, context.RequestAborted);
+        var usageRequest = policy.IncludeUsage && adapter.Api is Api.ChatCompletions or Api.Completions
+            ? IncludeUsage.Wrap(context.Request)
+            : null;
 
         var (admitted, lease) = await AdmitAsync(context, route.RouteId, policy, session, startedAt);
         if (!admitted)
@@ -73,7 +73,7 @@ internal sealed class SessionStreamStep(
         var responseBody = context.Features.GetRequiredFeature<IHttpResponseBodyFeature>();
         using var tap = new ResponseTap(responseBody, context.Response, time, keepText: tokenizer.Enabled, countTokens: accounted, adapter)
         {
-            DropUsageChunk = askedUsage,
+            UsageRequest = usageRequest,
         };
         context.Features.Set<IHttpResponseBodyFeature>(tap);
         context.Features.Get<StreamTokens>()?.Attach(tap);

@@ -74,6 +74,10 @@ internal abstract class JsonScanner(bool allowTopLevelArray = false)
     {
     }
 
+    /// <summary>In the bytes of the <see cref="Feed"/> that completed the top-level value, how many it took (the
+    /// value's last byte is the one before); -1 until then.</summary>
+    public int CompletedWithin { get; private set; } = -1;
+
     /// <summary>Feeds the next bytes of the body.</summary>
     public void Feed(ReadOnlySpan<byte> bytes)
     {
@@ -83,6 +87,12 @@ internal abstract class JsonScanner(bool allowTopLevelArray = false)
             switch (_phase)
             {
                 case Phase.Done:
+                    if (CompletedWithin < 0)
+                    {
+                        CompletedWithin = i;
+                    }
+
+                    return;
                 case Phase.Invalid:
                     return;
                 case Phase.InKey:
@@ -101,6 +111,11 @@ internal abstract class JsonScanner(bool allowTopLevelArray = false)
             }
 
             Structural(b);
+        }
+
+        if (_phase == Phase.Done && CompletedWithin < 0)
+        {
+            CompletedWithin = bytes.Length;
         }
     }
 

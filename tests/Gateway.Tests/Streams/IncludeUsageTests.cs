@@ -137,13 +137,13 @@ public sealed class IncludeUsageTests
         Assert.False((await pair.Plain.WaitForEntryAsync("u", e => e.Completed)).IncludeUsage);
     }
 
-    /// <summary>A body of about 1 MB with <c>stream</c> after its messages (the OpenAI Python SDK's order): the
-    /// member goes in at its start and every byte after it arrives (the upstream's prompt count is the same
-    /// as for the same prompt sent directly). Past the look-ahead (<c>Gateway:Sessions:MaxBodyKeyBytes</c>,
-    /// 1 MiB by default; the mock takes no more than 1 MiB, so 64 KiB here) a body is forwarded as sent.</summary>
+    /// <summary>A body of about 1 MB with <c>stream</c> after its messages (the OpenAI Python SDK's order): it
+    /// streams through, the member goes in before its closing brace, and every byte arrives (the upstream's
+    /// prompt count is the same as for the same prompt sent directly). No look-ahead limits it: with
+    /// <c>Gateway:Sessions:MaxBodyKeyBytes</c> at 64 KiB a 100 kB body asks for usage too.</summary>
     [Theory]
     [InlineData(1_000_000, null, true)]
-    [InlineData(100_000, 65_536, false)]
+    [InlineData(100_000, 65_536, true)]
     public async Task LargeBody_IncludeUsageRoute_ForwardedWhole(int size, int? lookAheadBytes, bool asksForUsage)
     {
         await using var pair = await Pair.StartAsync(lookAheadBytes);
