@@ -39,6 +39,7 @@ internal sealed partial class BenchRun
 
     private const int RealServerMaxTokens = 1500;
     private const int RealServerTokensBeforeDrop = 8;
+    private const int RealServerWarmUpRounds = 3;
 
     private async Task RealServerLegAsync(LegResult leg, LlamaServerProcess server, IPEndPoint target)
     {
@@ -46,9 +47,13 @@ internal sealed partial class BenchRun
         var after = new List<double>();
         var generated = new List<double>();
 
-        // One unmeasured round first: the figure is for a leg whose streaming and cancel paths are
-        // compiled, not for a proxy's first request.
-        await RealServerRoundAsync(server, target, $"real-{leg.Leg}-warm-up");
+        // Unmeasured rounds first: the figure is for a leg whose streaming and cancel paths are compiled,
+        // not for a proxy's first requests (each proxy is restarted for this phase).
+        for (var i = 0; i < RealServerWarmUpRounds; i++)
+        {
+            await RealServerRoundAsync(server, target, $"real-{leg.Leg}-warm-up-{i}");
+        }
+
         for (var i = 0; i < _options.RealServerRounds; i++)
         {
             try
@@ -72,6 +77,7 @@ internal sealed partial class BenchRun
         }
 
         leg.RealServerTokensAfterCancel = Percentiles.Of(after);
+        leg.RealServerTokensAfterCancelByRound = after;
         leg.RealServerTokensGenerated = generated.Count > 0 ? generated.Average() : null;
     }
 

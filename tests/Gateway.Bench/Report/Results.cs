@@ -74,6 +74,9 @@ internal sealed class LegResult(string leg)
     /// received when it dropped), one sample per round.</summary>
     public Percentiles? RealServerTokensAfterCancel { get; set; }
 
+    /// <summary>The same, round by round in run order: where the tail came from.</summary>
+    public List<double> RealServerTokensAfterCancelByRound { get; set; } = [];
+
     /// <summary>Mean of the server's own count of tokens generated per cancelled stream.</summary>
     public double? RealServerTokensGenerated { get; set; }
 

@@ -59,6 +59,9 @@ internal static class Table
         rows.Add(("real server: tokens generated after the cancel decision mean / p50 / p99", l => l.RealServerTokensAfterCancel is { } r
             ? $"{r.Mean:F2} / {r.P50:F0} / {r.P99:F0}"
             : "-"));
+        rows.Add(("  per round, in run order", l => l.RealServerTokensAfterCancelByRound.Count > 0
+            ? string.Join(" ", l.RealServerTokensAfterCancelByRound.Select(t => t.ToString("0", CultureInfo.InvariantCulture)))
+            : "-"));
         rows.Add(("  generated per cancelled stream, mean (rounds, failed)", l => l.RealServerTokensAfterCancel is { } r
             ? $"{Num(l.RealServerTokensGenerated, "F2")} ({r.Samples}, {l.RealServerFailures})"
             : l.RealServerFailures > 0 ? $"- (0, {l.RealServerFailures})" : "-"));

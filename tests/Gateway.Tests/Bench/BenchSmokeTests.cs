@@ -59,6 +59,7 @@ public sealed class BenchSmokeTests
                 Assert.True(abort.GetProperty("openAfter500Ms").GetInt32() >= 0);
                 Assert.True(leg.GetProperty("realServerFailures").GetInt32() == 0, $"{name} had real-server rounds without a sample:\n{output}");
                 Assert.Equal(2, Percentiles(leg, "realServerTokensAfterCancel").GetProperty("samples").GetInt32());
+                Assert.Equal(2, leg.GetProperty("realServerTokensAfterCancelByRound").GetArrayLength());
                 Assert.NotEqual(JsonValueKind.Null, leg.GetProperty("realServerTokensGenerated").ValueKind);
                 if (name == "direct")
                 {
