@@ -1,5 +1,6 @@
 using System.Buffers;
 using Gateway.Tokens;
+using Gateway.Utilities;
 
 namespace Gateway.Draining;
 
@@ -8,7 +9,7 @@ namespace Gateway.Draining;
 /// YARP's. When YARP stops reading (its token fired) and disposes the stream, the read in flight and
 /// the rest of the body are taken over by a background drain that counts what it reads.
 /// </summary>
-internal sealed class DrainingStream(Stream inner, DrainContext drain, string? contentType) : Stream
+internal sealed class DrainingStream(Stream inner, DrainContext drain, string? contentType) : ReadOnlyStream
 {
     private readonly byte[] _buffer = ArrayPool<byte>.Shared.Rent(16 * 1024);
     private Task<int>? _pending;
@@ -18,12 +19,6 @@ internal sealed class DrainingStream(Stream inner, DrainContext drain, string? c
 
     /// <summary>True once a background drain owns the upstream body.</summary>
     public bool Draining { get; private set; }
-
-    public override bool CanRead => true;
-    public override bool CanSeek => false;
-    public override bool CanWrite => false;
-    public override long Length => throw new NotSupportedException();
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
 
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
@@ -44,18 +39,7 @@ internal sealed class DrainingStream(Stream inner, DrainContext drain, string? c
         return read;
     }
 
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
     public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer, offset, count).GetAwaiter().GetResult();
-
-    public override void Flush()
-    {
-    }
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
     public override ValueTask DisposeAsync()
     {

@@ -1,4 +1,5 @@
 using Gateway.Tokens;
+using Gateway.Utilities;
 
 namespace Gateway.Streams;
 
@@ -53,7 +54,7 @@ internal static class IncludeUsage
     /// closes one gets <see cref="Padding"/> at its end. Only the closing brace and what follows it in the
     /// same read are held back, for one read.
     /// </summary>
-    internal sealed class RequestBody(Stream inner) : Stream
+    internal sealed class RequestBody(Stream inner) : ReadOnlyStream
     {
         private readonly StreamOptionsScanner _scanner = new();
         private byte[]? _held;
@@ -65,12 +66,6 @@ internal static class IncludeUsage
 
         /// <summary>True once the member went into the body: the upstream will send a usage-only chunk.</summary>
         public bool AskedUsage => Volatile.Read(ref _asked) == 1;
-
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
 
         public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
         {
@@ -89,9 +84,6 @@ internal static class IncludeUsage
             return Pass(buffer.Span, read);
         }
 
-        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-            ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
         public override int Read(Span<byte> buffer)
         {
             if (buffer.IsEmpty)
@@ -109,24 +101,6 @@ internal static class IncludeUsage
         }
 
         public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
-
-        public override void Flush()
-        {
-        }
-
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-
-        protected override void Dispose(bool disposing)
-        {
-            if (disposing)
-            {
-                inner.Dispose();
-            }
-
-            base.Dispose(disposing);
-        }
 
         /// <summary>What the caller gets of <paramref name="read"/> bytes just read into <paramref name="buffer"/>.</summary>
         private int Pass(Span<byte> buffer, int read)

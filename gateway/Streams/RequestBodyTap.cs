@@ -1,4 +1,5 @@
 using Gateway.Protocols;
+using Gateway.Utilities;
 
 namespace Gateway.Streams;
 
@@ -7,7 +8,7 @@ namespace Gateway.Streams;
 /// passes a <see cref="BodyScanner"/> on the way, so the request's facts come from the whole body
 /// without holding it. <see cref="Ended"/> runs once the body has been read to its end.
 /// </summary>
-internal sealed class RequestBodyTap(Stream inner, BodyScanner scanner, Action ended) : Stream
+internal sealed class RequestBodyTap(Stream inner, BodyScanner scanner, Action ended) : ReadOnlyStream
 {
     private int _ended;
 
@@ -18,21 +19,12 @@ internal sealed class RequestBodyTap(Stream inner, BodyScanner scanner, Action e
 
     public BodyScanner Scanner => scanner;
 
-    public override bool CanRead => true;
-    public override bool CanSeek => false;
-    public override bool CanWrite => false;
-    public override long Length => throw new NotSupportedException();
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
         var read = await inner.ReadAsync(buffer, cancellationToken);
         Saw(buffer.Span[..read], buffer.Length);
         return read;
     }
-
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
     public override int Read(Span<byte> buffer)
     {
@@ -51,14 +43,6 @@ internal sealed class RequestBodyTap(Stream inner, BodyScanner scanner, Action e
             ended();
         }
     }
-
-    public override void Flush()
-    {
-    }
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
     private void Saw(ReadOnlySpan<byte> bytes, int asked)
     {
