@@ -1,4 +1,6 @@
 using System.Collections.Concurrent;
+using System.Numerics;
+using System.Runtime.CompilerServices;
 using Microsoft.Extensions.Options;
 
 namespace Gateway.Savings;
@@ -71,7 +73,7 @@ internal sealed class SavingsEstimator(IOptions<SavingsOptions> options)
     }
 
     /// <summary>A model's recent completed lengths, in a ring buffer.</summary>
-    private sealed class CompletionLengths(int window)
+    internal sealed class CompletionLengths(int window)
     {
         private readonly long[] _samples = new long[window];
         private int _count;
@@ -91,7 +93,11 @@ internal sealed class SavingsEstimator(IOptions<SavingsOptions> options)
         /// every length seen, and the estimate is 0 rather than a guess.</summary>
         /// <remarks>Reads without the lock: a burst of cancellations (many clients gone at once) must not
         /// queue on it. A sample replaced during the scan is read as its old or its new value (64-bit
-        /// reads are atomic), either of which is a recent completion; only writers take the lock.</remarks>
+        /// reads are atomic), either of which is a recent completion; only writers take the lock.
+        /// Every cancellation scans the whole window (1,024 samples by default), so the scan is
+        /// vectorised and compiled optimised from its first call: at tier 0 it cost a burst of 9,500
+        /// client drops about 5 % of the gateway's CPU (docs/performance.md, mass abort).</remarks>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public bool TryMeanResidual(long streamed, int minSamples, out long residual)
         {
             residual = 0;
@@ -101,19 +107,43 @@ internal sealed class SavingsEstimator(IOptions<SavingsOptions> options)
                 return false;
             }
 
-            long sum = 0;
-            var longer = 0;
-            foreach (var sample in _samples.AsSpan(0, count))
+            var (sum, longer) = SumLonger(_samples.AsSpan(0, count), streamed);
+            residual = longer == 0 ? 0 : (long)Math.Round((double)sum / longer);
+            return true;
+        }
+
+        /// <summary>Σ (s − n) and the count over the samples s greater than n.</summary>
+        internal static (long Sum, long Longer) SumLonger(ReadOnlySpan<long> samples, long streamed)
+        {
+            long sum = 0, longer = 0;
+            var i = 0;
+            if (Vector.IsHardwareAccelerated && samples.Length >= Vector<long>.Count)
             {
-                if (sample > streamed)
+                var n = new Vector<long>(streamed);
+                var sums = Vector<long>.Zero;
+                var counts = Vector<long>.Zero;
+                for (; i <= samples.Length - Vector<long>.Count; i += Vector<long>.Count)
                 {
-                    sum += sample - streamed;
+                    var v = new Vector<long>(samples[i..]);
+                    var isLonger = Vector.GreaterThan(v, n); // all ones (−1) where longer
+                    sums += Vector.ConditionalSelect(isLonger, v - n, Vector<long>.Zero);
+                    counts -= isLonger;
+                }
+
+                sum = Vector.Sum(sums);
+                longer = Vector.Sum(counts);
+            }
+
+            for (; i < samples.Length; i++)
+            {
+                if (samples[i] > streamed)
+                {
+                    sum += samples[i] - streamed;
                     longer++;
                 }
             }
 
-            residual = longer == 0 ? 0 : (long)Math.Round((double)sum / longer);
-            return true;
+            return (sum, longer);
         }
     }
 }

@@ -204,4 +204,26 @@ public sealed class SavingsEstimatorTests
         Assert.Equal(70, estimator.Estimate(Model, 30, null).Tokens);
         Assert.Equal(970, estimator.Estimate("other-model", 30, null).Tokens);
     }
+
+    [Fact]
+    public void SumLonger_EveryLengthAndCut_MatchesTheScalarSum()
+    {
+        // The vectorised scan against a plain loop: every length from empty to past several vector
+        // widths (the scalar tail included), cuts below, inside and above the samples, and lengths
+        // far past any answer (70 of them sum without overflow).
+        var random = new Random(17);
+        for (var length = 0; length <= 70; length++)
+        {
+            var samples = Enumerable.Range(0, length)
+                .Select(i => i % 11 == 10 ? long.MaxValue / 128 : random.NextInt64(0, 5000))
+                .ToArray();
+            foreach (var streamed in new long[] { 0, 1, 2500, 4999, 5000, long.MaxValue / 256, long.MaxValue / 128 })
+            {
+                var longer = samples.Where(s => s > streamed).ToArray();
+                var expected = (Sum: longer.Sum(s => s - streamed), Longer: (long)longer.Length);
+
+                Assert.Equal(expected, SavingsEstimator.CompletionLengths.SumLonger(samples, streamed));
+            }
+        }
+    }
 }
