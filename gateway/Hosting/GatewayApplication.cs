@@ -44,8 +44,7 @@ internal static class GatewayApplication
         app.UseRouting();
         app.UseSessionResolution();
         app.UseRateLimiter();
-        app.UseTokenBudgets();
-        app.UseStreamSlots();
+        app.UseStreamLimits();
         app.MapHealth();
         app.MapGatewayTelemetry();
         app.MapSessionEndpoints();
