@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Runtime.InteropServices;
 using Gateway.Sessions;
 using Gateway.Sessions.Redis;
 using Gateway.Telemetry;
@@ -74,6 +75,9 @@ internal sealed partial class TokenBudgets
 
     private readonly Dictionary<string, Balance> _local = new(StringComparer.Ordinal);
     private readonly HashSet<Charge> _running = [];
+    private readonly Lock _ticking = new();
+    private readonly Dictionary<string, long> _tickSpent = new(StringComparer.Ordinal);
+    private Charge[] _tickCharges = [];
     private ITimer? _ticker;
     private readonly Lock _gate = new();
     private readonly RedisSessionRegistry? _redis;
@@ -157,32 +161,56 @@ internal sealed partial class TokenBudgets
 
     /// <summary>One timer for every running stream, not one each: thousands of streams would otherwise wake a
     /// thread thousands of times a second. What each tenant's streams spent since the last tick is charged as
-    /// one amount (one Redis call a tenant).</summary>
+    /// one amount (one Redis call a tenant). The tick's buffers are kept from one tick to the next: with
+    /// thousands of tenants a new copy and map each second were large-object-heap allocations, which bring
+    /// full collections of a heap holding every stream's state. A tick that finds the last one still
+    /// running is skipped: each charge keeps what its stream spent until a tick takes it.</summary>
     private void Tick()
     {
-        Charge[] running;
-        lock (_running)
+        if (!_ticking.TryEnter())
         {
-            if (_running.Count == 0)
-            {
-                return;
-            }
-
-            running = [.. _running];
+            return;
         }
 
-        var spent = new Dictionary<string, long>(StringComparer.Ordinal);
-        foreach (var charge in running)
+        try
         {
-            if (charge.Take(final: false) is { } tokens)
+            int count;
+            lock (_running)
             {
-                spent[charge.Tenant] = spent.GetValueOrDefault(charge.Tenant) + tokens;
-            }
-        }
+                count = _running.Count;
+                if (count == 0)
+                {
+                    return;
+                }
 
-        foreach (var (tenant, tokens) in spent)
+                if (_tickCharges.Length < count)
+                {
+                    _tickCharges = new Charge[Math.Max(count, _tickCharges.Length * 2)];
+                }
+
+                _running.CopyTo(_tickCharges);
+            }
+
+            foreach (var charge in _tickCharges.AsSpan(0, count))
+            {
+                if (charge.Take(final: false) is { } tokens)
+                {
+                    ref var spent = ref CollectionsMarshal.GetValueRefOrAddDefault(_tickSpent, charge.Tenant, out _);
+                    spent += tokens;
+                }
+            }
+
+            foreach (var (tenant, tokens) in _tickSpent)
+            {
+                _ = ChargeAsync(tenant, tokens); // never throws; no stream waits for it
+            }
+
+            _tickCharges.AsSpan(0, count).Clear(); // ended streams' charges are not kept alive until the next tick
+            _tickSpent.Clear();
+        }
+        finally
         {
-            _ = ChargeAsync(tenant, tokens); // never throws; no stream waits for it
+            _ticking.Exit();
         }
     }
 
