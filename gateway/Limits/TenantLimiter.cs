@@ -4,7 +4,7 @@ namespace Gateway.Limits;
 
 /// <summary>
 /// Each tenant's token bucket and stream slots, shared by the tenant's partition of the <c>per-tenant</c>
-/// policy (the bucket) and by <see cref="StreamSlots"/> (the slots). A tenant's state lives exactly as
+/// policy (the bucket) and by <see cref="StreamLimits"/> (the slots). A tenant's state lives exactly as
 /// long as one of them holds it: the ASP.NET rate limiter creates the partition and drops it once idle
 /// (it looks every 100 ms), a request holds it while it has a slot; the bucket refills from the clock, so
 /// there is no timer per tenant, and a flood of credentials costs bounded memory.
@@ -139,7 +139,7 @@ internal sealed class TenantBucket
 /// A tenant's partition of the <c>per-tenant</c> policy: a request from the tenant's bucket. The ASP.NET
 /// rate limiter creates it and disposes it once idle; it is never idle while the bucket is refilling, so
 /// no state is forgotten that the limit still depends on. Stream slots are taken after it, by
-/// <see cref="StreamSlots"/>, which knows the request's session key.
+/// <see cref="StreamLimits"/>, which knows the request's session key.
 /// </summary>
 internal sealed class TenantLimiter : RateLimiter
 {

@@ -5,7 +5,7 @@ namespace Gateway.Limits;
 
 /// <summary>
 /// The <c>per-tenant</c> policy's request rate: one token bucket per tenant (see <see cref="Tenants"/>).
-/// Its concurrent streams are <see cref="StreamSlots"/>'. Rejections get 429 with <c>Retry-After</c>
+/// Its concurrent streams are <see cref="StreamLimits"/>'. Rejections get 429 with <c>Retry-After</c>
 /// and an OpenAI-style error, and are counted.
 /// </summary>
 internal sealed class TenantRateLimitPolicy(TenantLimits limits, Tenants tenants, LimitRejections rejections) : IRateLimiterPolicy<string>

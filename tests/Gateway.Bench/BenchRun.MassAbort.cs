@@ -8,10 +8,11 @@ namespace Gateway.Bench;
 /// <summary>The mass-abort phase: upstream requests still open after many clients vanish at once.</summary>
 internal sealed partial class BenchRun
 {
-    /// <summary>Many streaming clients vanish at once (their sockets closed in one tight loop); the
-    /// mock's ledger says how many upstream requests are still open 100 ms and 500 ms after the last.</summary>
+    /// <summary>The unmeasured drops before the measured burst come in this many waves.</summary>
     private const int WarmWaves = 6;
 
+    /// <summary>Many streaming clients vanish at once (their sockets closed in one tight loop); the
+    /// mock's ledger says how many upstream requests are still open 100 ms and 500 ms after the last.</summary>
     private async Task MassAbortAsync(LegResult leg, int maxStreams)
     {
         var count = Math.Min(_options.MassAbortStreams, maxStreams);

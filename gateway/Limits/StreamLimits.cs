@@ -20,7 +20,7 @@ namespace Gateway.Limits;
 /// One step rather than two: each awaits the proxy for the stream's whole life, and every awaiting step
 /// keeps its state per stream and hops once more when the stream ends (docs/performance.md).
 /// </summary>
-internal static class StreamSlots
+internal static class StreamLimits
 {
     public static IApplicationBuilder UseStreamLimits(this IApplicationBuilder app)
     {
