@@ -100,10 +100,12 @@ internal sealed class TokenStreamer(
                 await output.FlushAsync(cancellationToken);
             }
 
+            var lastFlushTimestamp = startTimestamp;
             for (var i = 0; i < planned; i++)
             {
                 if (i == overrides.FailAfter)
                 {
+                    await WaitForTheFaultAsync(startTimestamp, lastFlushTimestamp, i, overrides, intervalMs, cancellationToken);
                     outcome = LedgerOutcome.Failed;
                     return;
                 }
@@ -126,12 +128,14 @@ internal sealed class TokenStreamer(
                     return;
                 }
 
+                lastFlushTimestamp = time.GetTimestamp();
                 ledger.TokenSent(record);
             }
 
             // Failing after the last token still withholds the final chunk: the client never sees a clean end.
             if (planned == overrides.FailAfter)
             {
+                await WaitForTheFaultAsync(startTimestamp, lastFlushTimestamp, planned, overrides, intervalMs, cancellationToken);
                 outcome = LedgerOutcome.Failed;
                 return;
             }
@@ -210,6 +214,23 @@ internal sealed class TokenStreamer(
         }
 
         return Task.Delay(remaining, time, cancellationToken);
+    }
+
+    /// <summary>An injected fault is the server dying while it generates token <paramref name="index"/>: the
+    /// reset comes when that token would have been due, and never sooner than one interval after the last
+    /// flush. Kestrel's flush only hands bytes to its socket loop and an abort drops what that loop has not
+    /// sent, so a reset folded onto the last flush (a paused process catching up its schedule) could take the
+    /// response headers with it and turn "reset mid-stream" into "reset before any response".</summary>
+    private Task WaitForTheFaultAsync(
+        long startTimestamp, long lastFlushTimestamp, int index, GenerationOverrides overrides, double intervalMs, CancellationToken cancellationToken)
+    {
+        if (index == 0)
+        {
+            return WaitUntilAsync(startTimestamp, overrides.TimeToFirstTokenMs, cancellationToken);
+        }
+
+        var sinceStartMs = time.GetElapsedTime(startTimestamp, lastFlushTimestamp).TotalMilliseconds;
+        return WaitUntilAsync(startTimestamp, Math.Max(overrides.TimeToFirstTokenMs + (index * intervalMs), sinceStartMs + intervalMs), cancellationToken);
     }
 
     /// <returns>False when the client is no longer reading.</returns>

@@ -13,7 +13,7 @@ internal sealed class DotnetProcess : IAsyncDisposable
 {
     private readonly Process _process;
     private readonly StringBuilder _output = new();
-    private readonly List<(string Text, TaskCompletionSource Seen)> _awaited = [];
+    private readonly List<Awaited> _awaited = [];
     private readonly Task _ended;
 
     private DotnetProcess(ProcessStartInfo start)
@@ -67,19 +67,20 @@ internal sealed class DotnetProcess : IAsyncDisposable
         return new DotnetProcess(start);
     }
 
-    /// <summary>Completes when a line of the output contains <paramref name="text"/> (at once if one did); throws
-    /// with the output if the process exits without writing it or <paramref name="timeout"/> passes.</summary>
-    public async Task WaitForOutputAsync(string text, TimeSpan timeout)
+    /// <summary>Completes when <paramref name="times"/> lines of the output contain <paramref name="text"/> (at once
+    /// if they did); throws with the output if the process exits without writing them or <paramref name="timeout"/> passes.</summary>
+    public async Task WaitForOutputAsync(string text, TimeSpan timeout, int times = 1)
     {
         var seen = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         lock (_output)
         {
-            if (_output.ToString().Contains(text, StringComparison.Ordinal))
+            var already = _output.ToString().Split('\n').Count(line => line.Contains(text, StringComparison.Ordinal));
+            if (already >= times)
             {
                 return;
             }
 
-            _awaited.Add((text, seen));
+            _awaited.Add(new Awaited(text, times - already, seen));
         }
 
         try
@@ -88,7 +89,7 @@ internal sealed class DotnetProcess : IAsyncDisposable
         }
         catch (TimeoutException)
         {
-            throw new TimeoutException($"The process did not say \"{text}\" within {timeout}:\n{Output}");
+            throw new TimeoutException($"The process did not say \"{text}\" ({times} times) within {timeout}:\n{Output}");
         }
 
         if (!seen.Task.IsCompleted)
@@ -135,13 +136,23 @@ internal sealed class DotnetProcess : IAsyncDisposable
         lock (_output)
         {
             _output.AppendLine(line);
-            foreach (var (text, seen) in _awaited)
+            foreach (var awaited in _awaited)
             {
-                if (line.Contains(text, StringComparison.Ordinal))
+                if (line.Contains(awaited.Text, StringComparison.Ordinal) && --awaited.Remaining == 0)
                 {
-                    seen.TrySetResult();
+                    awaited.Seen.TrySetResult();
                 }
             }
         }
+    }
+
+    /// <summary>A wait for <see cref="Remaining"/> more lines containing <see cref="Text"/>.</summary>
+    private sealed class Awaited(string text, int remaining, TaskCompletionSource seen)
+    {
+        public string Text { get; } = text;
+
+        public int Remaining { get; set; } = remaining;
+
+        public TaskCompletionSource Seen { get; } = seen;
     }
 }

@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
-using System.Runtime.InteropServices;
 using System.Text;
 using Gateway.Tests.Infrastructure;
 
@@ -104,41 +103,11 @@ internal sealed class RedisServer : IAsyncDisposable
 
     /// <summary>Freezes the server (SIGSTOP): connections stay open and nothing is answered, what a Redis
     /// stuck in a long command or a paused VM looks like. Returns once the process is stopped.</summary>
-    public async Task PauseAsync()
-    {
-        var pid = _process?.Id ?? throw new InvalidOperationException("redis-server is not running");
-        Signal(pid, SigStop);
-        using var deadline = new CancellationTokenSource(Wait.Timeout);
-        while (ProcessState(pid) != 'T')
-        {
-            await Task.Yield(); // the kernel stops it within a scheduling tick; this waits for that state
-            deadline.Token.ThrowIfCancellationRequested();
-        }
-    }
+    public Task PauseAsync() =>
+        ProcessSignals.PauseAsync(_process?.Id ?? throw new InvalidOperationException("redis-server is not running"), Wait.Timeout);
 
     /// <summary>Lets a paused server go on (SIGCONT); it then answers everything sent to it meanwhile.</summary>
-    public void Resume() => Signal(_process?.Id ?? throw new InvalidOperationException("redis-server is not running"), SigCont);
-
-    private const int SigCont = 18;
-    private const int SigStop = 19;
-
-    private static void Signal(int pid, int signal)
-    {
-        if (Kill(pid, signal) != 0)
-        {
-            throw new InvalidOperationException($"kill({pid}, {signal}) failed: errno {Marshal.GetLastPInvokeError()}");
-        }
-    }
-
-    /// <summary>The state letter in /proc/&lt;pid&gt;/stat (after the parenthesised command name).</summary>
-    private static char ProcessState(int pid)
-    {
-        var stat = File.ReadAllText($"/proc/{pid}/stat");
-        return stat[stat.LastIndexOf(')') + 2];
-    }
-
-    [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
-    private static extern int Kill(int pid, int signal);
+    public void Resume() => ProcessSignals.Resume(_process?.Id ?? throw new InvalidOperationException("redis-server is not running"));
 
     private async Task<bool> PingAsync(CancellationToken cancellationToken)
     {
