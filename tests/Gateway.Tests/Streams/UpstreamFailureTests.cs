@@ -47,25 +47,8 @@ public sealed class UpstreamFailureTests
     public async Task UpstreamResetsMidStream_ClientGetsProtocolErrorThenCleanEnd(string path)
     {
         await using var stack = await Stack.StartAsync();
-
-        // The mock resets its connection right after flushing its third token; Kestrel's flush only
-        // hands the bytes to its transport, so on a loaded machine the reset can (we think) overtake the response
-        // itself, and the gateway then rightly answers 502 before any stream began (CI saw it once).
-        // Such an attempt tests nothing here, so it is checked for what it is and the scenario is run again.
-        StreamTranscript transcript;
-        var attempt = 0;
-        while (true)
-        {
-            stack.Ledger.Clear();
-            transcript = await StreamReading.SendAndReadAsync(stack.Client, StreamReading.ChatRequest(path, "hi", "reset", maxTokens: 50,
-                headers: new Dictionary<string, string> { ["X-Mock-Fail-After"] = "3" }));
-            if (transcript.StatusCode != 502 || ++attempt == 3)
-            {
-                break;
-            }
-
-            Assert.Contains("model server", string.Join('\n', transcript.Lines)); // every API's 502 notice names it
-        }
+        var transcript = await StreamReading.SendAndReadAsync(stack.Client, StreamReading.ChatRequest(path, "hi", "reset", maxTokens: 50,
+            headers: new Dictionary<string, string> { ["X-Mock-Fail-After"] = "3" }));
 
         Assert.Equal(200, transcript.StatusCode);
         Assert.True(transcript.EndedCleanly, $"ended with {transcript.ReadError}");
