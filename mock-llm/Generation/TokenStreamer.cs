@@ -218,19 +218,15 @@ internal sealed class TokenStreamer(
 
     /// <summary>An injected fault is the server dying while it generates token <paramref name="index"/>: the
     /// reset comes when that token would have been due, and never sooner than one interval after the last
-    /// flush. Kestrel's flush only hands bytes to its socket loop and an abort drops what that loop has not
-    /// sent, so a reset folded onto the last flush (a paused process catching up its schedule) could take the
-    /// response headers with it and turn "reset mid-stream" into "reset before any response".</summary>
+    /// flush (or the start). Kestrel's flush only hands bytes to its socket loop and an abort drops what that
+    /// loop has not sent, so a reset folded onto the last flush (a paused process catching up its schedule)
+    /// could take the response headers with it and turn "reset mid-stream" into "reset before any response".</summary>
     private Task WaitForTheFaultAsync(
         long startTimestamp, long lastFlushTimestamp, int index, GenerationOverrides overrides, double intervalMs, CancellationToken cancellationToken)
     {
-        if (index == 0)
-        {
-            return WaitUntilAsync(startTimestamp, overrides.TimeToFirstTokenMs, cancellationToken);
-        }
-
-        var sinceStartMs = time.GetElapsedTime(startTimestamp, lastFlushTimestamp).TotalMilliseconds;
-        return WaitUntilAsync(startTimestamp, Math.Max(overrides.TimeToFirstTokenMs + (index * intervalMs), sinceStartMs + intervalMs), cancellationToken);
+        var dueMs = overrides.TimeToFirstTokenMs + (index * intervalMs);
+        var afterLastFlushMs = time.GetElapsedTime(startTimestamp, lastFlushTimestamp).TotalMilliseconds + intervalMs;
+        return WaitUntilAsync(startTimestamp, Math.Max(dueMs, afterLastFlushMs), cancellationToken);
     }
 
     /// <returns>False when the client is no longer reading.</returns>
