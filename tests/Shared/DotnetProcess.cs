@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text;
+using System.Text.RegularExpressions;
 
 namespace Gateway.Testing;
 
@@ -9,7 +10,7 @@ namespace Gateway.Testing;
 /// wait for a line and show everything the program said when it fails. Linked into Gateway.Tests and
 /// Gateway.Deploy.Tests (tests/Shared).
 /// </summary>
-internal sealed class DotnetProcess : IAsyncDisposable
+internal sealed partial class DotnetProcess : IAsyncDisposable
 {
     private readonly Process _process;
     private readonly StringBuilder _output = new();
@@ -65,6 +66,35 @@ internal sealed class DotnetProcess : IAsyncDisposable
 
         configure?.Invoke(start);
         return new DotnetProcess(start);
+    }
+
+    /// <summary>Starts a web program of this solution (the gateway, the mock) on 127.0.0.1 and a port the OS picks,
+    /// whatever the environment says about URLs, and returns once it has said where it listens.</summary>
+    public static async Task<(DotnetProcess Process, Uri BaseAddress)> StartListeningAsync(
+        string dll, TimeSpan timeout, Action<ProcessStartInfo>? configure = null)
+    {
+        var process = Start(dll, ["--urls", "http://127.0.0.1:0"], start =>
+        {
+            foreach (var name in new[] { "ASPNETCORE_URLS", "ASPNETCORE_HTTP_PORTS", "ASPNETCORE_HTTPS_PORTS", "DOTNET_URLS" })
+            {
+                start.Environment.Remove(name);
+            }
+
+            start.Environment["Logging__LogLevel__Microsoft.Hosting.Lifetime"] = "Information"; // the line that says which port
+            configure?.Invoke(start);
+        });
+
+        try
+        {
+            await process.WaitForOutputAsync("Now listening on: ", timeout);
+        }
+        catch
+        {
+            await process.DisposeAsync();
+            throw;
+        }
+
+        return (process, new Uri(Listening().Match(process.Output).Groups[1].Value.TrimEnd('/') + "/"));
     }
 
     /// <summary>Completes when <paramref name="times"/> lines of the output contain <paramref name="text"/> (at once
@@ -155,4 +185,7 @@ internal sealed class DotnetProcess : IAsyncDisposable
 
         public TaskCompletionSource Seen { get; } = seen;
     }
+
+    [GeneratedRegex(@"Now listening on: (http://[0-9A-Za-z.\-\[\]:]+)")]
+    private static partial Regex Listening();
 }

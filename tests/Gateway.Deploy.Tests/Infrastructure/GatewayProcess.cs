@@ -1,11 +1,10 @@
 using System.Diagnostics;
-using System.Text.RegularExpressions;
 
 namespace Gateway.Deploy.Tests.Infrastructure;
 
 /// <summary>The real gateway as a child process (<c>dotnet Gateway.dll</c> from this project's output,
 /// as the container runs it), listening on a loopback port the OS picks.</summary>
-internal sealed partial class GatewayProcess : IAsyncDisposable
+internal sealed class GatewayProcess : IAsyncDisposable
 {
     public static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(60);
 
@@ -25,16 +24,9 @@ internal sealed partial class GatewayProcess : IAsyncDisposable
     /// returns once it has said where it listens and answered <c>/healthz</c>.</summary>
     public static async Task<GatewayProcess> StartAsync(IReadOnlyDictionary<string, string> environment)
     {
-        var process = DotnetProcess.Start("Gateway.dll", ["--urls", "http://127.0.0.1:0"], start =>
+        var (process, baseAddress) = await DotnetProcess.StartListeningAsync("Gateway.dll", StartTimeout, start =>
         {
-            foreach (var name in new[] { "ASPNETCORE_URLS", "ASPNETCORE_HTTP_PORTS", "ASPNETCORE_HTTPS_PORTS", "DOTNET_URLS" })
-            {
-                start.Environment.Remove(name);
-            }
-
             start.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
-            // The line that says which port the OS picked.
-            start.Environment["Logging__LogLevel__Microsoft.Hosting.Lifetime"] = "Information";
             foreach (var (key, value) in environment)
             {
                 start.Environment[key] = value;
@@ -43,9 +35,7 @@ internal sealed partial class GatewayProcess : IAsyncDisposable
 
         try
         {
-            await process.WaitForOutputAsync("Now listening on: ", StartTimeout);
-            var listening = Listening().Match(process.Output);
-            var gateway = new GatewayProcess(process, new Uri(listening.Groups[1].Value.TrimEnd('/') + "/"));
+            var gateway = new GatewayProcess(process, baseAddress);
             await gateway.WaitHealthyAsync();
             return gateway;
         }
@@ -88,7 +78,4 @@ internal sealed partial class GatewayProcess : IAsyncDisposable
     public Task<int> WaitForExitAsync(TimeSpan timeout) => _process.WaitForExitAsync(timeout);
 
     public ValueTask DisposeAsync() => _process.DisposeAsync();
-
-    [GeneratedRegex(@"Now listening on: (http://[0-9A-Za-z.\-\[\]:]+)")]
-    private static partial Regex Listening();
 }

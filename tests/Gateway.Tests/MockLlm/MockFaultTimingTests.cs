@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Text.RegularExpressions;
 using Gateway.Tests.Infrastructure;
 
 namespace Gateway.Tests.MockLlm;
@@ -13,23 +12,15 @@ namespace Gateway.Tests.MockLlm;
 /// garbage collection or a busy CI machine does.
 /// </summary>
 [Trait(TestCategory.Name, TestCategory.Slow)]
-public sealed partial class MockFaultTimingTests
+public sealed class MockFaultTimingTests
 {
     [Fact]
     public async Task FailAfter_MockPausedPastItsSchedule_TheTokensSentStillReachTheClientBeforeTheReset()
     {
-        await using var mock = DotnetProcess.Start("MockLlm.dll", ["--urls", "http://127.0.0.1:0"], start =>
-        {
-            foreach (var name in new[] { "ASPNETCORE_URLS", "ASPNETCORE_HTTP_PORTS", "DOTNET_URLS" })
-            {
-                start.Environment.Remove(name);
-            }
-
-            start.Environment["Logging__LogLevel__Microsoft.Hosting.Lifetime"] = "Information";
-            start.Environment["Logging__LogLevel__MockLlm.Generation"] = "Debug"; // "Generation … started"
-        });
-        await mock.WaitForOutputAsync("Now listening on: ", Wait.Timeout);
-        using var client = StreamReading.NewClient(new Uri(Listening().Match(mock.Output).Groups[1].Value.TrimEnd('/') + "/"));
+        var (mock, baseAddress) = await DotnetProcess.StartListeningAsync("MockLlm.dll", Wait.Timeout, start =>
+            start.Environment["Logging__LogLevel__MockLlm.Generation"] = "Debug"); // "Generation … started"
+        await using var _ = mock;
+        using var client = StreamReading.NewClient(baseAddress);
 
         // The race is lost only some of the time (a quarter of the rounds with the old mock here), so the test
         // runs several rounds on one mock process and reports every round.
@@ -93,7 +84,4 @@ public sealed partial class MockFaultTimingTests
             return $"{tokens} tokens, {end}, status {(int)response.StatusCode}, [DONE] {transcript.DataEvents.Contains("[DONE]")}, paused {pausedAt.TotalMilliseconds:F0} ms in";
         }
     }
-
-    [GeneratedRegex(@"Now listening on: (http://[0-9.:]+)")]
-    private static partial Regex Listening();
 }
