@@ -32,8 +32,10 @@ internal static class GatewayApplication
         builder.Services.AddTenantLimits();
         builder.Services.AddGracefulShutdown();
         builder.AddChatPage();
+        builder.Services.AddRequestTimeouts(); // what a route's Timeout / TimeoutPolicy uses; none by default
         builder.Services.AddReverseProxy()
             .LoadFromConfig(builder.Configuration.GetSection("ReverseProxy"))
+            .AddConfigFilter<LlmTimeouts>()
             .AddDraining();
         return builder;
     }
@@ -42,6 +44,7 @@ internal static class GatewayApplication
     {
         app.UseTrustedProxies();
         app.UseRouting();
+        app.UseRequestTimeouts();
         app.UseSessionResolution();
         app.UseRateLimiter();
         app.UseStreamLimits();

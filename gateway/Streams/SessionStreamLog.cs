@@ -16,6 +16,9 @@ internal static partial class SessionStreamLog
     [LoggerMessage(EventId = EventIds.UpstreamFailed, Level = LogLevel.Warning, Message = "Upstream failed on route {RouteId} ({ForwarderError}) after {ResponseBytes} response bytes")]
     public static partial void UpstreamFailed(ILogger logger, string routeId, string forwarderError, long responseBytes);
 
+    [LoggerMessage(EventId = EventIds.UpstreamTimedOut, Level = LogLevel.Warning, Message = "Upstream timed out on route {RouteId} ({ForwarderError}) after {ResponseBytes} response bytes; the request was aborted")]
+    public static partial void UpstreamTimedOut(ILogger logger, string routeId, string forwarderError, long responseBytes);
+
     [LoggerMessage(EventId = EventIds.CouldNotTellClient, Level = LogLevel.Debug, Message = "Could not tell the client on route {RouteId} why its stream ended; aborting the connection")]
     public static partial void CouldNotTellClient(ILogger logger, string routeId, Exception exception);
 

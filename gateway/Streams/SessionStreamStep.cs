@@ -5,6 +5,7 @@ using Gateway.Sessions;
 using Gateway.Telemetry;
 using Gateway.Tokens;
 using Microsoft.AspNetCore.Http.Features;
+using Microsoft.AspNetCore.Http.Timeouts;
 using Microsoft.Extensions.Options;
 using Yarp.ReverseProxy.Forwarder;
 using Yarp.ReverseProxy.Model;
@@ -308,7 +309,8 @@ internal sealed class SessionStreamStep(
 
     private async Task<StreamOutcome> EndAsync(HttpContext context, string routeId, ApiAdapter adapter, AbortGuard guard, ResponseTap tap, Lease? lease)
     {
-        var error = context.Features.Get<IForwarderErrorFeature>()?.Error ?? ForwarderError.None;
+        var errorFeature = context.Features.Get<IForwarderErrorFeature>();
+        var error = errorFeature?.Error ?? ForwarderError.None;
         if (error == ForwarderError.None && !guard.AbortRequested)
         {
             return await EndedByUpstreamAsync(context, routeId, adapter, guard, tap);
@@ -335,6 +337,14 @@ internal sealed class SessionStreamStep(
             return reason;
         }
 
+        // A route's request timeout fires through the client's token, so it is told apart before a client's leaving.
+        if (RouteTimedOut(context) || (!guard.ClientAborted && TimedOut(error, errorFeature?.Exception)))
+        {
+            SessionStreamLog.UpstreamTimedOut(logger, routeId, error.ToString(), tap.BytesWritten);
+            await TellClientAsync(context, routeId, adapter, guard, tap, EndNotice.UpstreamTimeout);
+            return StreamOutcome.Timeout;
+        }
+
         if (guard.ClientAborted || error is ForwarderError.ResponseBodyClient or ForwarderError.RequestBodyClient)
         {
             if (guard.AbortRequested)
@@ -349,6 +359,16 @@ internal sealed class SessionStreamStep(
         await TellClientAsync(context, routeId, adapter, guard, tap, Notices.For(error));
         return StreamOutcome.UpstreamError;
     }
+
+    /// <summary>The cluster's activity timeout: YARP says so before the response (<c>RequestTimedOut</c>). Mid-body
+    /// it reports the upstream read as failed, with a cancellation rather than a socket error: neither the client
+    /// nor the gateway asked for one (both checked before), so the timeout did.</summary>
+    private static bool TimedOut(ForwarderError error, Exception? exception) =>
+        error == ForwarderError.RequestTimedOut
+        || (error is ForwarderError.ResponseBodyDestination or ForwarderError.ResponseBodyCanceled && exception is OperationCanceledException);
+
+    private static bool RouteTimedOut(HttpContext context) =>
+        context.Features.Get<IHttpRequestTimeoutFeature>()?.RequestTimeoutToken.IsCancellationRequested == true;
 
     /// <summary>
     /// The forwarder finished without error. An error status is the upstream's answer, passed on as it
@@ -390,7 +410,8 @@ internal sealed class SessionStreamStep(
     private async Task TellClientAsync(HttpContext context, string routeId, ApiAdapter adapter, AbortGuard guard, ResponseTap tap, EndNotice notice)
     {
         var response = context.Response;
-        var clientAborted = context.RequestAborted;
+        // A route's request timeout cancelled the client's token, but the client is still there to be told.
+        var clientAborted = RouteTimedOut(context) ? CancellationToken.None : context.RequestAborted;
         try
         {
             if (!response.HasStarted)

@@ -9,6 +9,7 @@ internal static class EventIds
     public const int UpstreamFailed = 102;
     public const int CouldNotTellClient = 103;
     public const int UpstreamEndedEarly = 104;
+    public const int UpstreamTimedOut = 105;
     public const int SessionStopped = 110;
     public const int RedisUnavailable = 130;
     public const int RedisAvailable = 131;
@@ -28,4 +29,6 @@ internal static class EventIds
 
     public const int AffinityMoved = 700;
     public const int AffinityRedisFailed = 701;
+
+    public const int UsageRecord = 800;
 }

@@ -22,6 +22,9 @@ internal enum StreamOutcome
     RateLimited = 7,
     /// <summary>Refused because its session had an active stream (OnNewer: reject).</summary>
     SessionBusy = 8,
+    /// <summary>The model server was silent longer than its cluster's activity timeout, or the route's request
+    /// timeout passed: the upstream request was aborted and the client told so.</summary>
+    Timeout = 9,
 }
 
 /// <summary>The one place an outcome becomes a label: the <c>outcome</c> label, and for a cancellation also the
@@ -38,6 +41,7 @@ internal static class StreamOutcomes
         StreamOutcome.Shutdown => "shutdown",
         StreamOutcome.RateLimited => "rate_limited",
         StreamOutcome.SessionBusy => "session_busy",
+        StreamOutcome.Timeout => "timeout",
         _ => "upstream_error",
     };
 

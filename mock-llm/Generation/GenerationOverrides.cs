@@ -5,6 +5,8 @@ namespace MockLlm.Generation;
 /// <summary>Per-request behaviour chosen by <c>X-Mock-*</c> headers, falling back to the options.</summary>
 /// <param name="CompletionTokens">Natural length before any cap.</param>
 /// <param name="FailAfter">Abort the connection after this many tokens; null = never.</param>
+/// <param name="Pause">A silence of <c>Milliseconds</c> after <c>AfterTokens</c> tokens (a model stalled mid-answer);
+/// every later token, and the end, come that much later; null = none.</param>
 /// <param name="Clock">Pins every id, timestamp and duration the response carries, so two responses
 /// to the same request compare byte for byte; null = the real clock.</param>
 internal readonly record struct GenerationOverrides(
@@ -13,7 +15,8 @@ internal readonly record struct GenerationOverrides(
     int TimeToFirstTokenMs,
     bool EarlyHeaders,
     int? FailAfter,
-    DateTimeOffset? Clock)
+    DateTimeOffset? Clock,
+    (int AfterTokens, int Milliseconds)? Pause = null)
 {
     public const string CompletionTokensHeader = "X-Mock-Completion-Tokens";
     public const string TokensPerSecondHeader = "X-Mock-Tokens-Per-Second";
@@ -21,6 +24,11 @@ internal readonly record struct GenerationOverrides(
     public const string EarlyHeadersHeader = "X-Mock-Early-Headers";
     public const string FailAfterHeader = "X-Mock-Fail-After";
     public const string ClockHeader = "X-Mock-Clock";
+    public const string PauseHeader = "X-Mock-Pause";
+
+    /// <summary>When token <paramref name="index"/> (or, at <c>index == planned</c>, the end) is due, in ms from the start.</summary>
+    public double DueMs(int index, double intervalMs) =>
+        TimeToFirstTokenMs + (index * intervalMs) + (Pause is { } pause && index >= pause.AfterTokens ? pause.Milliseconds : 0);
 
     /// <summary>Reads the headers; a malformed value is a client error, not something to ignore silently.</summary>
     public static bool TryRead(IHeaderDictionary headers, MockLlmOptions options, out GenerationOverrides overrides, out string? error)
@@ -95,7 +103,20 @@ internal readonly record struct GenerationOverrides(
             clock = DateTimeOffset.FromUnixTimeSeconds(seconds);
         }
 
-        overrides = new GenerationOverrides(completionTokens, tokensPerSecond, ttftMs, earlyHeaders, failAfter, clock);
+        (int, int)? pause = null;
+        if (headers.TryGetValue(PauseHeader, out value))
+        {
+            var parts = value.ToString().Split(':');
+            if (parts.Length != 2 || !TryParseNonNegativeInt(parts[0], out var afterTokens) || !TryParseNonNegativeInt(parts[1], out var pauseMs))
+            {
+                error = $"Header {PauseHeader} must be <tokens>:<milliseconds>, both non-negative integers.";
+                return false;
+            }
+
+            pause = (afterTokens, pauseMs);
+        }
+
+        overrides = new GenerationOverrides(completionTokens, tokensPerSecond, ttftMs, earlyHeaders, failAfter, clock, pause);
         return true;
     }
 

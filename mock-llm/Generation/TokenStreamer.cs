@@ -110,7 +110,7 @@ internal sealed class TokenStreamer(
                     return;
                 }
 
-                await WaitUntilAsync(startTimestamp, overrides.TimeToFirstTokenMs + (i * intervalMs), cancellationToken);
+                await WaitUntilAsync(startTimestamp, overrides.DueMs(i, intervalMs), cancellationToken);
                 if (i == 0)
                 {
                     firstTokenTimestamp = time.GetTimestamp();
@@ -224,7 +224,7 @@ internal sealed class TokenStreamer(
     private Task WaitForTheFaultAsync(
         long startTimestamp, long lastFlushTimestamp, int index, GenerationOverrides overrides, double intervalMs, CancellationToken cancellationToken)
     {
-        var dueMs = overrides.TimeToFirstTokenMs + (index * intervalMs);
+        var dueMs = overrides.DueMs(index, intervalMs);
         var afterLastFlushMs = time.GetElapsedTime(startTimestamp, lastFlushTimestamp).TotalMilliseconds + intervalMs;
         return WaitUntilAsync(startTimestamp, Math.Max(dueMs, afterLastFlushMs), cancellationToken);
     }

@@ -131,6 +131,22 @@ public sealed class MockHeadersAcrossApisTests(MockLlmFixture fixture) : IClassF
     }
 
     [Theory]
+    [InlineData("3")]
+    [InlineData("3:")]
+    [InlineData("-1:100")]
+    [InlineData("3:100:5")]
+    [InlineData("3:99999999999")]
+    public async Task MalformedPause_Returns400NamingTheHeader(string value)
+    {
+        using var client = StreamReading.NewClient(fixture.Server.BaseAddress);
+
+        using var response = await client.SendAsync(MockApi.Post(s_apis["anthropic"].Path, s_apis["anthropic"].Body, sessionId: null, ("X-Mock-Pause", value)));
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Contains("X-Mock-Pause", s_apis["anthropic"].ErrorMessage(MockApi.Parse(await response.Content.ReadAsStringAsync())));
+    }
+
+    [Theory]
     [MemberData(nameof(Apis))]
     public async Task MalformedMockHeader_Returns400_InTheApisOwnErrorShape(string api)
     {
