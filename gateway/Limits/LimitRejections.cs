@@ -1,5 +1,6 @@
 using System.Globalization;
 using Gateway.Protocols;
+using Gateway.Savings;
 using Gateway.Sessions;
 using Gateway.Telemetry;
 using Yarp.ReverseProxy.Model;
@@ -9,7 +10,7 @@ namespace Gateway.Limits;
 /// <summary>A request over one of its tenant's limits: 429 with <c>Retry-After</c> and an error naming the
 /// limit in the shape of the request's API (OpenAI's for the gateway's own endpoints), counted by route,
 /// model, API and limit.</summary>
-internal sealed class LimitRejections(GatewayMetrics metrics, ModelLabels models)
+internal sealed class LimitRejections(GatewayMetrics metrics, ModelLabels models, UsageRecords usage, SessionKeyResolver resolver, TimeProvider time)
 {
     /// <summary>The request rate (the tenant's bucket).</summary>
     public const string Rate = "rate";
@@ -37,5 +38,8 @@ internal sealed class LimitRejections(GatewayMetrics metrics, ModelLabels models
         http.Response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(after.TotalSeconds)).ToString(CultureInfo.InvariantCulture);
         var notice = new EndNotice(StatusCodes.Status429TooManyRequests, "rate_limit_exceeded", code, message);
         await adapter.WriteErrorResponseAsync(http, notice, cancellationToken);
+        var waited = session?.ArrivedAt is { } arrivedAt ? time.GetElapsedTime(arrivedAt) : TimeSpan.Zero;
+        usage.Ended(route, adapter.Label, StreamOutcome.RateLimited,
+            UsageSubject.Of(resolver.CredentialHash(http), session?.Key.Key?.Fingerprint(), session?.Facts.Model, waited));
     }
 }

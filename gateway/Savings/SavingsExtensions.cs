@@ -13,6 +13,8 @@ internal static class SavingsExtensions
         services.AddGatewayOptions<SavingsOptions>(SavingsOptions.SectionName);
         services.AddSingleton<SavingsEstimator>();
         services.AddSingleton<StreamAccounting>();
+        services.AddGatewayOptions<UsageOptions>(UsageOptions.SectionName);
+        services.AddSingleton<UsageRecords>();
         services.AddSingleton<SessionSavings>();
         services.AddSingleton<TokenizerCounting>();
         services.AddHostedService(sp => sp.GetRequiredService<TokenizerCounting>());

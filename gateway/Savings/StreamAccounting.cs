@@ -20,6 +20,9 @@ internal sealed record StreamEnd(
     /// <summary>The API's metric label.</summary>
     public string Api { get; init; } = ApiAdapters.Other.Label;
 
+    /// <summary>What its usage record says of the caller (null: no record, as for a drained stream's second end).</summary>
+    public UsageSubject? Who { get; init; }
+
     /// <summary>For <see cref="StreamOutcome.UpstreamError"/>: <c>4xx</c> or <c>5xx</c> for an error status the
     /// upstream answered with, <c>cut</c> for a stream it broke off.</summary>
     public string? ErrorClass { get; init; }
@@ -30,7 +33,7 @@ internal sealed record StreamEnd(
 /// tokens saved; records them, and teaches the estimator from streams that completed.
 /// </summary>
 internal sealed class StreamAccounting(GatewayMetrics metrics, SavingsEstimator estimator, TokenizerCounting tokenizer, SessionSavings sessions,
-    ModelPrices prices)
+    ModelPrices prices, UsageRecords usage)
 {
     /// <summary>Records <paramref name="end"/>. With tokenizer counting the figures are recorded
     /// once a background worker has counted the text; the request does not wait for it.</summary>
@@ -84,6 +87,7 @@ internal sealed class StreamAccounting(GatewayMetrics metrics, SavingsEstimator 
         }
 
         metrics.StreamEnded(record);
+        usage.Ended(end, record);
         end.Counter?.Dispose();
         return record;
     }

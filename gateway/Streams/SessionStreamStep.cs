@@ -28,6 +28,7 @@ internal sealed class SessionStreamStep(
     IHostApplicationLifetime lifetime,
     ShutdownSignal shutdown,
     IOptions<SavingsOptions> savings,
+    UsageRecords usage,
     ILogger<SessionStreamStep> logger)
 {
     public async Task InvokeAsync(HttpContext context, RequestDelegate next)
@@ -49,8 +50,10 @@ internal sealed class SessionStreamStep(
         if (session.Key.Error is { } keyError)
         {
             SessionStreamLog.InvalidSessionKey(logger, route.RouteId, keyError);
+            metrics.Rejected(route.RouteId, models.For(session.Facts.Model), adapter.Label);
             await adapter.WriteErrorResponseAsync(context,
                 new EndNotice(StatusCodes.Status400BadRequest, "invalid_request_error", "invalid_session_key", keyError), context.RequestAborted);
+            usage.Ended(route.RouteId, adapter.Label, StreamOutcome.Rejected, Who(context, null, session.Facts.Model, startedAt));
             return;
         }
 
@@ -140,7 +143,7 @@ internal sealed class SessionStreamStep(
             : await registry.ClaimAsync(key, session.ArrivedAt);
         if (lease is null)
         {
-            await RefuseBusyAsync(context, routeId, session, key);
+            await RefuseBusyAsync(context, routeId, session, key, startedAt);
             return (false, null);
         }
 
@@ -206,6 +209,7 @@ internal sealed class SessionStreamStep(
                 lease?.Key.TenantSession)
             {
                 Api = session.Adapter.Label,
+                Who = Who(context, lease?.Key, facts.Model ?? tap.Counter?.ResponseModel, startedAt),
                 ErrorClass = outcome != StreamOutcome.UpstreamError ? null
                     : context.Response.StatusCode >= 500 ? "5xx"
                     : context.Response.StatusCode >= 400 ? "4xx"
@@ -223,6 +227,8 @@ internal sealed class SessionStreamStep(
         else
         {
             tap.Counter?.Dispose();
+            usage.Ended(routeId, session.Adapter.Label, outcome, Who(context, null, facts.Model, startedAt),
+                tap.FirstWriteAt == 0 ? null : Math.Round(time.GetElapsedTime(startedAt, tap.FirstWriteAt).TotalMilliseconds, 1));
         }
 
         return model;
@@ -253,12 +259,13 @@ internal sealed class SessionStreamStep(
             session.Facts, null, null, time.GetElapsedTime(startedAt).TotalSeconds, Drained: false, lease.Key.TenantSession)
         {
             Api = session.Adapter.Label,
+            Who = Who(context, lease.Key, session.Facts.Model, startedAt),
         });
     }
 
     /// <summary>A reject route's answer to a request whose session has an active stream: 409 <c>session_busy</c> in
     /// its API's shape; it never reaches the model server, and the active stream runs on.</summary>
-    private async Task RefuseBusyAsync(HttpContext context, string routeId, SessionRequest session, SessionKey key)
+    private async Task RefuseBusyAsync(HttpContext context, string routeId, SessionRequest session, SessionKey key, long startedAt)
     {
         SessionStreamLog.StreamEnded(logger, routeId, key.Fingerprint(), StreamOutcome.SessionBusy.ToLabel());
         metrics.SessionBusy(routeId, models.For(session.Facts.Model), session.Adapter.Label);
@@ -270,7 +277,13 @@ internal sealed class SessionStreamStep(
         {
             SessionStreamLog.CouldNotTellClient(logger, routeId, ex);
         }
+
+        usage.Ended(routeId, session.Adapter.Label, StreamOutcome.SessionBusy, Who(context, key, session.Facts.Model, startedAt));
     }
+
+    /// <summary>The caller as the usage record names it, and the request's time so far.</summary>
+    private UsageSubject Who(HttpContext context, SessionKey? key, string? model, long startedAt) =>
+        UsageSubject.Of(resolver.CredentialHash(context), key?.Fingerprint(), model, time.GetElapsedTime(startedAt));
 
     /// <summary>Reads the request's facts from its whole body as the forwarder sends it, and counts the
     /// stream as active once the body has gone (its model is known then).</summary>

@@ -204,6 +204,10 @@ internal sealed class GatewayMetrics
         _ended.Add(1, new TagList { { "route", route }, { "model", model }, { "api", api }, { "outcome", StreamOutcome.SessionBusy.ToLabel() } });
     }
 
+    /// <summary>A request refused as malformed before it went upstream: a stream end with outcome <c>rejected</c>.</summary>
+    public void Rejected(string route, string model, string api) =>
+        _ended.Add(1, new TagList { { "route", route }, { "model", model }, { "api", api }, { "outcome", StreamOutcome.Rejected.ToLabel() } });
+
     /// <summary>A request replaced in its debounce window, with the prompt tokens its model server did not process.</summary>
     public void Debounced(string route, string model, string api, long promptTokens)
     {

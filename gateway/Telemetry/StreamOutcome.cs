@@ -25,6 +25,8 @@ internal enum StreamOutcome
     /// <summary>The model server was silent longer than its cluster's activity timeout, or the route's request
     /// timeout passed: the upstream request was aborted and the client told so.</summary>
     Timeout = 9,
+    /// <summary>Refused before it went upstream as malformed (an invalid session key).</summary>
+    Rejected = 10,
 }
 
 /// <summary>The one place an outcome becomes a label: the <c>outcome</c> label, and for a cancellation also the
@@ -42,6 +44,7 @@ internal static class StreamOutcomes
         StreamOutcome.RateLimited => "rate_limited",
         StreamOutcome.SessionBusy => "session_busy",
         StreamOutcome.Timeout => "timeout",
+        StreamOutcome.Rejected => "rejected",
         _ => "upstream_error",
     };
 

@@ -58,7 +58,7 @@ internal sealed class GatewayProcess : IAsyncDisposable
     }
 
     /// <summary>Completes when a line of the gateway's output contains <paramref name="text"/> (at once if one did).</summary>
-    public Task WaitForOutputAsync(string text, TimeSpan timeout) => _process.WaitForOutputAsync(text, timeout);
+    public Task WaitForOutputAsync(string text, TimeSpan timeout, int times = 1) => _process.WaitForOutputAsync(text, timeout, times);
 
     /// <summary>Sends SIGTERM, as the kubelet does (<see cref="Process.Kill()"/> would send SIGKILL).</summary>
     public async Task TerminateAsync()

@@ -22,7 +22,7 @@ public sealed class SigtermTests
     {
         await using var mock = await MockLlmServer.StartAsync(new MockLlmOptions { TokensPerSecond = 20, TimeToFirstTokenMs = 10 });
         await using var gateway = await GatewayProcess.StartAsync(Settings(mock, readinessDelay: "00:00:00", drainTimeout: "00:00:05"));
-        using var http = Client(gateway);
+        using var http = Streaming.Client(gateway.BaseAddress);
 
         // Four that would run 50 s (both APIs, with and without a session key), one that needs 1.5 s:
         // a 5 s deadline leaves the short one room on a loaded machine and still cuts the long ones.
@@ -33,16 +33,16 @@ public sealed class SigtermTests
         var responses = new List<HttpResponseMessage>();
         foreach (var (path, session) in longOnes)
         {
-            responses.Add(await SendAsync(http, path, session, maxTokens: 400, completionTokens: 1000));
+            responses.Add(await Streaming.SendAsync(http, path, session, maxTokens: 400, completionTokens: 1000));
         }
 
-        using var shortResponse = await SendAsync(http, "/v1/chat/completions", "short", maxTokens: 30, completionTokens: null);
+        using var shortResponse = await Streaming.SendAsync(http, "/v1/chat/completions", "short", maxTokens: 30, completionTokens: null);
         await mock.Ledger.WaitForAsync(l => l.Count(e => e.TokensSent >= 1) == 5, Timeout);
 
         var terminatedAt = DateTimeOffset.UtcNow;
         await gateway.TerminateAsync();
-        var transcripts = await Task.WhenAll(responses.Select(ReadToEndAsync));
-        var shortTranscript = await ReadToEndAsync(shortResponse);
+        var transcripts = await Task.WhenAll(responses.Select(Streaming.ReadToEndAsync));
+        var shortTranscript = await Streaming.ReadToEndAsync(shortResponse);
         Assert.Equal(0, await gateway.WaitForExitAsync(Timeout));
 
         for (var i = 0; i < longOnes.Length; i++)
@@ -88,7 +88,7 @@ public sealed class SigtermTests
         await using var mock = await MockLlmServer.StartAsync(new MockLlmOptions { TokensPerSecond = 200, TimeToFirstTokenMs = 10 });
         var delay = TimeSpan.FromSeconds(8);
         await using var gateway = await GatewayProcess.StartAsync(Settings(mock, readinessDelay: "00:00:08", drainTimeout: "00:00:05"));
-        using (var before = Client(gateway))
+        using (var before = Streaming.Client(gateway.BaseAddress))
         using (var ready = await before.GetAsync(new Uri("readyz", UriKind.Relative)))
         {
             Assert.Equal(200, (int)ready.StatusCode);
@@ -99,17 +99,17 @@ public sealed class SigtermTests
         await gateway.WaitForOutputAsync("SIGTERM received", Timeout);
 
         // New clients, so new connections: the listener still accepts.
-        using (var probe = Client(gateway))
+        using (var probe = Streaming.Client(gateway.BaseAddress))
         using (var notReady = await probe.GetAsync(new Uri("readyz", UriKind.Relative)))
         {
             Assert.Equal(503, (int)notReady.StatusCode);
             Assert.Equal("stopping", await notReady.Content.ReadAsStringAsync());
         }
 
-        using (var late = Client(gateway))
-        using (var response = await SendAsync(late, "/v1/chat/completions", "late", maxTokens: 5, completionTokens: null))
+        using (var late = Streaming.Client(gateway.BaseAddress))
+        using (var response = await Streaming.SendAsync(late, "/v1/chat/completions", "late", maxTokens: 5, completionTokens: null))
         {
-            var transcript = await ReadToEndAsync(response);
+            var transcript = await Streaming.ReadToEndAsync(response);
             Assert.True(transcript.ReadError is null, $"ended with {transcript.ReadError}");
             Assert.Equal("[DONE]", transcript.Data[^1]);
         }
@@ -127,61 +127,4 @@ public sealed class SigtermTests
         ["Gateway__Shutdown__ReadinessDelay"] = readinessDelay,
         ["Gateway__Shutdown__DrainTimeout"] = drainTimeout,
     };
-
-    /// <summary>A client whose own pooled connections are its only ones, and which drops them at once on disposal.</summary>
-    private static HttpClient Client(GatewayProcess gateway) =>
-        new(new SocketsHttpHandler { MaxResponseDrainSize = 0 }) { BaseAddress = gateway.BaseAddress, Timeout = Timeout };
-
-    private static async Task<HttpResponseMessage> SendAsync(HttpClient http, string path, string? session, int maxTokens, int? completionTokens)
-    {
-        var body = JsonSerializer.Serialize(new
-        {
-            model = "mock-1",
-            stream = true,
-            max_tokens = maxTokens,
-            messages = new[] { new { role = "user", content = "tell me a story" } },
-        });
-        using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(path.TrimStart('/'), UriKind.Relative))
-        {
-            Content = new StringContent(body, Encoding.UTF8, "application/json"),
-        };
-        if (session is not null)
-        {
-            request.Headers.Add("X-Session-Id", session);
-        }
-
-        if (completionTokens is { } tokens)
-        {
-            request.Headers.Add("X-Mock-Completion-Tokens", tokens.ToString(System.Globalization.CultureInfo.InvariantCulture));
-        }
-
-        var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
-        Assert.Equal(200, (int)response.StatusCode);
-        return response;
-    }
-
-    private sealed record Transcript(IReadOnlyList<string> Lines, Exception? ReadError)
-    {
-        public IReadOnlyList<string> Data => [.. Lines.Where(l => l.StartsWith("data:", StringComparison.Ordinal)).Select(l => l[5..].TrimStart())];
-    }
-
-    /// <summary>Reads to the end; a reset or a truncated chunked body shows as the read error.</summary>
-    private static async Task<Transcript> ReadToEndAsync(HttpResponseMessage response)
-    {
-        var lines = new List<string>();
-        try
-        {
-            using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(), Encoding.UTF8);
-            while (await reader.ReadLineAsync() is { } line)
-            {
-                lines.Add(line);
-            }
-
-            return new Transcript(lines, null);
-        }
-        catch (Exception e) when (e is IOException or HttpRequestException)
-        {
-            return new Transcript(lines, e);
-        }
-    }
 }

@@ -19,7 +19,7 @@ public sealed partial class FolderGraphTests
         ["Affinity"] = ["Sessions", .. Bottom],
         ["Chat"] = [.. Bottom],
         ["Health"] = [.. Bottom],
-        ["Limits"] = ["Sessions", "Protocols", "Tokens", .. Bottom],
+        ["Limits"] = ["Sessions", "Savings", "Protocols", "Tokens", .. Bottom],
         ["Draining"] = ["Savings", "Protocols", "Tokens", .. Bottom],
         ["Savings"] = ["Protocols", "Tokens", .. Bottom],
         ["Sessions"] = ["Protocols", "Tokens", .. Bottom],

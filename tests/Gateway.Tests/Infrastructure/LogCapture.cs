@@ -39,13 +39,21 @@ internal sealed class LogCapture : ILoggerProvider, ISupportExternalScope
     /// <summary>Waits until at least one warning with <paramref name="eventId"/> was logged, then says how many were.</summary>
     public async Task<int> WaitForWarningAsync(int eventId)
     {
+        await WaitForAsync(e => e.Level >= LogLevel.Warning && e.EventId.Id == eventId);
+        return WarningCount(eventId);
+    }
+
+    /// <summary>Waits until at least <paramref name="count"/> entries match <paramref name="predicate"/>; returns those that do.</summary>
+    public async Task<IReadOnlyList<CapturedLog>> WaitForAsync(Func<CapturedLog, bool> predicate, int count = 1)
+    {
         using var deadline = new CancellationTokenSource(Wait.Timeout);
         while (true)
         {
             var logged = Volatile.Read(ref _logged);
-            if (WarningCount(eventId) > 0)
+            var matching = _entries.Where(predicate).ToList();
+            if (matching.Count >= count)
             {
-                return WarningCount(eventId);
+                return matching;
             }
 
             await logged.Task.WaitAsync(deadline.Token);
