@@ -18,7 +18,7 @@ internal sealed class ShutdownOptions
     /// <c>shutdown</c> (their clients get the protocol's error event). Keep Kubernetes'
     /// <c>terminationGracePeriodSeconds</c> a few seconds above it.</summary>
     [Range(typeof(TimeSpan), "00:00:00", "01:00:00", ErrorMessage = "Gateway:Shutdown:DrainTimeout must be between 00:00:00 and 01:00:00.")]
-    public TimeSpan DrainTimeout { get; set; } = TimeSpan.FromSeconds(25);
+    public TimeSpan DrainTimeout { get; set; } = TimeSpan.FromMinutes(5);
 
     /// <summary>On SIGTERM, how long <c>/readyz</c> answers 503 while the listener still accepts and serves,
     /// before the host stops (the listener closes) and the drain begins: time for the Service's endpoints

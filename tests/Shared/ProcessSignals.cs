@@ -2,12 +2,17 @@ using System.Runtime.InteropServices;
 
 namespace Gateway.Testing;
 
-/// <summary>Freezing and thawing a child process with SIGSTOP/SIGCONT: what a server stuck in a long
-/// command, a paused VM or a long garbage collection looks like from outside. Linked into both test projects.</summary>
+/// <summary>Signals to a child process: SIGTERM as the kubelet sends it; freezing and thawing with SIGSTOP/SIGCONT,
+/// what a server stuck in a long command, a paused VM or a long garbage collection looks like from outside.
+/// Linked into both test projects and the bench.</summary>
 internal static class ProcessSignals
 {
+    private const int SigTerm = 15;
     private const int SigCont = 18;
     private const int SigStop = 19;
+
+    /// <summary>Sends SIGTERM: a graceful stop (<see cref="System.Diagnostics.Process.Kill()"/> would send SIGKILL).</summary>
+    public static void Terminate(int pid) => Signal(pid, SigTerm);
 
     /// <summary>Sends SIGSTOP and returns once the kernel reports the process stopped.</summary>
     public static async Task PauseAsync(int pid, TimeSpan timeout)

@@ -61,17 +61,10 @@ internal sealed class GatewayProcess : IAsyncDisposable
     public Task WaitForOutputAsync(string text, TimeSpan timeout, int times = 1) => _process.WaitForOutputAsync(text, timeout, times);
 
     /// <summary>Sends SIGTERM, as the kubelet does (<see cref="Process.Kill()"/> would send SIGKILL).</summary>
-    public async Task TerminateAsync()
+    public Task TerminateAsync()
     {
-        using var kill = Process.Start(new ProcessStartInfo("kill", ["-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])
-        {
-            UseShellExecute = false,
-        })!;
-        await kill.WaitForExitAsync();
-        if (kill.ExitCode != 0)
-        {
-            throw new InvalidOperationException($"kill -TERM {_process.Id} exited with {kill.ExitCode}.");
-        }
+        ProcessSignals.Terminate(_process.Id);
+        return Task.CompletedTask;
     }
 
     /// <summary>The process's exit code once it has exited by itself.</summary>

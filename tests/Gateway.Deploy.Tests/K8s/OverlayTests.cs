@@ -136,6 +136,23 @@ public sealed class OverlayTests
 
     [Theory]
     [MemberData(nameof(Overlays))]
+    public async Task Gateway_Rendered_DrainsAsLongAsTheGatewayShipsWithAndLongEnoughForLongAnswers(string overlay)
+    {
+        var objects = await Kustomize.RenderAsync(overlay);
+        var gateway = Assert.Single(KubeModels.Read<V1Deployment>(objects.Single("Deployment", "llm-gateway")).Spec.Template.Spec.Containers);
+        var config = Env(objects, gateway);
+        using var appsettings = System.Text.Json.JsonDocument.Parse(await File.ReadAllTextAsync(Gateway.Deploy.Tests.Infrastructure.Repo.PathOf("gateway/appsettings.json")));
+        var shipped = appsettings.RootElement.GetProperty("Gateway").GetProperty("Shutdown");
+
+        // One window everywhere: what `dotnet run` does is what the pod does, and the grace period above is sized from it.
+        Assert.Equal(shipped.GetProperty("DrainTimeout").GetString(), config["Gateway__Shutdown__DrainTimeout"]);
+        Assert.Equal(shipped.GetProperty("ReadinessDelay").GetString(), config["Gateway__Shutdown__ReadinessDelay"]);
+        var drain = TimeSpan.Parse(config["Gateway__Shutdown__DrainTimeout"], System.Globalization.CultureInfo.InvariantCulture);
+        Assert.True(drain >= TimeSpan.FromMinutes(2), $"a drain of {drain} cuts streams of long answers and agents in every rollout");
+    }
+
+    [Theory]
+    [MemberData(nameof(Overlays))]
     public async Task Gateway_Rendered_PreStopMatchesTheReadinessDelayAndTheGracePeriodCoversDelayDrainAndMargin(string overlay)
     {
         var objects = await Kustomize.RenderAsync(overlay);
