@@ -57,6 +57,11 @@ internal sealed class BenchOptions
 
     public int MassAbortStreams { get; private set; } = 10000;
 
+    /// <summary>Rolling deploy: streams open through nginx when one replica is sent SIGTERM, their tokens (at 10 a second).</summary>
+    public int RollingStreams { get; private set; } = 8;
+    public int RollingStreamTokens { get; private set; } = 300;
+    public int RollingRequestsDuringDrain { get; private set; } = 10;
+
     /// <summary>Environment variables for the .NET proxies (gateway and plain YARP alike), for trying a
     /// runtime setting on both: <c>--proxy-env DOTNET_X=1</c>, repeatable.</summary>
     public Dictionary<string, string> ProxyEnvironment { get; } = new(StringComparer.Ordinal);
@@ -69,8 +74,9 @@ internal sealed class BenchOptions
           --smoke                     tiny counts, a few seconds per leg (what the test suite runs)
           --out PATH                  JSON result (default artifacts/bench/results.json; table beside it as .txt)
           --legs a,b,...              direct,gateway,plain-yarp,nginx (default: all; nginx only when installed)
-          --phases a,b,...            first-token,cancel,throughput,memory,real-server (default: all; memory includes the
-                                      mass abort; real-server only when LLAMA_SERVER_BIN and LLAMA_MODEL are set)
+          --phases a,b,...            first-token,cancel,throughput,memory,rolling-deploy,real-server (default: all; memory
+                                      includes the mass abort; rolling-deploy needs nginx; real-server only when
+                                      LLAMA_SERVER_BIN and LLAMA_MODEL are set)
           --real-server-rounds N      cancelled streams per leg against llama-server (default 20)
           --nginx-workers auto|N      nginx worker_processes (default auto)
           --drop-samples N            client-drop cancellations per leg (default 200)
@@ -85,6 +91,8 @@ internal sealed class BenchOptions
           --memory-levels N1,N2,...   concurrent streams for the memory figure (default 1000,5000,10000)
           --memory-hold SECONDS       how long the memory phase's streams last (default 35)
           --mass-abort N              clients that vanish at once (default 10000)
+          --rolling-streams N         streams open when one of two replicas behind nginx is sent SIGTERM (default 8)
+          --rolling-tokens N          tokens of each, at 10 a second (default 300: 30 s streams)
           --proxy-env NAME=VALUE      an environment variable for both .NET proxies (repeatable)
         Stream counts above what the file-descriptor limit allows are lowered to fit, and the run says so.
         """;
@@ -133,6 +141,8 @@ internal sealed class BenchOptions
                 case "--memory-levels": options.MemoryLevels = [.. value.Split(',').Select(v => Int(v, name))]; break;
                 case "--memory-hold": options.MemoryHold = TimeSpan.FromSeconds(Double(value, name)); break;
                 case "--mass-abort": options.MassAbortStreams = Int(value, name); break;
+                case "--rolling-streams": options.RollingStreams = Int(value, name); break;
+                case "--rolling-tokens": options.RollingStreamTokens = Int(value, name); break;
                 case "--proxy-env":
                     var equals = value.IndexOf('=', StringComparison.Ordinal);
                     if (equals < 1)
@@ -176,11 +186,14 @@ internal sealed class BenchOptions
         Settle = TimeSpan.FromSeconds(0.2);
         MassAbortStreams = 100;
         RealServerRounds = 2;
+        RollingStreams = 2;
+        RollingStreamTokens = 20;
+        RollingRequestsDuringDrain = 2;
     }
 
     private static List<string> DefaultPhases()
     {
-        List<string> phases = ["first-token", "cancel", "throughput", "memory"];
+        List<string> phases = ["first-token", "cancel", "throughput", "memory", "rolling-deploy"];
         if (Upstream.LlamaServerProcess.Configured)
         {
             phases.Add("real-server");

@@ -86,6 +86,21 @@ internal sealed class LegResult(string leg)
 
 internal sealed record TargetCheck(string Target, string Measured, bool? Met);
 
+/// <summary>The rolling-deploy phase: of <paramref name="Streams"/> open through nginx, how many a replica's
+/// SIGTERM reset (<paramref name="StreamsReset"/>: any stream without its end mark and every generated token), and
+/// how long that replica took from SIGTERM to its exit.</summary>
+internal sealed record RollingDeployFigure(
+    int Streams,
+    int StreamsReset,
+    int StreamsOnTerminated,
+    double StreamSeconds,
+    int RequestsDuringDrain,
+    int RequestsDuringDrainFailed,
+    int ReadyzWhileDraining,
+    double DrainSeconds,
+    int ExitCode,
+    List<string> Problems);
+
 internal sealed class BenchResult
 {
     public DateTimeOffset StartedAt { get; init; }
@@ -99,6 +114,8 @@ internal sealed class BenchResult
     public List<TargetCheck> Targets { get; } = [];
     public List<string> Notes { get; } = [];
     public double DurationSeconds { get; set; }
+
+    public RollingDeployFigure? RollingDeploy { get; set; }
 
     public LegResult? this[string leg] => Legs.FirstOrDefault(l => l.Leg == leg);
 }

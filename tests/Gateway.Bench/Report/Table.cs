@@ -80,6 +80,20 @@ internal static class Table
             Line(text, row, widths);
         }
 
+        if (result.RollingDeploy is { } rolling)
+        {
+            text.AppendLine();
+            text.AppendLine(CultureInfo.InvariantCulture,
+                $"rolling deploy (two gateways behind nginx, SIGTERM to one mid-stream, streams of {rolling.StreamSeconds:0.#} s): " +
+                $"streams reset {rolling.StreamsReset} of {rolling.Streams} ({rolling.StreamsOnTerminated} on the terminated replica); " +
+                $"requests during the drain failed {rolling.RequestsDuringDrainFailed} of {rolling.RequestsDuringDrain}; " +
+                $"/readyz while leaving {rolling.ReadyzWhileDraining}; SIGTERM to exit {rolling.DrainSeconds:F1} s (exit code {rolling.ExitCode})");
+            foreach (var problem in rolling.Problems)
+            {
+                text.AppendLine(CultureInfo.InvariantCulture, $"  reset: {problem}");
+            }
+        }
+
         text.AppendLine();
         text.AppendLine("targets (gateway, every feature on):");
         foreach (var target in result.Targets)

@@ -63,6 +63,12 @@ internal static class Targets
             abort is null ? "-" : $"{abort.OpenAfter500Ms} of {abort.Streams} vs plain YARP {F(plainAbort?.OpenAfter500Ms)}",
             abort is not null && plainAbort is not null ? abort.OpenAfter500Ms <= plainAbort.OpenAfter500Ms : null));
 
+        var rolling = result.RollingDeploy;
+        checks.Add(new TargetCheck("rolling deploy: no stream reset, no request during the drain failed",
+            rolling is null ? "-" : $"{rolling.StreamsReset} of {rolling.Streams} reset ({rolling.StreamsOnTerminated} on the terminated replica), " +
+                $"{rolling.RequestsDuringDrainFailed} of {rolling.RequestsDuringDrain} failed, SIGTERM to exit {F(rolling.DrainSeconds)} s",
+            rolling is null ? null : rolling.StreamsReset == 0 && rolling.RequestsDuringDrainFailed == 0 && rolling.StreamsOnTerminated > 0 && rolling.ExitCode == 0));
+
         if (gateway.RealServerTokensAfterCancel is not null || direct?.RealServerTokensAfterCancel is not null)
         {
             var own = gateway.RealServerTokensAfterCancel;

@@ -91,6 +91,15 @@ public sealed class BenchSmokeTests
             Assert.Contains(json.RootElement.GetProperty("targets").EnumerateArray(),
                 t => t.GetProperty("target").GetString()!.StartsWith("real server:", StringComparison.Ordinal) && t.GetProperty("met").ValueKind != JsonValueKind.Null);
             Assert.Contains(json.RootElement.GetProperty("notes").EnumerateArray(), n => n.GetString() == "both .NET proxies ran with DOTNET_gcServer=1.");
+            if (File.Exists("/usr/sbin/nginx"))
+            {
+                var rolling = json.RootElement.GetProperty("rollingDeploy");
+                Assert.Equal(2, rolling.GetProperty("streams").GetInt32());
+                Assert.True(rolling.GetProperty("streamsReset").GetInt32() == 0, $"a rolling deploy reset streams:\n{output}");
+                Assert.Equal(2, rolling.GetProperty("requestsDuringDrain").GetInt32());
+                Assert.Equal(0, rolling.GetProperty("requestsDuringDrainFailed").GetInt32());
+                Assert.True(rolling.GetProperty("drainSeconds").GetDouble() > 0);
+            }
             Assert.True(File.Exists(Path.ChangeExtension(outPath, ".txt")), "the table was not written");
         }
         finally
