@@ -39,8 +39,7 @@ internal sealed class ProxyProcess : IAsyncDisposable
 
     public static bool NginxInstalled => NginxPath is not null;
 
-    private static string? NginxPath =>
-        new[] { "/usr/sbin/nginx", "/usr/bin/nginx", "/usr/local/sbin/nginx" }.FirstOrDefault(File.Exists);
+    private static string? NginxPath => Gateway.Testing.RollingDeploy.Nginx;
 
     public static async Task<ProxyProcess> StartAsync(string leg, Uri upstream, string logDirectory, string nginxWorkers,
         IReadOnlyDictionary<string, string> dotnetEnvironment)
