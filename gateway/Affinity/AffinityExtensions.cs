@@ -11,17 +11,8 @@ internal static class AffinityExtensions
     {
         services.AddGatewayOptions<AffinityOptions>(AffinityOptions.SectionName);
         services.AddSingleton<AffinityMoves>();
-        services.AddSingleton<AffinityFailover>();
         services.AddSingleton<ISessionAffinityPolicy, SessionKeyAffinityPolicy>();
         services.AddSingleton<IProxyConfigFilter, AffinityConfigFilter>();
         return services;
-    }
-
-    /// <summary>Moves a session whose destination refused the connection (see <see cref="AffinityFailover"/>).</summary>
-    public static IReverseProxyApplicationBuilder UseSessionKeyFailover(this IReverseProxyApplicationBuilder proxy)
-    {
-        var failover = proxy.ApplicationServices.GetRequiredService<AffinityFailover>();
-        proxy.Use(next => context => failover.InvokeAsync(context, next));
-        return proxy;
     }
 }

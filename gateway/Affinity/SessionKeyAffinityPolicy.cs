@@ -93,5 +93,5 @@ internal sealed class SessionKeyAffinityPolicy(AffinityMoves moves, ILogger<Sess
     }
 }
 
-/// <summary>Set on a request whose destination affinity chose, for <see cref="AffinityFailover"/>.</summary>
+/// <summary>Set on a request whose destination affinity chose, for the failover step (which moves it on a connect failure).</summary>
 internal sealed record AffinityPick(AffinityScope Scope);

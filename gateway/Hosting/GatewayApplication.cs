@@ -2,6 +2,7 @@ using Gateway.Admin;
 using Gateway.Affinity;
 using Gateway.Chat;
 using Gateway.Draining;
+using Gateway.Failover;
 using Gateway.Health;
 using Gateway.Limits;
 using Gateway.Savings;
@@ -36,6 +37,7 @@ internal static class GatewayApplication
         builder.Services.AddReverseProxy()
             .LoadFromConfig(builder.Configuration.GetSection("ReverseProxy"))
             .AddConfigFilter<LlmTimeouts>()
+            .AddFailover()
             .AddDraining();
         return builder;
     }
@@ -58,7 +60,7 @@ internal static class GatewayApplication
             proxy.UseForwarderMetrics();
             proxy.UseSessionStreams();
             proxy.UseSessionAffinity();
-            proxy.UseSessionKeyFailover();
+            proxy.UseFailover();
             proxy.UseLoadBalancing();
             proxy.UsePassiveHealthChecks();
         });

@@ -31,4 +31,7 @@ internal static class EventIds
     public const int AffinityRedisFailed = 701;
 
     public const int UsageRecord = 800;
+
+    public const int AttemptRetried = 900;
+    public const int AttemptNotRetried = 901;
 }

@@ -62,6 +62,7 @@ internal sealed class GatewayMetrics
     private readonly Counter<long> _sessionBusy;
     private readonly Counter<long> _debounced;
     private readonly Counter<long> _debouncePromptSaved;
+    private readonly Counter<long> _retries;
     private int _redisAvailable = -1; // -1: no Redis registry configured, so no series
 
     public GatewayMetrics(IMeterFactory meterFactory, CostCurrency? currency = null)
@@ -107,6 +108,8 @@ internal sealed class GatewayMetrics
             "Requests replaced inside their debounce window by a newer one with the same session key; never sent upstream.");
         _debouncePromptSaved = meter.CreateCounter<long>("llm_gateway.debounce.prompt_tokens_saved", "{token}",
             "Estimated prompt tokens (request body bytes / 4) the model server did not process because a request was debounced.");
+        _retries = meter.CreateCounter<long>("llm_gateway.upstream.retries", "{attempt}",
+            "Attempts that failed before any response byte and were made again on another destination, by cluster and reason (connect, connect_timeout, dns, tls, reset).");
         meter.CreateObservableGauge("llm_gateway.redis.available", ObserveRedis, "{state}",
             "1 while the Redis session registry answers (supersede reaches every replica), 0 while this replica is local-only. Absent without Redis.");
     }
@@ -215,6 +218,10 @@ internal sealed class GatewayMetrics
         _debounced.Add(1, tags);
         _debouncePromptSaved.Add(promptTokens, tags);
     }
+
+    /// <summary>An attempt on <paramref name="cluster"/> failed with <paramref name="reason"/> and is made again elsewhere.</summary>
+    public void UpstreamRetried(string cluster, string reason) =>
+        _retries.Add(1, new TagList { { "cluster", cluster }, { "reason", reason } });
 
     public void ForwarderStopped(int statusCode) =>
         _forwarderRequests.Add(1, new TagList { { "http.response.status_code", statusCode } });

@@ -13,10 +13,11 @@ public sealed partial class FolderGraphTests
 
     public static readonly IReadOnlyDictionary<string, string[]> Allowed = new Dictionary<string, string[]>
     {
-        ["Hosting"] = ["Admin", "Affinity", "Chat", "Draining", "Health", "Limits", "Savings", "Sessions", "Streams", "Protocols", "Tokens", .. Bottom],
+        ["Hosting"] = ["Admin", "Affinity", "Chat", "Draining", "Failover", "Health", "Limits", "Savings", "Sessions", "Streams", "Protocols", "Tokens", .. Bottom],
         ["Streams"] = ["Sessions", "Protocols", "Savings", "Limits", "Draining", "Tokens", .. Bottom],
         ["Admin"] = ["Sessions", .. Bottom],
         ["Affinity"] = ["Sessions", .. Bottom],
+        ["Failover"] = ["Affinity", .. Bottom],
         ["Chat"] = [.. Bottom],
         ["Health"] = [.. Bottom],
         ["Limits"] = ["Sessions", "Savings", "Protocols", "Tokens", .. Bottom],
