@@ -16,10 +16,15 @@ internal static class FailoverExtensions
         proxy.Services.AddSingleton<DestinationHealthGauge>();
         proxy.Services.AddSingleton<IPassiveHealthCheckPolicy, ConnectFailureHealthPolicy>();
         proxy.AddConfigFilter<FailoverConfigFilter>();
-        // The response headers arrived: no other attempt will be made, so the body's copy is given back.
+        // The response headers arrived: no other attempt will be made, so the body's copy is given back. (YARP also
+        // runs response transforms for an attempt that failed, without a response: that one may be retried.)
         proxy.AddTransforms(transforms => transforms.AddResponseTransform(transform =>
         {
-            transform.HttpContext.Features.Get<ReplayableBody>()?.Release();
+            if (transform.ProxyResponse is not null)
+            {
+                transform.HttpContext.Features.Get<ReplayableBody>()?.Release();
+            }
+
             return ValueTask.CompletedTask;
         }));
         return proxy;

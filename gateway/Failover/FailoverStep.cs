@@ -59,7 +59,7 @@ internal sealed class FailoverStep(AffinityMoves moves, GatewayMetrics metrics, 
             }
 
             FailoverLog.Retrying(logger, attempt, cluster.ClusterId, failed.DestinationId, failure.ToLabel());
-            metrics.UpstreamRetried(cluster.ClusterId, failure.ToLabel());
+            metrics.UpstreamRetried(proxy.Route.Config.RouteId, cluster.ClusterId, failure.ToLabel());
             body?.Rewind();
             proxy.AvailableDestinations = next2;
             context.Features.Set<IForwarderErrorFeature>(null);

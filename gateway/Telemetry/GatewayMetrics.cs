@@ -109,7 +109,7 @@ internal sealed class GatewayMetrics
         _debouncePromptSaved = meter.CreateCounter<long>("llm_gateway.debounce.prompt_tokens_saved", "{token}",
             "Estimated prompt tokens (request body bytes / 4) the model server did not process because a request was debounced.");
         _retries = meter.CreateCounter<long>("llm_gateway.upstream.retries", "{attempt}",
-            "Attempts that failed before any response byte and were made again on another destination, by cluster and reason (connect, connect_timeout, dns, tls, reset).");
+            "Attempts that failed before any response byte and were made again on another destination, by route, cluster and reason (connect, connect_timeout, dns, tls, reset).");
         meter.CreateObservableGauge("llm_gateway.redis.available", ObserveRedis, "{state}",
             "1 while the Redis session registry answers (supersede reaches every replica), 0 while this replica is local-only. Absent without Redis.");
     }
@@ -220,8 +220,8 @@ internal sealed class GatewayMetrics
     }
 
     /// <summary>An attempt on <paramref name="cluster"/> failed with <paramref name="reason"/> and is made again elsewhere.</summary>
-    public void UpstreamRetried(string cluster, string reason) =>
-        _retries.Add(1, new TagList { { "cluster", cluster }, { "reason", reason } });
+    public void UpstreamRetried(string route, string cluster, string reason) =>
+        _retries.Add(1, new TagList { { "route", route }, { "cluster", cluster }, { "reason", reason } });
 
     public void ForwarderStopped(int statusCode) =>
         _forwarderRequests.Add(1, new TagList { { "http.response.status_code", statusCode } });
