@@ -84,6 +84,10 @@ public sealed class MetricNamesTests
             ["Gateway__RateLimits__ReplenishmentPeriod"] = "01:00:00",
             // The cost counters exist only for priced models; the superseded stream below is one.
             ["Gateway__Pricing__Models__mock-1__OutputPerMillion"] = "10",
+            // llm_gateway_upstream_retries_total exists once an attempt failed over: a destination tried first
+            // (alphabetically) where nothing listens sends the first request to the mock on a second attempt.
+            ["ReverseProxy__Clusters__llm__LoadBalancingPolicy"] = "FirstAlphabetical",
+            ["ReverseProxy__Clusters__llm__Destinations__a-dead__Address"] = $"http://127.0.0.1:{ClosedPort()}/",
         });
         using var http = new HttpClient { BaseAddress = gateway.BaseAddress, Timeout = TimeSpan.FromSeconds(60) };
 

@@ -38,7 +38,7 @@ public sealed class PromtoolTests
         var alerts = RuleFiles.Rules().Select(r => (string?)r["alert"]).ToList();
         Assert.Equal(
             ["LlmGatewayDown", "LlmGatewayUpstreamErrorRatioHigh", "LlmGatewayCancellationLatencyHigh",
-             "LlmGatewayRateLimitRejectionsSurge", "LlmGatewayRedisUnavailable"],
+             "LlmGatewayRateLimitRejectionsSurge", "LlmGatewayRedisUnavailable", "LlmGatewayNoHealthyDestination", "LlmGatewayFailoverRetriesHigh"],
             alerts);
     }
 
