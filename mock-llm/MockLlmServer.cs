@@ -16,12 +16,16 @@ public sealed class MockLlmServer : IAsyncDisposable
         _app = app;
         BaseAddress = baseAddress;
         Ledger = app.Services.GetRequiredService<Ledger>();
+        HealthProbes = app.Services.GetRequiredService<HealthProbes>();
     }
 
     /// <summary>Root of the server, with a trailing slash, e.g. <c>http://127.0.0.1:41234/</c>.</summary>
     public Uri BaseAddress { get; }
 
     public Ledger Ledger { get; }
+
+    /// <summary>The <c>/healthz</c> requests it answered.</summary>
+    public HealthProbes HealthProbes { get; }
 
     /// <summary>Starts Kestrel on <c>127.0.0.1:0</c> with the same endpoints as the standalone process.</summary>
     /// <param name="options">Used as given; configuration files and environment variables are ignored.</param>

@@ -36,6 +36,7 @@ internal static class MockLlmHostingExtensions
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<MockLlmOptions>, MockLlmOptionsValidator>());
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton(sp => new Ledger(sp.GetRequiredService<TimeProvider>()));
+        services.TryAddSingleton<HealthProbes>();
         services.TryAddSingleton<TokenStreamer>();
         return builder;
     }
@@ -53,7 +54,11 @@ internal static class MockLlmHostingExtensions
         endpoints.MapLedger();
 
         // For container probes (deploy/k8s): answers as soon as the server accepts requests.
-        endpoints.MapGet("/healthz", static () => TypedResults.Text("ok"));
+        endpoints.MapGet("/healthz", static (HealthProbes probes) =>
+        {
+            probes.Probed();
+            return TypedResults.Text("ok");
+        });
         return endpoints;
     }
 

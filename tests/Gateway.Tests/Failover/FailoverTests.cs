@@ -3,7 +3,9 @@ using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
 using Gateway.Tests.Infrastructure;
+using Microsoft.Extensions.DependencyInjection;
 using MockLlm;
+using Yarp.ReverseProxy.Model;
 
 namespace Gateway.Tests.Failover;
 
@@ -233,6 +235,59 @@ public sealed class FailoverTests
         Assert.All(retries, r => Assert.Equal("connect", r["reason"]));
         var ended = await metrics.WaitForAsync("llm_gateway.streams.ended");
         Assert.Equal("upstream_error", ended["outcome"]);
+    }
+
+    [Fact]
+    public async Task ActiveHealthChecks_DestinationThatStopsIsTakenOutByProbing_AndBackWhenItAnswersAgain()
+    {
+        // YARP's own active checks, as docs/behaviour.md shows them for a model server's health endpoint.
+        var a = await MockLlmServer.StartAsync(Quick);
+        var b = await MockLlmServer.StartAsync(Quick);
+        var bPort = b.BaseAddress.Port;
+        var route = "failover-active";
+        using var metrics = new MetricRecorder(route);
+        await using var gateway = await GatewayHost.StartAsync(TwoDestinations(route, a.BaseAddress, b.BaseAddress, s =>
+        {
+            s["ReverseProxy:Clusters:llm:LoadBalancingPolicy"] = "RoundRobin";
+            s["ReverseProxy:Clusters:llm:HealthCheck:Passive:Enabled"] = "false"; // what probing alone does
+            s["ReverseProxy:Clusters:llm:HealthCheck:Active:Enabled"] = "true";
+            s["ReverseProxy:Clusters:llm:HealthCheck:Active:Interval"] = "00:00:00.200";
+            s["ReverseProxy:Clusters:llm:HealthCheck:Active:Timeout"] = "00:00:02";
+            s["ReverseProxy:Clusters:llm:HealthCheck:Active:Policy"] = "ConsecutiveFailures";
+            s["ReverseProxy:Clusters:llm:HealthCheck:Active:Path"] = "/healthz";
+            s["ReverseProxy:Clusters:llm:Metadata:ConsecutiveFailuresHealthPolicy.Threshold"] = "1";
+        }));
+        var state = gateway.Services.GetRequiredService<Yarp.ReverseProxy.IProxyStateLookup>();
+        Assert.True(state.TryGetCluster("llm", out var cluster));
+        using var client = StreamReading.NewClient(gateway.BaseAddress);
+        try
+        {
+            // A probe round ends before the next begins: once a destination has had two, the first one's verdict stands.
+            await Task.WhenAll(a.HealthProbes.WaitForAsync(2, Wait.Timeout), b.HealthProbes.WaitForAsync(2, Wait.Timeout));
+            Assert.Equal(DestinationHealth.Healthy, cluster.Destinations["d1"].Health.Active);
+
+            await b.DisposeAsync();
+            await a.HealthProbes.WaitForAsync(a.HealthProbes.Count + 2, Wait.Timeout);
+            Assert.Equal(DestinationHealth.Unhealthy, cluster.Destinations["d1"].Health.Active);
+            for (var i = 0; i < 6; i++)
+            {
+                var transcript = await StreamReading.SendAndReadAsync(client, Request("/v1/chat/completions", $"active-{i}", stream: true, maxTokens: 3));
+                Assert.Equal(200, transcript.StatusCode);
+            }
+
+            Assert.Equal(6, a.Ledger.Snapshot().Count); // none was tried on the stopped one first
+            Assert.Empty(metrics.All("llm_gateway.upstream.retries"));
+
+            b = await MockLlmServer.StartAsync(Quick, bPort);
+            await b.HealthProbes.WaitForAsync(1, Wait.Timeout);
+            await a.HealthProbes.WaitForAsync(a.HealthProbes.Count + 2, Wait.Timeout);
+            Assert.Equal(DestinationHealth.Healthy, cluster.Destinations["d1"].Health.Active);
+        }
+        finally
+        {
+            await a.DisposeAsync();
+            await b.DisposeAsync();
+        }
     }
 
     [Theory]

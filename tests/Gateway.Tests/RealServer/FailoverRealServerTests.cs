@@ -1,0 +1,67 @@
+using System.Net;
+using System.Net.Sockets;
+using Gateway.Tests.Infrastructure;
+using Yarp.ReverseProxy;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Gateway.Tests.RealServer;
+
+/// <summary>
+/// A real llama-server as the one live destination of a cluster whose other destination is down: every request
+/// is answered whole, the server generates each answer once (its own token counter), and passive health leaves
+/// the dead one out after the first attempt; YARP's active check on llama-server's own <c>/health</c> runs beside it
+/// and never takes the live server out.
+/// </summary>
+[Collection(LlamaServerCollection.Name)]
+[Trait(TestCategory.Name, TestCategory.Slow)]
+public sealed class FailoverRealServerTests(LlamaServerFixture fixture)
+{
+    [Theory]
+    [MemberData(nameof(LlamaApi.All), MemberType = typeof(LlamaApi))]
+    public async Task OneDestinationDown_EveryRequestAnsweredByLlamaServer_EachGeneratedOnce(string apiName)
+    {
+        const int requests = 4;
+        const int length = 8;
+        var api = LlamaApi.Named(apiName);
+        var route = "rsf" + Guid.NewGuid().ToString("N")[..10];
+        using var metrics = new MetricRecorder(route);
+        await using var gateway = await GatewayHost.StartAsync(fixture.Server.BaseAddress, settings =>
+        {
+            settings["ReverseProxy:Clusters:llm:LoadBalancingPolicy"] = "FirstAlphabetical";
+            settings["ReverseProxy:Clusters:llm:Destinations:a-down:Address"] = $"http://127.0.0.1:{ClosedPort()}/";
+            // The documented active check on llama-server's own endpoint, beside the passive one.
+            settings["ReverseProxy:Clusters:llm:HealthCheck:Active:Enabled"] = "true";
+            settings["ReverseProxy:Clusters:llm:HealthCheck:Active:Interval"] = "00:00:01";
+            settings["ReverseProxy:Clusters:llm:HealthCheck:Active:Timeout"] = "00:00:05";
+            settings["ReverseProxy:Clusters:llm:HealthCheck:Active:Policy"] = "ConsecutiveFailures";
+            settings["ReverseProxy:Clusters:llm:HealthCheck:Active:Path"] = "/health";
+        }, routeId: route);
+        var mark = fixture.Server.LineCount;
+        var before = await fixture.Server.TokensPredictedAsync();
+
+        using var client = StreamReading.NewClient(gateway.BaseAddress);
+        for (var i = 0; i < requests; i++)
+        {
+            var transcript = await StreamReading.SendAndReadAsync(client, api.Request($"question {i}", $"failover-{i}", length));
+            Assert.True(api.Completed(transcript), string.Join('\n', transcript.Lines));
+            Assert.Equal(length, api.CompletionTokens(transcript));
+        }
+
+        await fixture.Server.WaitForReleasesAsync(requests, mark);
+        Assert.Equal(requests * length, await fixture.Server.TokensPredictedAsync() - before);
+        // At most the first request found the dead destination (its probe may have found it first).
+        Assert.InRange(metrics.All("llm_gateway.upstream.retries").Count, 0, 1);
+        var state = gateway.Services.GetRequiredService<IProxyStateLookup>();
+        Assert.True(state.TryGetCluster("llm", out var cluster));
+        Assert.NotEqual(Yarp.ReverseProxy.Model.DestinationHealth.Unhealthy, cluster.Destinations["primary"].Health.Active);
+    }
+
+    private static int ClosedPort()
+    {
+        var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
+        listener.Stop();
+        return port;
+    }
+}
