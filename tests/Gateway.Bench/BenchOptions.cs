@@ -74,7 +74,7 @@ internal sealed class BenchOptions
           --smoke                     tiny counts, a few seconds per leg (what the test suite runs)
           --out PATH                  JSON result (default artifacts/bench/results.json; table beside it as .txt)
           --legs a,b,...              direct,gateway,plain-yarp,nginx (default: all; nginx only when installed)
-          --phases a,b,...            first-token,cancel,throughput,memory,rolling-deploy,real-server (default: all; memory
+          --phases a,b,...            first-token,cancel,throughput,memory,failover,rolling-deploy,real-server (default: all; memory
                                       includes the mass abort; rolling-deploy needs nginx; real-server only when
                                       LLAMA_SERVER_BIN and LLAMA_MODEL are set)
           --real-server-rounds N      cancelled streams per leg against llama-server (default 20)
@@ -193,7 +193,7 @@ internal sealed class BenchOptions
 
     private static List<string> DefaultPhases()
     {
-        List<string> phases = ["first-token", "cancel", "throughput", "memory", "rolling-deploy"];
+        List<string> phases = ["first-token", "cancel", "throughput", "memory", "failover", "rolling-deploy"];
         if (Upstream.LlamaServerProcess.Configured)
         {
             phases.Add("real-server");

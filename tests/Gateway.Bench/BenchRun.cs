@@ -119,6 +119,11 @@ internal sealed partial class BenchRun : IAsyncDisposable
             await run.StopProxyAsync(leg.Leg);
         }
 
+        if (options.Phases.Contains("failover"))
+        {
+            await run.PhaseAsync("failover", LegNames.Gateway, run.FailoverAsync);
+        }
+
         if (options.Phases.Contains("rolling-deploy"))
         {
             await run.PhaseAsync("rolling deploy", LegNames.Gateway, run.RollingDeployAsync);

@@ -61,14 +61,6 @@ internal sealed class ProxyProcess : IAsyncDisposable
             start.Environment.Remove(name);
         }
 
-        if (leg is LegNames.Gateway or LegNames.PlainYarp)
-        {
-            foreach (var (name, value) in dotnetEnvironment)
-            {
-                start.Environment[name] = value;
-            }
-        }
-
         // The line each proxy prints once its socket listens: the signal start-up waits on.
         string ready;
         switch (leg)
@@ -116,6 +108,15 @@ internal sealed class ProxyProcess : IAsyncDisposable
                 break;
             default:
                 throw new ArgumentOutOfRangeException(nameof(leg), leg, "no proxy for this leg");
+        }
+
+        // After the leg's own settings, so that a phase (or --proxy-env) can override them.
+        if (leg is LegNames.Gateway or LegNames.PlainYarp)
+        {
+            foreach (var (name, value) in dotnetEnvironment)
+            {
+                start.Environment[name] = value;
+            }
         }
 
         var output = new StreamWriter(log, append: true) { AutoFlush = true };

@@ -86,6 +86,11 @@ internal sealed class LegResult(string leg)
 
 internal sealed record TargetCheck(string Target, string Measured, bool? Met);
 
+/// <summary>The failover phase: first token through the gateway as shipped, and through one whose every request first
+/// meets a destination that refuses (one failed attempt, then the mock); the added latency at p50 and p99.</summary>
+internal sealed record FailoverFigure(Percentiles WithoutFailureMs, Percentiles WithOneFailedAttemptMs, double AddedP50Ms, double AddedP99Ms,
+    long RetriesCounted, int Requests);
+
 /// <summary>The rolling-deploy phase: of <paramref name="Streams"/> open through nginx, how many a replica's
 /// SIGTERM reset (<paramref name="StreamsReset"/>: any stream without its end mark and every generated token), and
 /// how long that replica took from SIGTERM to its exit.</summary>
@@ -116,6 +121,8 @@ internal sealed class BenchResult
     public double DurationSeconds { get; set; }
 
     public RollingDeployFigure? RollingDeploy { get; set; }
+
+    public FailoverFigure? Failover { get; set; }
 
     public LegResult? this[string leg] => Legs.FirstOrDefault(l => l.Leg == leg);
 }

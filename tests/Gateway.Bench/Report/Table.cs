@@ -80,6 +80,15 @@ internal static class Table
             Line(text, row, widths);
         }
 
+        if (result.Failover is { } failover)
+        {
+            text.AppendLine();
+            text.AppendLine(CultureInfo.InvariantCulture,
+                $"failover (gateway, a refused attempt before every request vs none): first token p50 / p99 {failover.WithOneFailedAttemptMs.P50:F3} / {failover.WithOneFailedAttemptMs.P99:F3} ms " +
+                $"vs {failover.WithoutFailureMs.P50:F3} / {failover.WithoutFailureMs.P99:F3} ms; one failed attempt adds {failover.AddedP50Ms:F3} ms at p50, {failover.AddedP99Ms:F3} ms at p99 " +
+                $"({failover.WithoutFailureMs.Samples} samples each, interleaved; {failover.RetriesCounted} of {failover.Requests} requests resent)");
+        }
+
         if (result.RollingDeploy is { } rolling)
         {
             text.AppendLine();

@@ -91,6 +91,10 @@ public sealed class BenchSmokeTests
             Assert.Contains(json.RootElement.GetProperty("targets").EnumerateArray(),
                 t => t.GetProperty("target").GetString()!.StartsWith("real server:", StringComparison.Ordinal) && t.GetProperty("met").ValueKind != JsonValueKind.Null);
             Assert.Contains(json.RootElement.GetProperty("notes").EnumerateArray(), n => n.GetString() == "both .NET proxies ran with DOTNET_gcServer=1.");
+            var failover = json.RootElement.GetProperty("failover");
+            Assert.Equal(10, failover.GetProperty("withOneFailedAttemptMs").GetProperty("samples").GetInt32());
+            Assert.Equal(10, failover.GetProperty("withoutFailureMs").GetProperty("samples").GetInt32());
+            Assert.Equal(failover.GetProperty("requests").GetInt32(), failover.GetProperty("retriesCounted").GetInt64());
             if (File.Exists("/usr/sbin/nginx"))
             {
                 var rolling = json.RootElement.GetProperty("rollingDeploy");
