@@ -22,7 +22,7 @@ public sealed class FailoverTests
     [Fact]
     public async Task ThreeDestinations_OneNeverListening_OneKilledAndRestarted_TwoHundredMixedRequestsAllSucceed_EachGeneratedOnce()
     {
-        var dead = ClosedPort();
+        var dead = ClosedPorts.Next();
         var mocks = new MockLlmServer?[] { null, await MockLlmServer.StartAsync(Quick), await MockLlmServer.StartAsync(Quick) };
         var killedPort = mocks[2]!.BaseAddress.Port;
         var route = "failover-mix";
@@ -191,7 +191,7 @@ public sealed class FailoverTests
         await using var mock = await MockLlmServer.StartAsync(Quick);
         var route = "failover-refused";
         using var metrics = new MetricRecorder(route);
-        await using var gateway = await GatewayHost.StartAsync(TwoDestinations(route, new Uri($"http://127.0.0.1:{ClosedPort()}/"), mock.BaseAddress,
+        await using var gateway = await GatewayHost.StartAsync(TwoDestinations(route, ClosedPorts.Address(), mock.BaseAddress,
             s => s["Gateway:Failover:MaxBodyBytes"] = "0"));
         using var client = StreamReading.NewClient(gateway.BaseAddress);
 
@@ -217,9 +217,9 @@ public sealed class FailoverTests
     {
         var route = "failover-down-" + path.Replace('/', '-');
         using var metrics = new MetricRecorder(route);
-        var settings = TwoDestinations(route, new Uri($"http://127.0.0.1:{ClosedPort()}/"), new Uri($"http://127.0.0.1:{ClosedPort()}/"), _ => { });
-        settings[$"ReverseProxy:Clusters:llm:Destinations:d2:Address"] = $"http://127.0.0.1:{ClosedPort()}/";
-        settings[$"ReverseProxy:Clusters:llm:Destinations:d3:Address"] = $"http://127.0.0.1:{ClosedPort()}/";
+        var settings = TwoDestinations(route, ClosedPorts.Address(), ClosedPorts.Address(), _ => { });
+        settings[$"ReverseProxy:Clusters:llm:Destinations:d2:Address"] = ClosedPorts.Address().ToString();
+        settings[$"ReverseProxy:Clusters:llm:Destinations:d3:Address"] = ClosedPorts.Address().ToString();
         await using var gateway = await GatewayHost.StartAsync(settings);
         using var client = StreamReading.NewClient(gateway.BaseAddress);
 
@@ -339,15 +339,6 @@ public sealed class FailoverTests
         }
 
         return request;
-    }
-
-    private static int ClosedPort()
-    {
-        var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
-        listener.Stop(); // nothing listens there now: connections are refused
-        return port;
     }
 
     /// <summary>A destination that accepts, reads a whole request (headers and Content-Length body) and resets the

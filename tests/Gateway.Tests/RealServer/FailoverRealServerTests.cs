@@ -1,5 +1,3 @@
-using System.Net;
-using System.Net.Sockets;
 using Gateway.Tests.Infrastructure;
 using Yarp.ReverseProxy;
 using Microsoft.Extensions.DependencyInjection;
@@ -28,7 +26,7 @@ public sealed class FailoverRealServerTests(LlamaServerFixture fixture)
         await using var gateway = await GatewayHost.StartAsync(fixture.Server.BaseAddress, settings =>
         {
             settings["ReverseProxy:Clusters:llm:LoadBalancingPolicy"] = "FirstAlphabetical";
-            settings["ReverseProxy:Clusters:llm:Destinations:a-down:Address"] = $"http://127.0.0.1:{ClosedPort()}/";
+            settings["ReverseProxy:Clusters:llm:Destinations:a-down:Address"] = ClosedPorts.Address().ToString();
             // The documented active check on llama-server's own endpoint, beside the passive one.
             settings["ReverseProxy:Clusters:llm:HealthCheck:Active:Enabled"] = "true";
             settings["ReverseProxy:Clusters:llm:HealthCheck:Active:Interval"] = "00:00:01";
@@ -54,14 +52,5 @@ public sealed class FailoverRealServerTests(LlamaServerFixture fixture)
         var state = gateway.Services.GetRequiredService<IProxyStateLookup>();
         Assert.True(state.TryGetCluster("llm", out var cluster));
         Assert.NotEqual(Yarp.ReverseProxy.Model.DestinationHealth.Unhealthy, cluster.Destinations["primary"].Health.Active);
-    }
-
-    private static int ClosedPort()
-    {
-        var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
-        listener.Stop();
-        return port;
     }
 }

@@ -20,53 +20,52 @@ public sealed class TimeoutTests
     [MemberData(nameof(Apis))]
     public async Task SilentBeforeTheFirstByte_504InTheApisShape_UpstreamAborted_CountedAsTimeout(string path)
     {
-        var route = "timeout-first-" + path.Replace('/', '-');
-        using var metrics = new MetricRecorder(route);
-        await using var stack = await Stack.StartAsync(routeId: route,
-            configure: s => s["ReverseProxy:Clusters:llm:HttpRequest:ActivityTimeout"] = ShortActivity);
-        var session = "first-" + path;
+        var run = await SilentAsync("first", path, maxTokens: 5, "X-Mock-Ttft-Ms", "60000");
 
-        var transcript = await StreamReading.SendAndReadAsync(stack.Client, StreamReading.ChatRequest(path, "hi", session, maxTokens: 5,
-            headers: new Dictionary<string, string> { ["X-Mock-Ttft-Ms"] = "60000" }));
-
-        Assert.Equal(504, transcript.StatusCode);
-        Assert.Equal("application/json", transcript.ContentType);
-        AssertTimeoutError(path, JsonDocument.Parse(string.Join('\n', transcript.Lines)).RootElement);
-        var entry = await stack.WaitForEntryAsync(session, e => e.EndedAt is not null);
-        Assert.True(entry.Cancelled, "the upstream request was not aborted");
-        Assert.Equal(0, entry.TokensSent);
-        var ended = await metrics.WaitForAsync("llm_gateway.streams.ended");
-        Assert.Equal("timeout", ended["outcome"]);
-        Assert.Equal(0, stack.Gateway.Registry.Count);
+        Assert.Equal(504, run.Transcript.StatusCode);
+        Assert.Equal("application/json", run.Transcript.ContentType);
+        AssertTimeoutError(path, JsonDocument.Parse(string.Join('\n', run.Transcript.Lines)).RootElement);
+        Assert.Equal(0, run.Entry.TokensSent);
     }
 
     [Theory]
     [MemberData(nameof(Apis))]
     public async Task SilentMidStream_TimeoutErrorEventThenCleanEnd_UpstreamAborted_CountedAsTimeout(string path)
     {
-        var route = "timeout-mid-" + path.Replace('/', '-');
+        var run = await SilentAsync("mid", path, maxTokens: 20, "X-Mock-Pause", "3:60000");
+
+        Assert.Equal(200, run.Transcript.StatusCode);
+        Assert.True(run.Transcript.EndedCleanly, $"ended with {run.Transcript.ReadError}");
+        var last = path.StartsWith("/api/", StringComparison.Ordinal)
+            ? JsonDocument.Parse(run.Transcript.Lines[^1]).RootElement
+            : JsonDocument.Parse(run.Transcript.DataEvents[^1]).RootElement;
+        AssertTimeoutError(path, last);
+        Assert.DoesNotContain("[DONE]", run.Transcript.DataEvents);
+        Assert.Equal(3, run.Entry.TokensSent);
+        Assert.Equal(3, run.TokensStreamed);
+    }
+
+    private sealed record SilentRun(StreamTranscript Transcript, global::MockLlm.LedgerEntry Entry, double TokensStreamed);
+
+    /// <summary>One request to a model server silent where <paramref name="header"/> says, through a gateway whose
+    /// cluster waits <see cref="ShortActivity"/>: what the client read, and the upstream aborted and counted as a timeout.</summary>
+    private static async Task<SilentRun> SilentAsync(string boundary, string path, int maxTokens, string header, string value)
+    {
+        var route = $"timeout-{boundary}-" + path.Replace('/', '-');
         using var metrics = new MetricRecorder(route);
         await using var stack = await Stack.StartAsync(routeId: route,
             configure: s => s["ReverseProxy:Clusters:llm:HttpRequest:ActivityTimeout"] = ShortActivity);
-        var session = "mid-" + path;
+        var session = boundary + "-" + path;
 
-        var transcript = await StreamReading.SendAndReadAsync(stack.Client, StreamReading.ChatRequest(path, "hi", session, maxTokens: 20,
-            headers: new Dictionary<string, string> { ["X-Mock-Pause"] = "3:60000" }));
+        var transcript = await StreamReading.SendAndReadAsync(stack.Client, StreamReading.ChatRequest(path, "hi", session, maxTokens: maxTokens,
+            headers: new Dictionary<string, string> { [header] = value }));
 
-        Assert.Equal(200, transcript.StatusCode);
-        Assert.True(transcript.EndedCleanly, $"ended with {transcript.ReadError}");
-        var last = path.StartsWith("/api/", StringComparison.Ordinal)
-            ? JsonDocument.Parse(transcript.Lines[^1]).RootElement
-            : JsonDocument.Parse(transcript.DataEvents[^1]).RootElement;
-        AssertTimeoutError(path, last);
-        Assert.DoesNotContain("[DONE]", transcript.DataEvents);
         var entry = await stack.WaitForEntryAsync(session, e => e.EndedAt is not null);
         Assert.True(entry.Cancelled, "the upstream request was not aborted");
-        Assert.Equal(3, entry.TokensSent);
         var ended = await metrics.WaitForAsync("llm_gateway.streams.ended");
         Assert.Equal("timeout", ended["outcome"]);
-        var streamed = await metrics.WaitForAsync("llm_gateway.tokens.streamed");
-        Assert.Equal(3, streamed.Value);
+        Assert.Equal(0, stack.Gateway.Registry.Count);
+        return new SilentRun(transcript, entry, metrics.All("llm_gateway.tokens.streamed").Sum(m => m.Value));
     }
 
     [Fact]

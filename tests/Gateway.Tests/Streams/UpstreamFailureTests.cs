@@ -1,5 +1,3 @@
-using System.Net;
-using System.Net.Sockets;
 using System.Text.Json;
 using Gateway.Tests.Infrastructure;
 
@@ -10,12 +8,7 @@ public sealed class UpstreamFailureTests
     [Fact]
     public async Task UpstreamRefusesConnection_502WithOpenAiError()
     {
-        var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        var closedPort = ((IPEndPoint)listener.LocalEndpoint).Port;
-        listener.Stop(); // nothing listens there now: connections are refused
-
-        await using var gateway = await GatewayHost.StartAsync(new Uri($"http://127.0.0.1:{closedPort}/"));
+        await using var gateway = await GatewayHost.StartAsync(ClosedPorts.Address());
         using var client = StreamReading.NewClient(gateway.BaseAddress);
         var transcript = await StreamReading.SendAndReadAsync(client,
             StreamReading.ChatRequest("/v1/chat/completions", "hi", "refused", maxTokens: 3));
