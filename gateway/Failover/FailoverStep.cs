@@ -47,8 +47,8 @@ internal sealed class FailoverStep(AffinityMoves moves, GatewayMetrics metrics, 
                 : failure == AttemptFailure.Reset && !settings.ResendAfterReset ? $"{ClusterFailover.ResendAfterResetKey} is false"
                 : body is { CanRewind: false } ? $"its body is over Gateway:Failover:MaxBodyBytes ({_maxBodyBytes} bytes) and was sent in part"
                 : null;
-            var next2 = why is null ? await NextAsync(context, cluster, failed, tried, failure) : null;
-            if (next2 is null)
+            var destinations = why is null ? await NextAsync(context, cluster, failed, tried, failure) : null;
+            if (destinations is null)
             {
                 if (why is not null || attempt > 1)
                 {
@@ -61,7 +61,7 @@ internal sealed class FailoverStep(AffinityMoves moves, GatewayMetrics metrics, 
             FailoverLog.Retrying(logger, attempt, cluster.ClusterId, failed.DestinationId, failure.ToLabel());
             metrics.UpstreamRetried(proxy.Route.Config.RouteId, cluster.ClusterId, failure.ToLabel());
             body?.Rewind();
-            proxy.AvailableDestinations = next2;
+            proxy.AvailableDestinations = destinations;
             context.Features.Set<IForwarderErrorFeature>(null);
             context.Response.StatusCode = StatusCodes.Status200OK;
         }
@@ -131,6 +131,9 @@ internal sealed class FailoverStep(AffinityMoves moves, GatewayMetrics metrics, 
         return body;
     }
 
+    /// <summary>Read once per cluster configuration (a reload makes a new model); validated at start by the config filter.</summary>
     private static ClusterFailover Settings(ClusterState cluster) =>
-        cluster.Model.Config.Metadata is null ? ClusterFailover.Default : ClusterFailover.Parse(cluster.Model.Config, out _);
+        s_settings.GetValue(cluster.Model, static model => model.Config.Metadata is null ? ClusterFailover.Default : ClusterFailover.Parse(model.Config, out _));
+
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<ClusterModel, ClusterFailover> s_settings = new();
 }
