@@ -5,6 +5,6 @@ internal sealed class UsageOptions
 {
     public const string SectionName = "Gateway:Usage";
 
-    /// <summary>One <c>Gateway.Usage</c> log event per request on a session-streams route when it ends (default on).</summary>
+    /// <summary>One <c>Gateway.Usage</c> log event per proxied request when it ends (default on).</summary>
     public bool Log { get; set; } = true;
 }

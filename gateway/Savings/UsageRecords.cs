@@ -23,8 +23,8 @@ internal readonly record struct UsageSubject(string Tenant, string? SessionKeyHa
 }
 
 /// <summary>
-/// The usage record: one structured log event (category <c>Gateway.Usage</c>, event 800) per request on a
-/// session-streams route when it ends, refusals included, with its tokens as counted (cancelled streams'
+/// The usage record: one structured log event (category <c>Gateway.Usage</c>, event 800) per proxied request when it
+/// ends (on a route without session streams, without tokens or model), refusals included, with its tokens as counted (cancelled streams'
 /// too), the estimate of tokens saved and, for a priced model, its cost. The field names are fixed, so log
 /// pipelines can rely on them. <c>Gateway:Usage:Log</c> switches it off.
 /// </summary>
@@ -34,6 +34,9 @@ internal sealed partial class UsageRecords(ILoggerFactory loggers, IOptions<Usag
 
     private readonly ILogger _logger = loggers.CreateLogger(Category);
     private readonly bool _on = options.Value.Log;
+
+    /// <summary>Whether a record would be written now (switched on, and the category's level lets it through).</summary>
+    public bool On => _on && _logger.IsEnabled(LogLevel.Information);
 
     /// <summary>A stream's end, once its tokens are final (<see cref="StreamAccounting"/>).</summary>
     public void Ended(StreamEnd end, in StreamRecord record)

@@ -37,7 +37,7 @@ internal sealed class SessionStreamStep(
         var policy = RouteSessionPolicy.For(route);
         if (!policy.Enabled)
         {
-            await next(context);
+            await ProxyUntrackedAsync(context, route.RouteId, next);
             return;
         }
 
@@ -121,6 +121,30 @@ internal sealed class SessionStreamStep(
         activity?.SetTag("llm_gateway.api", adapter.Label);
         activity?.SetTag("llm_gateway.outcome", outcome.ToLabel());
         activity?.SetTag("gen_ai.request.model", model);
+    }
+
+    /// <summary>A route without session streams: proxied as plain YARP does; its body is not read, so its usage record
+    /// carries no tokens and no model, only who, the outcome and the time.</summary>
+    private async Task ProxyUntrackedAsync(HttpContext context, string routeId, RequestDelegate next)
+    {
+        if (!usage.On)
+        {
+            await next(context);
+            return;
+        }
+
+        var startedAt = time.GetTimestamp();
+        await next(context);
+        var error = context.Features.Get<IForwarderErrorFeature>()?.Error ?? ForwarderError.None;
+        var outcome = error switch
+        {
+            ForwarderError.None => context.Response.StatusCode >= 400 ? StreamOutcome.UpstreamError : StreamOutcome.Completed,
+            ForwarderError.RequestTimedOut => StreamOutcome.Timeout,
+            ForwarderError.RequestCanceled or ForwarderError.RequestBodyCanceled or ForwarderError.ResponseBodyCanceled
+                or ForwarderError.RequestBodyClient or ForwarderError.ResponseBodyClient => StreamOutcome.ClientDisconnected,
+            _ => StreamOutcome.UpstreamError,
+        };
+        usage.Ended(routeId, ApiAdapters.For(context.Request).Label, outcome, Who(context, null, null, startedAt));
     }
 
     /// <summary>

@@ -47,6 +47,33 @@ public sealed class UsageRecordSwitchTests
         Assert.Equal("rejected", records.Single(r => r != completed).State.Single(p => p.Key == "outcome").Value);
     }
 
+    [Fact]
+    public async Task RouteWithoutSessionStreams_StillOneRecordPerRequest_WithWhoOutcomeAndTime_NoTokens()
+    {
+        var logs = new LogCapture();
+        var stack = await Stack.StartAsync(routeId: "usage-plain", builder: b => b.Logging.AddProvider(logs).AddFilter(UsageCategory, LogLevel.Information),
+            configure: s => s.Remove("ReverseProxy:Routes:usage-plain:Metadata:SessionStreams"));
+        using (var request = StreamReading.ChatRequest("/v1/chat/completions", "hi", "plain-session", maxTokens: 3, authorization: "Bearer sk-plain"))
+        {
+            var transcript = await StreamReading.SendAndReadAsync(stack.Client, request);
+            Assert.Equal("[DONE]", transcript.DataEvents[^1]);
+        }
+
+        await stack.DisposeAsync();
+
+        var record = Assert.Single(logs.Entries, e => e.Category == UsageCategory);
+        string? Field(string name) => record.State.Single(p => p.Key == name).Value;
+        Assert.Equal("usage-plain", Field("route"));
+        Assert.Equal("chat_completions", Field("api"));
+        Assert.Equal("completed", Field("outcome"));
+        Assert.Matches("^[0-9a-f]{12}$", Field("tenant"));
+        Assert.Null(Field("sessionKeyHash"));
+        Assert.Null(Field("model"));
+        Assert.Equal("0", Field("completionTokens"));
+        Assert.DoesNotContain("sk-plain", record.Text, StringComparison.Ordinal);
+        Assert.DoesNotContain("plain-session", record.Text, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("maybe")]
     [InlineData("1")]
