@@ -53,12 +53,16 @@ internal static class MockLlmHostingExtensions
         endpoints.MapSeed();
         endpoints.MapLedger();
 
-        // For container probes (deploy/k8s): answers as soon as the server accepts requests.
-        endpoints.MapGet("/healthz", static (HealthProbes probes) =>
+        // For container probes (deploy/k8s) and balancers' active health checks: answers as soon as the server
+        // accepts requests; /health is where vLLM, TGI and llama.cpp answer the same question.
+        foreach (var path in new[] { "/healthz", "/health" })
         {
-            probes.Probed();
-            return TypedResults.Text("ok");
-        });
+            endpoints.MapGet(path, static (HealthProbes probes) =>
+            {
+                probes.Probed();
+                return TypedResults.Text("ok");
+            });
+        }
         return endpoints;
     }
 

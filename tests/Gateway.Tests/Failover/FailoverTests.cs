@@ -335,7 +335,9 @@ public sealed class FailoverTests
         var request = StreamReading.ChatRequest(path, "hello there", session, stream, maxTokens);
         if (slow)
         {
+            // A long answer (100 s of tokens): it is still streaming whenever the newer request comes.
             request.Headers.TryAddWithoutValidation("X-Mock-Tokens-Per-Second", "20");
+            request.Headers.TryAddWithoutValidation("X-Mock-Completion-Tokens", "2000");
         }
 
         return request;
