@@ -57,6 +57,9 @@ internal sealed class BenchOptions
 
     public int MassAbortStreams { get; private set; } = 10000;
 
+    /// <summary>Streams in each of the allocations phase's two batches.</summary>
+    public int AllocationStreams { get; private set; } = 2000;
+
     /// <summary>Rolling deploy: streams open through nginx when one replica is sent SIGTERM, their tokens (at 10 a second).</summary>
     public int RollingStreams { get; private set; } = 8;
     public int RollingStreamTokens { get; private set; } = 300;
@@ -74,7 +77,7 @@ internal sealed class BenchOptions
           --smoke                     tiny counts, a few seconds per leg (what the test suite runs)
           --out PATH                  JSON result (default artifacts/bench/results.json; table beside it as .txt)
           --legs a,b,...              direct,gateway,plain-yarp,nginx (default: all; nginx only when installed)
-          --phases a,b,...            first-token,cancel,throughput,memory,failover,rolling-deploy,real-server (default: all; memory
+          --phases a,b,...            first-token,cancel,throughput,allocations,memory,failover,rolling-deploy,real-server (default: all; memory
                                       includes the mass abort; rolling-deploy needs nginx; real-server only when
                                       LLAMA_SERVER_BIN and LLAMA_MODEL are set)
           --real-server-rounds N      cancelled streams per leg against llama-server (default 20)
@@ -141,6 +144,7 @@ internal sealed class BenchOptions
                 case "--memory-levels": options.MemoryLevels = [.. value.Split(',').Select(v => Int(v, name))]; break;
                 case "--memory-hold": options.MemoryHold = TimeSpan.FromSeconds(Double(value, name)); break;
                 case "--mass-abort": options.MassAbortStreams = Int(value, name); break;
+                case "--allocation-streams": options.AllocationStreams = Int(value, name); break;
                 case "--rolling-streams": options.RollingStreams = Int(value, name); break;
                 case "--rolling-tokens": options.RollingStreamTokens = Int(value, name); break;
                 case "--proxy-env":
@@ -193,7 +197,7 @@ internal sealed class BenchOptions
 
     private static List<string> DefaultPhases()
     {
-        List<string> phases = ["first-token", "cancel", "throughput", "memory", "failover", "rolling-deploy"];
+        List<string> phases = ["first-token", "cancel", "throughput", "allocations", "memory", "failover", "rolling-deploy"];
         if (Upstream.LlamaServerProcess.Configured)
         {
             phases.Add("real-server");

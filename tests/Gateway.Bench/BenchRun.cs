@@ -101,6 +101,11 @@ internal sealed partial class BenchRun : IAsyncDisposable
             await run.ThroughputRoundsAsync(maxStreams);
         }
 
+        foreach (var leg in options.Phases.Contains("allocations") ? result.Legs : [])
+        {
+            await run.PhaseAsync("allocations", leg.Leg, () => run.AllocationsAsync(leg));
+        }
+
         // One fresh proxy at a time from here: idle proxies hold pooled upstream connections, whose
         // other ends are descriptors in this process.
         foreach (var leg in legs)

@@ -10,6 +10,9 @@ namespace Gateway.Bench.Proxies;
 /// --urls URL --upstream URL</c>, so it is a process of its own.</summary>
 internal static class PlainYarpHost
 {
+    /// <summary>The process's allocated bytes so far (<c>GC.GetTotalAllocatedBytes</c>), for the allocations phase.</summary>
+    public const string AllocatedPath = "/_bench/allocated";
+
     public static async Task RunAsync(string[] args)
     {
         string Arg(string name) => args.SkipWhile(a => a != name).Skip(1).FirstOrDefault()
@@ -34,6 +37,7 @@ internal static class PlainYarpHost
 
         var app = builder.Build();
         app.MapGet("/healthz", () => "ok");
+        app.MapGet(AllocatedPath, () => GC.GetTotalAllocatedBytes(precise: true).ToString(System.Globalization.CultureInfo.InvariantCulture));
         app.MapReverseProxy();
         await app.RunAsync();
     }

@@ -62,6 +62,9 @@ internal sealed class LegResult(string leg)
     [System.Text.Json.Serialization.JsonIgnore]
     public Dictionary<(string Api, int Streams, double Rate), List<ThroughputSample>> ThroughputSamples { get; } = [];
 
+    /// <summary>Bytes the proxy process allocated per stream and per chunk (the allocations phase).</summary>
+    public AllocationFigure? Allocations { get; set; }
+
     public double? IdleRssMb { get; set; }
     public List<MemoryFigure> Memory { get; } = [];
     public long ChunksExpected { get; set; }
@@ -143,3 +146,6 @@ internal static class ThroughputFigures
         return new ThroughputFigure(api, streams, rate, chunks, seconds, seconds > 0 ? chunks / seconds : 0, micros, cores, byRound);
     }
 }
+
+/// <summary>Allocated bytes: a short and a long stream's, the slope between them (per chunk), and what a stream costs besides its chunks.</summary>
+internal sealed record AllocationFigure(int Streams, double ShortStreamBytes, double LongStreamBytes, double BytesPerChunk, double BytesPerStream);

@@ -39,6 +39,8 @@ internal static class Table
                 : "-"));
         }
 
+        rows.Add(("allocated per stream, besides its chunks (B)", l => Num(l.Allocations?.BytesPerStream, "F0")));
+        rows.Add(("allocated per chunk (B)", l => Num(l.Allocations?.BytesPerChunk, "F0")));
         rows.Add(("idle resident memory (MB)", l => Num(l.IdleRssMb, "F1")));
         var levels = result.Legs.SelectMany(l => l.Memory).Select(m => m.RequestedStreams).Distinct().ToList();
         foreach (var level in levels)
