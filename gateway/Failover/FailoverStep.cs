@@ -18,17 +18,22 @@ internal sealed class FailoverStep(AffinityMoves moves, GatewayMetrics metrics, 
 {
     private readonly int _maxBodyBytes = options.Value.MaxBodyBytes;
 
-    public async Task InvokeAsync(HttpContext context, RequestDelegate next)
+    /// <summary>A cluster with one destination, or without failover, goes straight on (no state machine of this step's).</summary>
+    public Task InvokeAsync(HttpContext context, RequestDelegate next)
     {
         var proxy = context.GetReverseProxyFeature();
         var cluster = proxy.Route.Cluster;
         var settings = cluster is null ? ClusterFailover.Default : Settings(cluster);
         if (cluster is null || cluster.DestinationsState.AllDestinations.Count < 2 || settings.MaxAttempts < 2)
         {
-            await next(context);
-            return;
+            return next(context);
         }
 
+        return AttemptAsync(context, proxy, cluster, settings, next);
+    }
+
+    private async Task AttemptAsync(HttpContext context, IReverseProxyFeature proxy, ClusterState cluster, ClusterFailover settings, RequestDelegate next)
+    {
         var body = Replayable(context);
         List<DestinationState>? tried = null;
         for (var attempt = 1; ; attempt++)
