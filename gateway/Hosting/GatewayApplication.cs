@@ -6,6 +6,7 @@ using Gateway.Failover;
 using Gateway.Health;
 using Gateway.Limits;
 using Gateway.Savings;
+using Gateway.SessionApi;
 using Gateway.Sessions;
 using Gateway.Streams;
 using Gateway.Telemetry;
@@ -30,6 +31,7 @@ internal static class GatewayApplication
         builder.Services.AddSessionStreams();
         builder.Services.AddSessionKeyAffinity();
         builder.Services.AddAdmin();
+        builder.Services.AddTrustedProxies();
         builder.Services.AddTenantLimits();
         builder.Services.AddGracefulShutdown();
         builder.AddChatPage();

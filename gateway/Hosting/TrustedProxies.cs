@@ -5,7 +5,7 @@ using Microsoft.AspNetCore.HttpOverrides;
 using IPNetwork = System.Net.IPNetwork;
 using Microsoft.Extensions.Options;
 
-namespace Gateway.Limits;
+namespace Gateway.Hosting;
 
 /// <summary>
 /// The proxies (an ingress, a load balancer) whose <c>X-Forwarded-For</c> names the real client. Bound

@@ -7,7 +7,6 @@ internal static class LimitsExtensions
     public static IServiceCollection AddTenantLimits(this IServiceCollection services)
     {
         services.AddGatewayOptions<RateLimitOptions>(RateLimitOptions.SectionName);
-        services.AddTrustedProxies();
         services.AddSingleton<TenantLimits>();
         services.AddSingleton<Tenants>();
         services.AddSingleton<LimitRejections>();

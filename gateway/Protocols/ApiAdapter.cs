@@ -20,9 +20,11 @@ internal enum Api
 }
 
 /// <summary>
-/// One streaming API: how its requests are recognised, where their facts are, how its responses are
-/// framed and counted, what a real end looks like, and how its own clients are told that a stream
-/// was ended early. One file per API beside this one; <see cref="ApiAdapters"/> picks by path.
+/// One streaming API, everything the gateway knows of it: how its requests are recognised, where their facts
+/// are (<see cref="RequestFields"/>), how a request is changed to ask for usage (<see cref="AskForUsage"/>),
+/// how its streamed events are read (<see cref="Reader"/>) and its whole answers (<see cref="WholeBody"/>), what
+/// a real end looks like, and how its own clients are told that a stream was ended early (<see cref="WriteError"/>).
+/// One file per API beside this one; <see cref="ApiAdapters"/> picks by path. Adding an API: docs/adding-an-api.md.
 /// </summary>
 internal abstract class ApiAdapter
 {
@@ -58,15 +60,35 @@ internal abstract class ApiAdapter
     /// <summary>What the path says (Gemini names the model and streaming in it).</summary>
     public virtual RequestFacts FromPath(string path, IQueryCollection query) => RequestFacts.None;
 
-    /// <summary>What the body says, from the fields <see cref="BodyScanner"/> found.</summary>
-    public abstract RequestFacts FromBody(BodyScanner body);
+    /// <summary>Where this API's request body keeps its model, streaming flag and cap on generated tokens.</summary>
+    public abstract RequestFields RequestFields { get; }
+
+    /// <summary>Where this API's whole JSON answer keeps its model, counts and end mark.</summary>
+    public abstract WholeBodyFields WholeBody { get; }
+
+    /// <summary>A scanner of this API's request body, for <see cref="FromBody"/>.</summary>
+    public BodyScanner ScanBody() => new(RequestFields);
+
+    /// <summary>What the body says, from the fields <see cref="BodyScanner"/> found; by default all three.</summary>
+    public virtual RequestFacts FromBody(BodyScanner body) => new(body.Model, body.Stream, body.Cap);
+
+    /// <summary>
+    /// <c>SessionStreams.IncludeUsage</c>, the request half: replaces the body with one that asks the upstream
+    /// for its exact usage, where this API has such an option and the client did not use it; null where it
+    /// has none (the others report usage on their own). The response half is <see cref="IsUsageOnlyEvent"/>.
+    /// </summary>
+    public virtual IUsageRequest? AskForUsage(HttpRequest request) => null;
+
+    /// <summary>True for an event that only the gateway's <see cref="AskForUsage"/> made the upstream send: it is
+    /// counted, then taken out of what a client that did not ask for it receives.</summary>
+    public virtual bool IsUsageOnlyEvent(ReadOnlySpan<byte> json) => false;
 
     /// <summary>The counter for a response of this API, by its Content-Type.</summary>
     public TokenCounter CreateCounter(string? contentType, ContentText? text) => Framings.FromContentType(contentType) switch
     {
         Framing.Sse => new SseTokenCounter(Reader, text),
         Framing.Ndjson => new NdjsonTokenCounter(Reader, text),
-        Framing.Json => new JsonBodyTokenCounter(Reader, text),
+        Framing.Json => new JsonBodyTokenCounter(Reader, WholeBody, text),
         _ => new TextTokenCounter(text),
     };
 
@@ -136,11 +158,15 @@ internal abstract class ApiAdapter
         return buffer.WrittenSpan.ToArray();
     }
 
-    /// <summary>The cap in <paramref name="field"/>, else in <paramref name="fallback"/>.</summary>
-    protected static long? Cap(BodyScanner body, BodyField field, BodyField? fallback = null) =>
-        body.Number(field) ?? (fallback is { } f ? body.Number(f) : null);
-
     protected static bool EndsWith(string path, string suffix) => path.EndsWith(suffix, StringComparison.Ordinal);
+}
+
+/// <summary>A request body an adapter rewrote to ask for usage (<see cref="ApiAdapter.AskForUsage"/>).</summary>
+internal interface IUsageRequest
+{
+    /// <summary>True once the body asked: the upstream will send the usage-only event. Known only once the
+    /// body's object has closed, before the upstream answers.</summary>
+    bool AskedUsage { get; }
 }
 
 /// <summary>What a request says about its completion: the model, whether it streams, and its cap on

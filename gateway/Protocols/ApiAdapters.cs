@@ -15,7 +15,7 @@ internal static class ApiAdapters
     public static readonly ApiAdapter Other = new PassThroughAdapter();
 
     /// <summary>In the order tried: Ollama's <c>/api/generate</c> before TGI's <c>/generate</c>.</summary>
-    private static readonly ApiAdapter[] Known =
+    internal static readonly ApiAdapter[] Known =
     [
         ChatCompletions, Completions, Responses, Messages, Gemini, OllamaChat, OllamaGenerate, Tgi, LlamaCpp,
     ];
@@ -25,6 +25,11 @@ internal static class ApiAdapters
 
     /// <summary>The metric labels of every API, for dashboards and tests.</summary>
     public static IEnumerable<string> Labels => Known.Select(a => a.Label).Append(Other.Label).Distinct();
+
+    /// <summary>True for a request whose body is JSON: the only bodies whose facts are read.</summary>
+    public static bool IsJsonBody(HttpRequest request) =>
+        HttpMethods.IsPost(request.Method) && request.ContentLength != 0
+        && request.ContentType is { } type && type.StartsWith("application/json", StringComparison.OrdinalIgnoreCase);
 
     public static ApiAdapter For(HttpRequest request) => For(request.Method, request.Path.Value);
 

@@ -3,44 +3,65 @@ using Gateway.Tokens;
 
 namespace Gateway.Protocols;
 
-/// <summary>The request-body fields any adapter may take its facts from, as found by <see cref="BodyScanner"/>.</summary>
-internal enum BodyField
+/// <summary>Where one API's request body keeps its facts: <c>model</c>, <c>stream</c>, and its cap on generated
+/// tokens at the paths its adapter declares, the first found in the order given (servers take
+/// <c>max_completion_tokens</c> before <c>max_tokens</c>).</summary>
+internal sealed class RequestFields
 {
-    Model,
-    Stream,
-    MaxTokens,
-    MaxCompletionTokens,
-    MaxOutputTokens,
-    NPredict,
-    GenerationConfigMaxOutputTokens,
-    OptionsNumPredict,
-    ParametersMaxNewTokens,
+    internal const int Model = 0, Stream = 1, Cap = 2;
+
+    public RequestFields(params string[] capPaths)
+    {
+        Table.Add(Model, "model");
+        Table.Add(Stream, "stream");
+        foreach (var path in capPaths)
+        {
+            Table.Add(Cap, path);
+        }
+    }
+
+    internal JsonFieldTable Table { get; } = new();
 }
 
 /// <summary>
-/// The request-body fields of every API (<see cref="BodyField"/>), found as the body is forwarded:
-/// top-level fields and the caps one level down (<c>generationConfig</c>, <c>options</c>, <c>parameters</c>).
+/// The request-body fields of one API (<see cref="RequestFields"/>), found as the body is forwarded: top-level
+/// fields and caps one level down (<c>generationConfig</c>, <c>options</c>, <c>parameters</c>).
 /// </summary>
-internal sealed class BodyScanner : JsonScanner
+internal sealed class BodyScanner(RequestFields fields) : JsonScanner
 {
+    private readonly JsonFieldTable _table = fields.Table;
+    private readonly long?[] _caps = new long?[fields.Table.Count(RequestFields.Cap)];
     private string? _model;
     private bool? _stream;
-    private readonly long?[] _numbers = new long?[9];
 
     public string? Model => _model;
 
     public bool? Stream => _stream;
 
-    /// <summary>A positive number at <paramref name="field"/>; 0, negatives and non-numbers are null.</summary>
-    public long? Number(BodyField field) => _numbers[(int)field];
-
-    protected override void OnValue(int wanted, ReadOnlySpan<byte> json)
+    /// <summary>The cap at the first of the API's cap paths that holds a positive number; 0, negatives and
+    /// non-numbers count as absent.</summary>
+    public long? Cap
     {
-        // A parent field (generationConfig, options, parameters) holds its cap one level down.
-        var field = (BodyField)wanted;
-        if (Depth == 1 && field > BodyField.NPredict)
+        get
         {
-            return;
+            foreach (var cap in _caps)
+            {
+                if (cap is not null)
+                {
+                    return cap;
+                }
+            }
+
+            return null;
+        }
+    }
+
+    protected override void OnValue(int field, ReadOnlySpan<byte> json)
+    {
+        var kind = _table.Kind(field);
+        if (kind == JsonFieldTable.Container)
+        {
+            return; // a parent (generationConfig, options, parameters) holds its cap one level down
         }
 
         try
@@ -51,16 +72,16 @@ internal sealed class BodyScanner : JsonScanner
                 return;
             }
 
-            switch (field)
+            switch (kind)
             {
-                case BodyField.Model:
+                case RequestFields.Model:
                     if (reader.TokenType == JsonTokenType.String && _model is null)
                     {
                         _model = reader.GetString();
                     }
 
                     break;
-                case BodyField.Stream:
+                case RequestFields.Stream:
                     _stream = reader.TokenType switch
                     {
                         JsonTokenType.True => true,
@@ -71,7 +92,7 @@ internal sealed class BodyScanner : JsonScanner
                 default:
                     if (reader.TokenType == JsonTokenType.Number && reader.TryGetInt64(out var value))
                     {
-                        _numbers[(int)field] = value > 0 ? value : null;
+                        _caps[_table.Slot(field)] = value > 0 ? value : null;
                     }
 
                     break;
@@ -88,34 +109,10 @@ internal sealed class BodyScanner : JsonScanner
     {
         if (Depth == 1)
         {
-            return key switch
-            {
-                _ when key.SequenceEqual("model"u8) => (int)BodyField.Model,
-                _ when key.SequenceEqual("stream"u8) => (int)BodyField.Stream,
-                _ when key.SequenceEqual("max_tokens"u8) => (int)BodyField.MaxTokens,
-                _ when key.SequenceEqual("max_completion_tokens"u8) => (int)BodyField.MaxCompletionTokens,
-                _ when key.SequenceEqual("max_output_tokens"u8) => (int)BodyField.MaxOutputTokens,
-                _ when key.SequenceEqual("n_predict"u8) => (int)BodyField.NPredict,
-                _ when key.SequenceEqual("generationConfig"u8) || key.SequenceEqual("generation_config"u8) => (int)BodyField.GenerationConfigMaxOutputTokens,
-                _ when key.SequenceEqual("options"u8) => (int)BodyField.OptionsNumPredict,
-                _ when key.SequenceEqual("parameters"u8) => (int)BodyField.ParametersMaxNewTokens,
-                _ => -1,
-            };
+            return _table.Find(key, -1);
         }
 
-        if (Depth == 2 && !IsArrayAt(1))
-        {
-            // Inside one of the objects above: the parent's field is the one its cap fills.
-            var parent = OpenerAt(1);
-            return (BodyField)parent switch
-            {
-                BodyField.GenerationConfigMaxOutputTokens when key.SequenceEqual("maxOutputTokens"u8) || key.SequenceEqual("max_output_tokens"u8) => parent,
-                BodyField.OptionsNumPredict when key.SequenceEqual("num_predict"u8) => parent,
-                BodyField.ParametersMaxNewTokens when key.SequenceEqual("max_new_tokens"u8) => parent,
-                _ => -1,
-            };
-        }
-
-        return -1;
+        // Inside one of the objects a cap path names: the cap in it.
+        return Depth == 2 && !IsArrayAt(1) && _table.IsObject(OpenerAt(1)) ? _table.Find(key, OpenerAt(1)) : -1;
     }
 }

@@ -29,7 +29,18 @@ internal sealed class GeminiAdapter() : ApiAdapter(Api.Gemini, "gemini", "genera
         return new RequestFacts(model, streams, null);
     }
 
-    public override RequestFacts FromBody(BodyScanner body) => new(null, null, body.Number(BodyField.GenerationConfigMaxOutputTokens));
+    public override RequestFields RequestFields { get; } = new(
+        "generationConfig.maxOutputTokens", "generationConfig.max_output_tokens", "generation_config.maxOutputTokens", "generation_config.max_output_tokens");
+
+    /// <summary>Completion tokens are the candidates' and the thoughts' together.</summary>
+    public override WholeBodyFields WholeBody { get; } = new WholeBodyFields()
+        .ModelAt("modelVersion", "model")
+        .CompletionAt("usageMetadata.candidatesTokenCount", "usageMetadata.thoughtsTokenCount")
+        .PromptAt("usageMetadata.promptTokenCount")
+        .EndWhenString("candidates[].finishReason");
+
+    /// <summary>The model and streaming are in the path, not the body.</summary>
+    public override RequestFacts FromBody(BodyScanner body) => new(null, null, body.Cap);
 
     protected override void WriteError(Utf8JsonWriter json, EndNotice notice)
     {

@@ -14,8 +14,11 @@ internal sealed class LlamaCppAdapter() : ApiAdapter(Api.LlamaCpp, "llamacpp", "
 
     public override ChunkReader Reader { get; } = new LlamaCppReader();
 
-    public override RequestFacts FromBody(BodyScanner body) =>
-        new(body.Model, body.Stream, Cap(body, BodyField.NPredict, BodyField.MaxTokens));
+    /// <summary><c>n_predict</c>, or the OpenAI name llama-server also takes.</summary>
+    public override RequestFields RequestFields { get; } = new("n_predict", "max_tokens");
+
+    public override WholeBodyFields WholeBody { get; } = new WholeBodyFields()
+        .ModelAt("model").CompletionAt("tokens_predicted").PromptAt("tokens_evaluated").EndWhenTrue("stop");
 
     protected override void WriteError(Utf8JsonWriter json, EndNotice notice)
     {

@@ -16,7 +16,10 @@ internal sealed class MessagesAdapter() : ApiAdapter(Api.Messages, "messages", "
 
     public override ChunkReader Reader { get; } = new MessagesReader();
 
-    public override RequestFacts FromBody(BodyScanner body) => new(body.Model, body.Stream, body.Number(BodyField.MaxTokens));
+    public override RequestFields RequestFields { get; } = new("max_tokens");
+
+    public override WholeBodyFields WholeBody { get; } = new WholeBodyFields()
+        .ModelAt("model").CompletionAt("usage.output_tokens").PromptAt("usage.input_tokens").EndWhenString("stop_reason");
 
     protected override void WriteError(Utf8JsonWriter json, EndNotice notice)
     {

@@ -15,8 +15,17 @@ internal sealed class OllamaAdapter(bool chat) : ApiAdapter(Api.Ollama, "ollama"
 
     public override ChunkReader Reader => CompatibleChunkReader.Instance;
 
-    public override RequestFacts FromBody(BodyScanner body) =>
-        new(body.Model, body.Stream ?? true, body.Number(BodyField.OptionsNumPredict));
+    public override RequestFields RequestFields => Fields;
+
+    public override WholeBodyFields WholeBody => Answer;
+
+    /// <summary>Ollama streams unless told not to.</summary>
+    public override RequestFacts FromBody(BodyScanner body) => new(body.Model, body.Stream ?? true, body.Cap);
+
+    private static readonly RequestFields Fields = new("options.num_predict");
+
+    private static readonly WholeBodyFields Answer = new WholeBodyFields()
+        .ModelAt("model").CompletionAt("eval_count").PromptAt("prompt_eval_count").EndWhenTrue("done");
 
     protected override void WriteError(Utf8JsonWriter json, EndNotice notice)
     {

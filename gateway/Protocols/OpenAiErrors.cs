@@ -13,6 +13,11 @@ internal static class OpenAiErrors
         json.WriteEndObject();
     }
 
+    /// <summary>Answers a request of the gateway's own endpoints (stop, savings) with an error in this shape, as the
+    /// Chat Completions adapter answers its requests.</summary>
+    public static Task WriteResponseAsync(HttpContext context, EndNotice notice, CancellationToken cancellationToken) =>
+        ApiAdapters.ChatCompletions.WriteErrorResponseAsync(context, notice, cancellationToken);
+
     public static void WriteErrorProperty(Utf8JsonWriter json, EndNotice notice)
     {
         json.WriteStartObject("error");

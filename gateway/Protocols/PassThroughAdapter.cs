@@ -17,9 +17,13 @@ internal sealed class PassThroughAdapter() : ApiAdapter(Api.Other, "other", "cha
     /// <summary>An unknown API's stream may simply end: that is not taken for a cut.</summary>
     public override bool KnowsEnd => false;
 
-    public override RequestFacts FromBody(BodyScanner body) =>
-        new(body.Model, body.Stream,
-            body.Number(BodyField.MaxCompletionTokens) ?? body.Number(BodyField.MaxTokens) ?? body.Number(BodyField.OptionsNumPredict));
+    /// <summary>The OpenAI names, then Ollama's.</summary>
+    public override RequestFields RequestFields { get; } = new("max_completion_tokens", "max_tokens", "options.num_predict");
+
+    /// <summary>Every known API's fields: an unknown answer is read as whichever it resembles.</summary>
+    public override WholeBodyFields WholeBody => _wholeBody.Value;
+
+    private readonly Lazy<WholeBodyFields> _wholeBody = new(() => WholeBodyFields.Union(ApiAdapters.Known.Select(a => a.WholeBody)));
 
     protected override void WriteError(Utf8JsonWriter json, EndNotice notice) => OpenAiErrors.Write(json, notice);
 }

@@ -17,7 +17,10 @@ internal sealed class ResponsesAdapter() : ApiAdapter(Api.Responses, "responses"
 
     public override ChunkReader Reader { get; } = new ResponsesReader();
 
-    public override RequestFacts FromBody(BodyScanner body) => new(body.Model, body.Stream, body.Number(BodyField.MaxOutputTokens));
+    public override RequestFields RequestFields { get; } = new("max_output_tokens");
+
+    public override WholeBodyFields WholeBody { get; } = new WholeBodyFields()
+        .ModelAt("model").CompletionAt("usage.output_tokens").PromptAt("usage.input_tokens").StatusAt("status");
 
     protected override void WriteError(Utf8JsonWriter json, EndNotice notice) => OpenAiErrors.Write(json, notice);
 

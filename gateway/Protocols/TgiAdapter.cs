@@ -17,7 +17,13 @@ internal sealed class TgiAdapter() : ApiAdapter(Api.Tgi, "tgi", "text_completion
 
     public override RequestFacts FromPath(string path, IQueryCollection query) => new(null, EndsWith(path, "/generate_stream"), null);
 
-    public override RequestFacts FromBody(BodyScanner body) => new(body.Model, null, body.Number(BodyField.ParametersMaxNewTokens));
+    public override RequestFields RequestFields { get; } = new("parameters.max_new_tokens");
+
+    public override WholeBodyFields WholeBody { get; } = new WholeBodyFields()
+        .CompletionAt("details.generated_tokens").EndWhenString("generated_text");
+
+    /// <summary>Streaming is in the path (<c>/generate_stream</c>), not the body.</summary>
+    public override RequestFacts FromBody(BodyScanner body) => new(body.Model, null, body.Cap);
 
     protected override void WriteError(Utf8JsonWriter json, EndNotice notice)
     {

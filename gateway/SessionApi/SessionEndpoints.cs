@@ -1,11 +1,11 @@
-using Gateway.Errors;
 using Gateway.Limits;
+using Gateway.Protocols;
 using Gateway.Savings;
 using Gateway.Sessions;
 using Gateway.Telemetry;
 using Microsoft.Extensions.Options;
 
-namespace Gateway.Streams;
+namespace Gateway.SessionApi;
 
 /// <summary>Endpoints about a caller's own sessions, scoped by the caller's credential exactly as
 /// streams are: one tenant can never read or touch another's session.</summary>
@@ -21,8 +21,7 @@ internal static class SessionEndpoints
         {
             if (SessionKeyResolver.Validate(sessionId, options.Value.MaxKeyBytes) is { } error)
             {
-                await OpenAiError.WriteResponseAsync(context, StatusCodes.Status400BadRequest, error,
-                    "invalid_request_error", "invalid_session_key", context.RequestAborted);
+                await OpenAiErrors.WriteResponseAsync(context, InvalidKey(error), context.RequestAborted);
                 return;
             }
 
@@ -31,12 +30,11 @@ internal static class SessionEndpoints
             var cancelled = await registry.StopAsync(tenantSession, context.RequestAborted);
             if (cancelled == 0)
             {
-                await OpenAiError.WriteResponseAsync(context, StatusCodes.Status404NotFound,
-                    "No active stream for this session.", "invalid_request_error", "session_not_active", context.RequestAborted);
+                await OpenAiErrors.WriteResponseAsync(context, NotActive, context.RequestAborted);
                 return;
             }
 
-            SessionEndpointLog.Stopped(loggers.CreateLogger("Gateway.Streams.SessionEndpoints"), cancelled);
+            SessionEndpointLog.Stopped(loggers.CreateLogger("Gateway.SessionApi.SessionEndpoints"), cancelled);
             await context.Response.WriteAsJsonAsync(new CancelResponse(sessionId, cancelled),
                 SessionJson.Default.CancelResponse, cancellationToken: context.RequestAborted);
         }).RequireRateLimiting(RateLimitOptions.PolicyName); // a stop costs every replica work: it spends the tenant's bucket
@@ -46,8 +44,7 @@ internal static class SessionEndpoints
         {
             if (SessionKeyResolver.Validate(sessionId, options.Value.MaxKeyBytes) is { } error)
             {
-                await OpenAiError.WriteResponseAsync(context, StatusCodes.Status400BadRequest, error,
-                    "invalid_request_error", "invalid_session_key", context.RequestAborted);
+                await OpenAiErrors.WriteResponseAsync(context, InvalidKey(error), context.RequestAborted);
                 return;
             }
 
@@ -58,6 +55,11 @@ internal static class SessionEndpoints
         });
         return endpoints;
     }
+
+    private static readonly EndNotice NotActive = new(StatusCodes.Status404NotFound, "invalid_request_error", "session_not_active",
+        "No active stream for this session.", shared: true);
+
+    private static EndNotice InvalidKey(string error) => new(StatusCodes.Status400BadRequest, "invalid_request_error", "invalid_session_key", error);
 }
 
 internal sealed record SavingsResponse(string SessionId, long TokensSaved, long Cancellations);

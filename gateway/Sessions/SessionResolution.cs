@@ -1,8 +1,7 @@
 using Gateway.Protocols;
-using Gateway.Sessions;
 using Yarp.ReverseProxy.Model;
 
-namespace Gateway.Streams;
+namespace Gateway.Sessions;
 
 /// <summary>
 /// Runs after routing and before the rate limiter, on routes with session streams: reads the key
@@ -69,12 +68,12 @@ internal static class SessionResolution
     /// a request refused before it is forwarded. The whole body is read as it is forwarded.</summary>
     private static RequestFacts EarlyFacts(ApiAdapter adapter, HttpRequest request)
     {
-        if (!RequestBodyTap.IsJsonBody(request) || !request.BodyReader.TryRead(out var result))
+        if (!ApiAdapters.IsJsonBody(request) || !request.BodyReader.TryRead(out var result))
         {
             return RequestFacts.None;
         }
 
-        var scanner = new BodyScanner();
+        var scanner = adapter.ScanBody();
         foreach (var segment in result.Buffer)
         {
             scanner.Feed(segment.Span);

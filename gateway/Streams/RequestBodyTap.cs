@@ -6,16 +6,11 @@ namespace Gateway.Streams;
 /// <summary>
 /// Stands in for the request body while the forwarder reads it: every byte goes on unchanged, and
 /// passes a <see cref="BodyScanner"/> on the way, so the request's facts come from the whole body
-/// without holding it. <see cref="Ended"/> runs once the body has been read to its end.
+/// without holding it. Its stream is told once the body has been read to its end (<see cref="SessionStream.BodySent"/>).
 /// </summary>
-internal sealed class RequestBodyTap(Stream inner, BodyScanner scanner, Action ended) : ReadOnlyStream
+internal sealed class RequestBodyTap(Stream inner, BodyScanner scanner, SessionStream stream) : ReadOnlyStream
 {
     private int _ended;
-
-    /// <summary>True for a POST with a JSON body (Content-Type <c>application/json</c>, any parameters).</summary>
-    public static bool IsJsonBody(HttpRequest request) =>
-        HttpMethods.IsPost(request.Method) && request.ContentLength != 0
-        && request.ContentType is { } type && type.StartsWith("application/json", StringComparison.OrdinalIgnoreCase);
 
     public BodyScanner Scanner => scanner;
 
@@ -40,7 +35,7 @@ internal sealed class RequestBodyTap(Stream inner, BodyScanner scanner, Action e
     {
         if (Interlocked.Exchange(ref _ended, 1) == 0)
         {
-            ended();
+            stream.BodySent();
         }
     }
 

@@ -48,12 +48,12 @@ internal sealed class ResponseTap : Stream, IHttpResponseBodyFeature, ICountedSt
         _adapter = adapter ?? ApiAdapters.Other;
     }
 
-    /// <summary>Takes the usage-only event (<c>"choices":[]</c> with <c>usage</c>) out of what the client is
-    /// sent, after counting it: the gateway asked for it (<see cref="IncludeUsage"/>), the client did not.
+    /// <summary>Takes the usage-only event (<see cref="ApiAdapter.IsUsageOnlyEvent"/>) out of what the client is
+    /// sent, after counting it: the gateway asked for it (<see cref="ApiAdapter.AskForUsage"/>), the client did not.
     /// Costs nothing per event: the counter already reads every event, and only a write in which it saw
-    /// that event is searched for it. Decided by the request body (<see cref="IncludeUsage.RequestBody.AskedUsage"/>),
+    /// that event is searched for it. Decided by the request body (<see cref="IUsageRequest.AskedUsage"/>),
     /// which knows only once its object has closed, before the upstream answers.</summary>
-    public IncludeUsage.RequestBody? UsageRequest { get; set; }
+    public IUsageRequest? UsageRequest { get; set; }
 
     private bool DropUsageChunk => UsageRequest?.AskedUsage == true;
 
@@ -276,7 +276,7 @@ internal sealed class ResponseTap : Stream, IHttpResponseBodyFeature, ICountedSt
 
     private async ValueTask PassWithoutUsageAsync(ReadOnlyMemory<byte> events, CancellationToken cancellationToken, bool ended)
     {
-        if (!FindUsageEvent(events.Span, ended, out var start, out var end))
+        if (!FindUsageEvent(events.Span, ended, _adapter, out var start, out var end))
         {
             await SendAsync(events, cancellationToken); // its blank line has not come yet: it is held
             return;
@@ -295,8 +295,9 @@ internal sealed class ResponseTap : Stream, IHttpResponseBodyFeature, ICountedSt
     }
 
     /// <summary>The byte range of the first SSE event (up to and including its blank line) whose data is a
-    /// usage-only chunk; an event cut off by the end of the bytes counts only when the stream <paramref name="ended"/>.</summary>
-    internal static bool FindUsageEvent(ReadOnlySpan<byte> events, bool ended, out int start, out int end)
+    /// usage-only chunk of <paramref name="adapter"/>'s API; an event cut off by the end of the bytes counts only when the
+    /// stream <paramref name="ended"/>.</summary>
+    internal static bool FindUsageEvent(ReadOnlySpan<byte> events, bool ended, ApiAdapter adapter, out int start, out int end)
     {
         start = 0;
         end = 0;
@@ -320,7 +321,7 @@ internal sealed class ResponseTap : Stream, IHttpResponseBodyFeature, ICountedSt
             else if (line.StartsWith("data:"u8))
             {
                 var payload = line[5..].TrimStart((byte)' ');
-                usage |= !payload.IsEmpty && payload[0] == (byte)'{' && CompatibleChunkReader.IsUsageOnly(payload);
+                usage |= !payload.IsEmpty && payload[0] == (byte)'{' && adapter.IsUsageOnlyEvent(payload);
             }
 
             position = lineEnd;

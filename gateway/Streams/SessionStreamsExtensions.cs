@@ -10,6 +10,10 @@ internal static class SessionStreamsExtensions
     public static IServiceCollection AddSessionStreams(this IServiceCollection services)
     {
         services.TryAddSingleton(TimeProvider.System); // a test may bring its own clock
+        services.AddSingleton<StreamAdmission>();
+        services.AddSingleton<StreamOpening>();
+        services.AddSingleton<StreamEnding>();
+        services.AddSingleton<StreamRecording>();
         services.AddSingleton<SessionStreamStep>();
         return services;
     }

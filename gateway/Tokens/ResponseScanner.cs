@@ -3,34 +3,76 @@ using System.Text.Json;
 namespace Gateway.Tokens;
 
 /// <summary>
-/// The counts and end marks of a whole JSON answer (<c>"stream": false</c>) of any API, found as the
-/// answer passes to the client, however large, without holding it: <c>usage</c> (OpenAI, Responses,
-/// Anthropic), <c>usageMetadata</c> (Gemini), <c>details.generated_tokens</c> (TGI),
-/// <c>tokens_predicted</c> (llama.cpp), <c>eval_count</c> (Ollama), and each API's mark of a finished
-/// answer. A top-level array (Gemini's stream without <c>alt=sse</c>, some TGI versions) is read as a
-/// run of answers, the last count winning.
+/// Where one API's whole JSON answer (<c>"stream": false</c>) keeps its model, its counts and its mark of a
+/// finished answer: declared by the API's adapter (Protocols/), found by <see cref="ResponseScanner"/>.
+/// Paths as <see cref="JsonFieldTable"/> reads them. An <c>error</c> field (an object, or any value but
+/// null) marks an error in every API.
 /// </summary>
-internal sealed class ResponseScanner : JsonScanner
+internal sealed class WholeBodyFields
 {
-    private enum Field
+    internal const int Model = 0, Completion = 1, Prompt = 2, EndIfTrue = 3, EndIfString = 4, Status = 5, Error = 6;
+
+    public WholeBodyFields()
     {
-        Model, Done, Stop, StopReason, Status, GeneratedText, Error,
-        EvalCount, PromptEvalCount, TokensPredicted, TokensEvaluated,
-        Usage, UsageMetadata, Details, Choices, Candidates,
-        CompletionTokens, PromptTokens, OutputTokens, InputTokens,
-        CandidatesTokenCount, ThoughtsTokenCount, PromptTokenCount, GeneratedTokens,
-        FinishReason,
+        Table.Add(Error, "error");
     }
 
-    private long? _completion;
-    private long? _prompt;
-    private long? _candidates;
-    private long? _thoughts;
+    internal JsonFieldTable Table { get; } = new();
 
-    public ResponseScanner()
-        : base(allowTopLevelArray: true)
+    /// <summary>The model's name; the first found is taken.</summary>
+    public WholeBodyFields ModelAt(params string[] paths) => With(Model, paths);
+
+    /// <summary>Completion-token counts: several are summed (Gemini's candidates and thoughts).</summary>
+    public WholeBodyFields CompletionAt(params string[] paths) => With(Completion, paths);
+
+    /// <summary>Prompt-token counts: several are summed.</summary>
+    public WholeBodyFields PromptAt(params string[] paths) => With(Prompt, paths);
+
+    /// <summary>A <c>true</c> here is the end mark (<c>done</c>, <c>stop</c>).</summary>
+    public WholeBodyFields EndWhenTrue(params string[] paths) => With(EndIfTrue, paths);
+
+    /// <summary>Any string here is the end mark (<c>stop_reason</c>, <c>choices[].finish_reason</c>).</summary>
+    public WholeBodyFields EndWhenString(params string[] paths) => With(EndIfString, paths);
+
+    /// <summary>A status: <c>completed</c> or <c>incomplete</c> is the end mark, <c>failed</c> an error.</summary>
+    public WholeBodyFields StatusAt(string path) => With(Status, [path]);
+
+    /// <summary>Every field of <paramref name="apis"/>: for answers of an API the gateway does not know.</summary>
+    public static WholeBodyFields Union(IEnumerable<WholeBodyFields> apis)
     {
+        var union = new WholeBodyFields();
+        foreach (var api in apis)
+        {
+            foreach (var (kind, path) in api.Table.Paths)
+            {
+                union.Table.Add(kind, path);
+            }
+        }
+
+        return union;
     }
+
+    private WholeBodyFields With(int kind, string[] paths)
+    {
+        foreach (var path in paths)
+        {
+            Table.Add(kind, path);
+        }
+
+        return this;
+    }
+}
+
+/// <summary>
+/// The counts and end mark of a whole JSON answer, found as the answer passes to the client, however large,
+/// without holding it, at the fields its API declares (<see cref="WholeBodyFields"/>). A top-level array
+/// (Gemini's stream without <c>alt=sse</c>, some TGI versions) is read as a run of answers, the last count winning.
+/// </summary>
+internal sealed class ResponseScanner(WholeBodyFields fields) : JsonScanner(allowTopLevelArray: true)
+{
+    private readonly JsonFieldTable _table = fields.Table;
+    private readonly long?[] _completion = new long?[fields.Table.Count(WholeBodyFields.Completion)];
+    private readonly long?[] _prompt = new long?[fields.Table.Count(WholeBodyFields.Prompt)];
 
     /// <summary>The answer's facts: the upstream's counts, its end mark or error, its model.</summary>
     public ChunkFacts Facts { get; private set; }
@@ -39,8 +81,8 @@ internal sealed class ResponseScanner : JsonScanner
     public ChunkFacts Finish(bool wantModel)
     {
         var facts = Facts;
-        facts.CompletionTokens = _completion ?? (_candidates is not null || _thoughts is not null ? (_candidates ?? 0) + (_thoughts ?? 0) : null);
-        facts.PromptTokens = _prompt;
+        facts.CompletionTokens = Sum(_completion);
+        facts.PromptTokens = Sum(_prompt);
         facts.HasContent = facts.End; // without a count, a whole answer is one chunk
         if (!wantModel)
         {
@@ -55,49 +97,18 @@ internal sealed class ResponseScanner : JsonScanner
         var level = Level;
         if (level == 1)
         {
-            return key switch
-            {
-                _ when key.SequenceEqual("model"u8) || key.SequenceEqual("modelVersion"u8) => (int)Field.Model,
-                _ when key.SequenceEqual("done"u8) => (int)Field.Done,
-                _ when key.SequenceEqual("stop"u8) => (int)Field.Stop,
-                _ when key.SequenceEqual("stop_reason"u8) => (int)Field.StopReason,
-                _ when key.SequenceEqual("status"u8) => (int)Field.Status,
-                _ when key.SequenceEqual("generated_text"u8) => (int)Field.GeneratedText,
-                _ when key.SequenceEqual("error"u8) => (int)Field.Error,
-                _ when key.SequenceEqual("eval_count"u8) => (int)Field.EvalCount,
-                _ when key.SequenceEqual("prompt_eval_count"u8) => (int)Field.PromptEvalCount,
-                _ when key.SequenceEqual("tokens_predicted"u8) => (int)Field.TokensPredicted,
-                _ when key.SequenceEqual("tokens_evaluated"u8) => (int)Field.TokensEvaluated,
-                _ when key.SequenceEqual("usage"u8) => (int)Field.Usage,
-                _ when key.SequenceEqual("usageMetadata"u8) => (int)Field.UsageMetadata,
-                _ when key.SequenceEqual("details"u8) => (int)Field.Details,
-                _ when key.SequenceEqual("choices"u8) => (int)Field.Choices,
-                _ when key.SequenceEqual("candidates"u8) => (int)Field.Candidates,
-                _ => -1,
-            };
+            return _table.Find(key, -1);
         }
 
-        if (level == 2 && !IsArrayAt(Depth - 1))
+        if (level == 2 && !IsArrayAt(Depth - 1) && _table.IsObject(OpenerAt(Depth - 1)))
         {
-            return (Field)OpenerAt(Depth - 1) switch
-            {
-                Field.Usage when key.SequenceEqual("completion_tokens"u8) => (int)Field.CompletionTokens,
-                Field.Usage when key.SequenceEqual("output_tokens"u8) => (int)Field.OutputTokens,
-                Field.Usage when key.SequenceEqual("prompt_tokens"u8) => (int)Field.PromptTokens,
-                Field.Usage when key.SequenceEqual("input_tokens"u8) => (int)Field.InputTokens,
-                Field.UsageMetadata when key.SequenceEqual("candidatesTokenCount"u8) => (int)Field.CandidatesTokenCount,
-                Field.UsageMetadata when key.SequenceEqual("thoughtsTokenCount"u8) => (int)Field.ThoughtsTokenCount,
-                Field.UsageMetadata when key.SequenceEqual("promptTokenCount"u8) => (int)Field.PromptTokenCount,
-                Field.Details when key.SequenceEqual("generated_tokens"u8) => (int)Field.GeneratedTokens,
-                _ => -1,
-            };
+            return _table.Find(key, OpenerAt(Depth - 1));
         }
 
-        // An object in choices[] or candidates[]: its finish reason.
-        if (level == 3 && IsArrayAt(Depth - 2) && (Field)OpenerAt(Depth - 2) is Field.Choices or Field.Candidates
-            && (key.SequenceEqual("finish_reason"u8) || key.SequenceEqual("finishReason"u8)))
+        // An object in an array of objects (choices[], candidates[]).
+        if (level == 3 && IsArrayAt(Depth - 2) && _table.IsItems(OpenerAt(Depth - 2)))
         {
-            return (int)Field.FinishReason;
+            return _table.Find(key, OpenerAt(Depth - 2));
         }
 
         return -1;
@@ -105,7 +116,7 @@ internal sealed class ResponseScanner : JsonScanner
 
     protected override void OnContainer(int field)
     {
-        if ((Field)field == Field.Error)
+        if (_table.Kind(field) == WholeBodyFields.Error)
         {
             var facts = Facts;
             facts.Error = true;
@@ -124,39 +135,33 @@ internal sealed class ResponseScanner : JsonScanner
             }
 
             var facts = Facts;
-            switch ((Field)field)
+            switch (_table.Kind(field))
             {
-                case Field.Model:
+                case WholeBodyFields.Model:
                     if (facts.Model is null && reader.TokenType == JsonTokenType.String)
                     {
                         facts.Model = reader.GetString();
                     }
 
                     break;
-                case Field.Done or Field.Stop:
+                case WholeBodyFields.EndIfTrue:
                     facts.End |= reader.TokenType == JsonTokenType.True;
                     break;
-                case Field.StopReason or Field.GeneratedText or Field.FinishReason:
+                case WholeBodyFields.EndIfString:
                     facts.End |= reader.TokenType == JsonTokenType.String;
                     break;
-                case Field.Status:
+                case WholeBodyFields.Status:
                     facts.End |= reader.ValueTextEquals("completed"u8) || reader.ValueTextEquals("incomplete"u8);
                     facts.Error |= reader.ValueTextEquals("failed"u8);
                     break;
-                case Field.Error:
+                case WholeBodyFields.Error:
                     facts.Error |= reader.TokenType != JsonTokenType.Null;
                     break;
-                case Field.EvalCount or Field.TokensPredicted or Field.CompletionTokens or Field.OutputTokens or Field.GeneratedTokens:
-                    _completion = ReadCount(ref reader) ?? _completion;
+                case WholeBodyFields.Completion:
+                    _completion[_table.Slot(field)] = ReadCount(ref reader) ?? _completion[_table.Slot(field)];
                     break;
-                case Field.PromptEvalCount or Field.TokensEvaluated or Field.PromptTokens or Field.InputTokens or Field.PromptTokenCount:
-                    _prompt = ReadCount(ref reader) ?? _prompt;
-                    break;
-                case Field.CandidatesTokenCount:
-                    _candidates = ReadCount(ref reader) ?? _candidates;
-                    break;
-                case Field.ThoughtsTokenCount:
-                    _thoughts = ReadCount(ref reader) ?? _thoughts;
+                case WholeBodyFields.Prompt:
+                    _prompt[_table.Slot(field)] = ReadCount(ref reader) ?? _prompt[_table.Slot(field)];
                     break;
             }
 
@@ -166,6 +171,20 @@ internal sealed class ResponseScanner : JsonScanner
         {
             // Not a valid value: the field counts as absent.
         }
+    }
+
+    private static long? Sum(long?[] counts)
+    {
+        long? sum = null;
+        foreach (var count in counts)
+        {
+            if (count is { } value)
+            {
+                sum = (sum ?? 0) + value;
+            }
+        }
+
+        return sum;
     }
 
     private static long? ReadCount(ref Utf8JsonReader reader) =>

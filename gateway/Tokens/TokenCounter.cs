@@ -195,14 +195,14 @@ internal sealed class TextTokenCounter(ContentText? text) : TokenCounter(text)
 
 /// <summary>
 /// A whole JSON response (<c>"stream": false</c>): its counts and end mark found as it passes, without
-/// holding it (<see cref="ResponseScanner"/>). Only with tokenizer counting, which
+/// holding it, at the fields its API declares (<see cref="ResponseScanner"/>). Only with tokenizer counting, which
 /// needs the answer's text, is the body kept (up to 4 MiB) and read by the API's reader at its end.
 /// </summary>
-internal sealed class JsonBodyTokenCounter(ChunkReader reader, ContentText? text) : TokenCounter(text)
+internal sealed class JsonBodyTokenCounter(ChunkReader reader, WholeBodyFields fields, ContentText? text) : TokenCounter(text)
 {
     private const int MaxBodyBytes = 4 * 1024 * 1024;
     private readonly ContentText? _body = text is null ? null : new ContentText();
-    private readonly ResponseScanner? _scanner = text is null ? new ResponseScanner() : null;
+    private readonly ResponseScanner? _scanner = text is null ? new ResponseScanner(fields) : null;
 
     public override void Observe(ReadOnlySpan<byte> bytes)
     {
