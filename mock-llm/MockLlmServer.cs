@@ -1,7 +1,9 @@
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http.Features;
+using MockLlm.Generation;
 using MockLlm.Hosting;
+using MockLlm.Recording;
 
 namespace MockLlm;
 

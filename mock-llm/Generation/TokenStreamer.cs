@@ -1,7 +1,8 @@
 using System.IO.Pipelines;
 using System.Text.Json;
 using Microsoft.Extensions.Options;
-using MockLlm.Protocols;
+using MockLlm.Errors;
+using MockLlm.Recording;
 
 namespace MockLlm.Generation;
 

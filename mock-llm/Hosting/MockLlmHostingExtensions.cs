@@ -2,10 +2,11 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using MockLlm.Generation;
 using MockLlm.Protocols;
+using MockLlm.Recording;
 
 namespace MockLlm.Hosting;
 
-/// <summary>The one composition shared by <c>Program</c> and <see cref="MockLlmServer"/>.</summary>
+/// <summary>The one composition shared by <c>Program</c> and <c>MockLlmServer</c>.</summary>
 internal static class MockLlmHostingExtensions
 {
     /// <summary>Where the standalone process listens when nothing else says so.</summary>

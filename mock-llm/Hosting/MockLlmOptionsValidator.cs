@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Options;
+using MockLlm.Generation;
 
 namespace MockLlm.Hosting;
 

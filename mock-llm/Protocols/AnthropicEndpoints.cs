@@ -1,5 +1,6 @@
 using System.Text;
 using System.Text.Json;
+using MockLlm.Errors;
 using MockLlm.Generation;
 using static MockLlm.Generation.JsonFields;
 

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using MockLlm.Errors;
 using MockLlm.Generation;
 
 namespace MockLlm.Protocols;

@@ -3,16 +3,20 @@ using System.Text.RegularExpressions;
 namespace Gateway.Tests.Hosting;
 
 /// <summary>
-/// The gateway's folders import one way (README, Layout): Hosting on top, then the proxy step (Streams),
-/// the features, and the shared bottom. A folder may use only the folders its row names; a new folder
-/// must get a row. Reads every <c>using Gateway.X</c> and fully-qualified <c>Gateway.X.</c> in the source.
+/// Each program's folders import one way. The gateway (README, Layout): Hosting on top, then the proxy step
+/// (Streams), the features, and the shared bottom. The mock (mock-llm/README.md, Layout): the entry points at
+/// the root, Hosting, the APIs (Protocols), the generation loop, and what it records. A folder may use only the
+/// folders its row names; a new folder must get a row. Reads every <c>using Root.X</c> and fully-qualified
+/// <c>Root.X.</c> in the source; the root's own files are the row named after the root namespace, and since
+/// their types are in scope everywhere below without a using, a folder naming one of them uses the root.
 /// </summary>
 public sealed partial class FolderGraphTests
 {
     private static readonly string[] Bottom = ["Telemetry", "Errors", "Utilities"];
 
-    public static readonly IReadOnlyDictionary<string, string[]> Allowed = new Dictionary<string, string[]>
+    public static readonly IReadOnlyDictionary<string, string[]> GatewayAllowed = new Dictionary<string, string[]>
     {
+        ["Gateway"] = ["Hosting"],
         ["Hosting"] = ["Admin", "Affinity", "Chat", "Draining", "Failover", "Health", "Limits", "Savings", "Sessions", "Streams", "Protocols", "Tokens", .. Bottom],
         ["Streams"] = ["Sessions", "Protocols", "Savings", "Limits", "Draining", "Tokens", .. Bottom],
         ["Admin"] = ["Sessions", .. Bottom],
@@ -31,11 +35,41 @@ public sealed partial class FolderGraphTests
         ["Utilities"] = [],
     };
 
-    [Fact]
-    public void GatewaySource_Imports_OnlyTheFoldersItsRowAllows()
+    public static readonly IReadOnlyDictionary<string, string[]> MockLlmAllowed = new Dictionary<string, string[]>
     {
-        var violations = Violations(Imports(GatewaySource()));
-        Assert.True(violations.Count == 0, "Folder graph broken:\n" + string.Join("\n", violations));
+        ["MockLlm"] = ["Hosting", "Generation", "Recording"],
+        ["Hosting"] = ["Protocols", "Generation", "Recording"],
+        ["Protocols"] = ["Generation", "Errors"],
+        ["Generation"] = ["Recording", "Errors"],
+        ["Recording"] = [],
+        ["Errors"] = [],
+    };
+
+    /// <summary>Each program by its folder at the repository root.</summary>
+    private static readonly Dictionary<string, Graph> Graphs = new()
+    {
+        ["gateway"] = new("Gateway", GatewayAllowed),
+        ["mock-llm"] = new("MockLlm", MockLlmAllowed),
+    };
+
+    [Theory]
+    [InlineData("gateway")]
+    [InlineData("mock-llm")]
+    public void Source_Imports_OnlyTheFoldersItsRowAllows(string program)
+    {
+        var graph = Graphs[program];
+        var violations = Violations(graph.Allowed, Imports(Source(program), graph.Namespace));
+        Assert.True(violations.Count == 0, $"{program}'s folder graph broken:\n" + string.Join("\n", violations));
+    }
+
+    [Theory]
+    [InlineData("gateway")]
+    [InlineData("mock-llm")]
+    public void EveryFile_DeclaresTheNamespaceOfItsFolder(string program)
+    {
+        // The graph reads folders from namespaces: a file in Recording/ declaring MockLlm would hide its imports.
+        var wrong = MisplacedNamespaces(Source(program), Graphs[program].Namespace);
+        Assert.True(wrong.Count == 0, $"{program}'s namespaces do not match their folders:\n" + string.Join("\n", wrong));
     }
 
     [Fact]
@@ -48,7 +82,7 @@ public sealed partial class FolderGraphTests
             Write(source, "Sessions/Lease.cs", "namespace Gateway.Sessions;\n/// <see cref=\"Gateway.Streams.Step\"/>\n");
             Write(source, "Newcomer/Thing.cs", "namespace Gateway.Newcomer;\n");
 
-            var violations = Violations(Imports(source.FullName));
+            var violations = Violations(GatewayAllowed, Imports(source.FullName, "Gateway"));
 
             Assert.Contains("Sessions -> Streams (not in its row)", violations);
             Assert.Contains("Newcomer has no row: place it in the graph", violations);
@@ -61,17 +95,49 @@ public sealed partial class FolderGraphTests
     }
 
     [Fact]
-    public void AllowedTable_HasNoRing()
+    public void MockLlmRing_Fails_NamingTheEdges()
     {
-        // Depth-first over the table itself: a ring here would let two folders import each other.
-        var state = new Dictionary<string, int>();
-        foreach (var folder in Allowed.Keys)
+        // The mock as it was: the generation loop wrote the APIs' error bodies while the APIs drive the loop, its
+        // options sat at the root (in scope below without a using), and the ledger declared the root namespace.
+        var source = Directory.CreateTempSubdirectory("folder-graph");
+        try
         {
-            Assert.Null(Ring(folder, state, []));
+            Write(source, "MockLlmOptions.cs", "namespace MockLlm;\npublic sealed class MockLlmOptions;\n");
+            Write(source, "Protocols/ErrorResponse.cs", "namespace MockLlm.Protocols;\n");
+            Write(source, "Protocols/OpenAiEndpoints.cs", "using MockLlm.Generation;\nnamespace MockLlm.Protocols;\n");
+            Write(source, "Generation/TokenStreamer.cs",
+                "using MockLlm.Protocols;\nnamespace MockLlm.Generation;\ninternal sealed class TokenStreamer(IOptions<MockLlmOptions> options);\n");
+            Write(source, "Recording/Ledger.cs", "namespace MockLlm;\n/// <summary>Read through <c>MockLlmOptions</c>.</summary>\n");
+
+            var violations = Violations(MockLlmAllowed, Imports(source.FullName, "MockLlm"));
+
+            Assert.Contains("Generation -> Protocols (not in its row)", violations);
+            Assert.Contains("Generation -> MockLlm (not in its row)", violations);
+            Assert.DoesNotContain(violations, v => v.StartsWith("Protocols ->", StringComparison.Ordinal));
+            Assert.DoesNotContain(violations, v => v.StartsWith("Recording ->", StringComparison.Ordinal));
+            Assert.Equal(["Recording/Ledger.cs: namespace MockLlm, not MockLlm.Recording"], MisplacedNamespaces(source.FullName, "MockLlm"));
+        }
+        finally
+        {
+            source.Delete(recursive: true);
         }
     }
 
-    private static string? Ring(string folder, Dictionary<string, int> state, List<string> path)
+    [Theory]
+    [InlineData("gateway")]
+    [InlineData("mock-llm")]
+    public void AllowedTable_HasNoRing(string program)
+    {
+        // Depth-first over the table itself: a ring here would let two folders import each other.
+        var allowed = Graphs[program].Allowed;
+        var state = new Dictionary<string, int>();
+        foreach (var folder in allowed.Keys)
+        {
+            Assert.Null(Ring(allowed, folder, state, []));
+        }
+    }
+
+    private static string? Ring(IReadOnlyDictionary<string, string[]> allowed, string folder, Dictionary<string, int> state, List<string> path)
     {
         if (state.GetValueOrDefault(folder) == 2)
         {
@@ -85,9 +151,9 @@ public sealed partial class FolderGraphTests
         }
 
         state[folder] = 1;
-        foreach (var next in Allowed[folder])
+        foreach (var next in allowed[folder])
         {
-            if (Ring(next, state, path) is { } ring)
+            if (Ring(allowed, next, state, path) is { } ring)
             {
                 return ring;
             }
@@ -98,12 +164,12 @@ public sealed partial class FolderGraphTests
         return null;
     }
 
-    private static List<string> Violations(Dictionary<string, HashSet<string>> imports)
+    private static List<string> Violations(IReadOnlyDictionary<string, string[]> table, Dictionary<string, HashSet<string>> imports)
     {
         var violations = new List<string>();
         foreach (var (folder, used) in imports.OrderBy(i => i.Key, StringComparer.Ordinal))
         {
-            if (!Allowed.TryGetValue(folder, out var allowed))
+            if (!table.TryGetValue(folder, out var allowed))
             {
                 violations.Add($"{folder} has no row: place it in the graph");
                 continue;
@@ -118,31 +184,64 @@ public sealed partial class FolderGraphTests
         return violations;
     }
 
-    /// <summary>Each top-level folder to the top-level folders its files name.</summary>
-    private static Dictionary<string, HashSet<string>> Imports(string root)
+    /// <summary>Each top-level folder, and the root's own files under the root namespace's name, to the top-level
+    /// folders its files name. A folder naming a type declared at the root uses the root (a <c>&lt;c&gt;Name&lt;/c&gt;</c>
+    /// mention in a comment does not count).</summary>
+    private static Dictionary<string, HashSet<string>> Imports(string root, string rootNamespace)
     {
-        var folders = Directory.GetDirectories(root).Select(Path.GetFileName).Where(f => f is not ("bin" or "obj" or "wwwroot" or "Properties")).ToHashSet()!;
-        var imports = new Dictionary<string, HashSet<string>>();
+        var folders = Directory.GetDirectories(root).Select(d => Path.GetFileName(d)).Where(f => f is not ("bin" or "obj" or "wwwroot" or "Properties")).ToHashSet();
+        var reference = new Regex($@"\b{Regex.Escape(rootNamespace)}\.([A-Z][A-Za-z]*)\b");
+        var rootFiles = Directory.GetFiles(root, "*.cs");
+        var rootTypes = rootFiles.SelectMany(f => Declaration().Matches(File.ReadAllText(f))).Select(m => m.Groups[1].Value).ToHashSet();
+        var rootUse = rootTypes.Count == 0 ? null : new Regex($@"(?<!<c>)\b(?:{string.Join('|', rootTypes)})\b");
+
+        var imports = new Dictionary<string, HashSet<string>> { [rootNamespace] = FoldersNamedIn(rootFiles) };
         foreach (var folder in folders)
         {
-            var used = imports[folder!] = [];
-            foreach (var file in Directory.EnumerateFiles(Path.Combine(root, folder!), "*.cs", SearchOption.AllDirectories))
+            var files = Directory.GetFiles(Path.Combine(root, folder), "*.cs", SearchOption.AllDirectories);
+            var used = imports[folder] = FoldersNamedIn(files);
+            if (rootUse is not null && files.Any(f => rootUse.IsMatch(File.ReadAllText(f))))
             {
-                foreach (Match match in Reference().Matches(File.ReadAllText(file)))
-                {
-                    if (folders.Contains(match.Groups[1].Value))
-                    {
-                        used.Add(match.Groups[1].Value);
-                    }
-                }
+                used.Add(rootNamespace);
             }
         }
 
         return imports;
+
+        HashSet<string> FoldersNamedIn(string[] files) =>
+            files.SelectMany(f => reference.Matches(File.ReadAllText(f))).Select(m => m.Groups[1].Value).Where(folders.Contains).ToHashSet();
     }
 
-    [GeneratedRegex(@"\bGateway\.([A-Z][A-Za-z]*)\b")]
-    private static partial Regex Reference();
+    /// <summary>Files whose namespace is not the root namespace followed by their folders (a root file may
+    /// also have none: top-level statements).</summary>
+    private static List<string> MisplacedNamespaces(string root, string rootNamespace)
+    {
+        var wrong = new List<string>();
+        foreach (var file in Directory.EnumerateFiles(root, "*.cs", SearchOption.AllDirectories))
+        {
+            var relative = Path.GetRelativePath(root, file).Replace(Path.DirectorySeparatorChar, '/');
+            var folders = relative.Split('/')[..^1];
+            if (folders is ["bin" or "obj", ..])
+            {
+                continue;
+            }
+
+            var expected = string.Join('.', [rootNamespace, .. folders]);
+            var declared = Namespace().Match(File.ReadAllText(file)) is { Success: true } match ? match.Groups[1].Value : null;
+            if (declared != expected && !(declared is null && folders.Length == 0))
+            {
+                wrong.Add($"{relative}: namespace {declared ?? "(none)"}, not {expected}");
+            }
+        }
+
+        return wrong;
+    }
+
+    [GeneratedRegex(@"\b(?:class|struct|record|interface|enum)\s+([A-Z][A-Za-z0-9]*)")]
+    private static partial Regex Declaration();
+
+    [GeneratedRegex(@"^namespace\s+([\w.]+)", RegexOptions.Multiline)]
+    private static partial Regex Namespace();
 
     private static void Write(DirectoryInfo root, string path, string text)
     {
@@ -151,7 +250,8 @@ public sealed partial class FolderGraphTests
         File.WriteAllText(file, text);
     }
 
-    private static string GatewaySource()
+    /// <summary>A program's source folder, found from the test binaries by walking up to Gateway.sln.</summary>
+    private static string Source(string program)
     {
         var dir = new DirectoryInfo(AppContext.BaseDirectory);
         while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Gateway.sln")))
@@ -159,6 +259,9 @@ public sealed partial class FolderGraphTests
             dir = dir.Parent;
         }
 
-        return Path.Combine(dir?.FullName ?? throw new InvalidOperationException("Gateway.sln not found above the test binaries."), "gateway");
+        return Path.Combine(dir?.FullName ?? throw new InvalidOperationException("Gateway.sln not found above the test binaries."), program);
     }
+
+    /// <summary>A program's root namespace and its table of folder to the folders it may use.</summary>
+    private sealed record Graph(string Namespace, IReadOnlyDictionary<string, string[]> Allowed);
 }

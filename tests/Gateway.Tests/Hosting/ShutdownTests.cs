@@ -11,7 +11,7 @@ public sealed class ShutdownTests
     [Fact]
     public async Task HostStops_KeyedAndKeylessStreamsOutlivingTheDrainDeadline_GetShutdownEvent_ShortOnesFinish()
     {
-        var mock = await global::MockLlm.MockLlmServer.StartAsync(new global::MockLlm.MockLlmOptions { TokensPerSecond = 20, TimeToFirstTokenMs = 10 });
+        var mock = await global::MockLlm.MockLlmServer.StartAsync(new global::MockLlm.Generation.MockLlmOptions { TokensPerSecond = 20, TimeToFirstTokenMs = 10 });
         await using var mockScope = mock;
         // The short stream needs about 0.4 s more after the stop begins, the long one 50 s: a deadline of
         // 5 s leaves the short one room on a loaded machine (1 s was missed once in CI) and still cuts the long one.

@@ -20,7 +20,7 @@ public sealed class KeySourceTests
     [Fact]
     public async Task QuerySessionId_GetSse_LikeEventSource_Supersedes()
     {
-        await using var stack = await Stack.StartAsync(new global::MockLlm.MockLlmOptions { TokensPerSecond = 20, TimeToFirstTokenMs = 10, DefaultCompletionTokens = 200 });
+        await using var stack = await Stack.StartAsync(new global::MockLlm.Generation.MockLlmOptions { TokensPerSecond = 20, TimeToFirstTokenMs = 10, DefaultCompletionTokens = 200 });
         using var old = await StreamReading.SendAsync(stack.Client,
             new HttpRequestMessage(HttpMethod.Get, "/api/sse-stream?query=first%20question&session_id=es-1"));
         await stack.Ledger.WaitForAsync(l => l.Any(e => e.Path == "/api/sse-stream" && e.TokensSent >= 2), Wait.Timeout);

@@ -45,7 +45,7 @@ public sealed class TimeoutTests
         Assert.Equal(3, run.TokensStreamed);
     }
 
-    private sealed record SilentRun(StreamTranscript Transcript, global::MockLlm.LedgerEntry Entry, double TokensStreamed);
+    private sealed record SilentRun(StreamTranscript Transcript, global::MockLlm.Recording.LedgerEntry Entry, double TokensStreamed);
 
     /// <summary>One request to a model server silent where <paramref name="header"/> says, through a gateway whose
     /// cluster waits <see cref="ShortActivity"/>: what the client read, and the upstream aborted and counted as a timeout.</summary>

@@ -1,4 +1,4 @@
-namespace MockLlm;
+namespace MockLlm.Recording;
 
 /// <summary>An immutable copy of one generation request's ground truth, as seen at snapshot time.</summary>
 /// <param name="Id">Unique per request; also returned in the <c>X-Mock-Request-Id</c> response header.</param>

@@ -1,4 +1,4 @@
-namespace MockLlm;
+namespace MockLlm.Generation;
 
 /// <summary>Settings for the mock model server, bound from the <c>MockLlm</c> configuration section.</summary>
 public sealed class MockLlmOptions

@@ -1,4 +1,4 @@
-namespace MockLlm;
+namespace MockLlm.Recording;
 
 /// <summary>How many times <c>/healthz</c> was asked: what a test waits on to know a balancer's active health check
 /// has probed this server (each probe is a signal, not a guess at the prober's interval).</summary>

@@ -1,7 +1,7 @@
 using System.Text.Encodings.Web;
 using System.Text.Json;
 
-namespace MockLlm.Protocols;
+namespace MockLlm.Errors;
 
 /// <summary>Whose error body a refused request gets: each API's official SDK raises only on its own
 /// shape, so an endpoint answers in the shape of the API it imitates.</summary>

@@ -1,6 +1,6 @@
 using System.Text;
 
-namespace MockLlm;
+namespace MockLlm.Recording;
 
 /// <summary>Ground truth of every generation request the mock has served, in start order.</summary>
 public sealed class Ledger

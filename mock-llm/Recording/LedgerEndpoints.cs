@@ -1,4 +1,4 @@
-namespace MockLlm;
+namespace MockLlm.Recording;
 
 internal static class LedgerEndpoints
 {

@@ -1,0 +1,2 @@
+global using MockLlm.Generation;
+global using MockLlm.Recording;
