@@ -12,13 +12,14 @@ namespace Gateway.Tests.Hosting;
 /// </summary>
 public sealed partial class FolderGraphTests
 {
-    private static readonly string[] Bottom = ["Telemetry", "Errors", "Utilities"];
+    private static readonly string[] Bottom = ["Telemetry", "Utilities"];
 
     public static readonly IReadOnlyDictionary<string, string[]> GatewayAllowed = new Dictionary<string, string[]>
     {
         ["Gateway"] = ["Hosting"],
-        ["Hosting"] = ["Admin", "Affinity", "Chat", "Draining", "Failover", "Health", "Limits", "Savings", "Sessions", "Streams", "Protocols", "Tokens", .. Bottom],
-        ["Streams"] = ["Sessions", "Protocols", "Savings", "Limits", "Draining", "Tokens", .. Bottom],
+        ["Hosting"] = ["Admin", "Affinity", "Chat", "Draining", "Failover", "Health", "Limits", "Savings", "SessionApi", "Sessions", "Streams", "Protocols", "Tokens", .. Bottom],
+        ["SessionApi"] = ["Sessions", "Protocols", "Savings", "Limits", .. Bottom],
+        ["Streams"] = ["Sessions", "Protocols", "Savings", "Draining", "Tokens", .. Bottom],
         ["Admin"] = ["Sessions", .. Bottom],
         ["Affinity"] = ["Sessions", .. Bottom],
         ["Failover"] = ["Affinity", .. Bottom],
@@ -31,7 +32,6 @@ public sealed partial class FolderGraphTests
         ["Protocols"] = ["Tokens", .. Bottom],
         ["Tokens"] = ["Telemetry", "Utilities"],
         ["Telemetry"] = ["Utilities"],
-        ["Errors"] = ["Utilities"],
         ["Utilities"] = [],
     };
 
@@ -71,6 +71,74 @@ public sealed partial class FolderGraphTests
         var wrong = MisplacedNamespaces(Source(program), Graphs[program].Namespace);
         Assert.True(wrong.Count == 0, $"{program}'s namespaces do not match their folders:\n" + string.Join("\n", wrong));
     }
+
+    /// <summary>The README's diagram of each program (rows of folders, <c>▼</c> between them) names every folder of the
+    /// table once, and every edge the table allows goes to a row below: the picture a newcomer reads is the table.</summary>
+    [Theory]
+    [InlineData("gateway", "README.md")]
+    [InlineData("mock-llm", "mock-llm/README.md")]
+    public void ReadmeDiagram_NamesEveryFolder_AndTheTableGoesDownIt(string program, string readme)
+    {
+        var allowed = Graphs[program].Allowed;
+        var rows = DiagramRows(File.ReadAllText(Path.Combine(RepositoryRoot(), readme)), Graphs[program].Namespace);
+        var rowOf = new Dictionary<string, int>();
+        for (var i = 0; i < rows.Count; i++)
+        {
+            foreach (var folder in rows[i])
+            {
+                Assert.True(rowOf.TryAdd(folder, i), $"{readme}: {folder} is in the diagram twice");
+            }
+        }
+
+        Assert.Equal(allowed.Keys.Order(StringComparer.Ordinal), rowOf.Keys.Order(StringComparer.Ordinal));
+        var upward = allowed.SelectMany(row => row.Value.Where(target => rowOf[target] <= rowOf[row.Key]).Select(target => $"{row.Key} -> {target}")).ToList();
+        Assert.True(upward.Count == 0, $"{readme}: the table allows edges that do not go down the diagram:\n" + string.Join("\n", upward));
+    }
+
+    [Fact]
+    public void ReadmeDiagram_RowsAreRead_FromTheFencedBlockWithArrows_NotTheOthers()
+    {
+        const string Readme = "intro\n\n```bash\nrun\n```\n\n```\nGateway (root)    text\n   ▼\nHosting   Streams    text\n   ▼\nUtilities\n```\n";
+        var rows = DiagramRows(Readme, "Gateway");
+        Assert.Equal([["Gateway"], ["Hosting", "Streams"], ["Utilities"]], rows);
+    }
+
+    /// <summary>The folders of each row of the first fenced block whose second line is a <c>▼</c>: a row's names are its
+    /// leading capitalised words (its text begins with anything else); the root is written <c>Name (root)</c>.</summary>
+    private static List<List<string>> DiagramRows(string readme, string rootNamespace)
+    {
+        List<string>? block = null;
+        foreach (var line in readme.Split('\n'))
+        {
+            if (line.StartsWith("```", StringComparison.Ordinal))
+            {
+                if (block is null)
+                {
+                    block = [];
+                    continue;
+                }
+
+                if (block.Count >= 2 && block[1].Trim() == "▼")
+                {
+                    return block.Where(l => l.Trim() is { Length: > 0 } t && t != "▼")
+                        .Select(l => l.Replace($"{rootNamespace} (root)", rootNamespace, StringComparison.Ordinal))
+                        .Select(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries).TakeWhile(word => DiagramName().IsMatch(word)).ToList())
+                        .ToList();
+                }
+
+                block = null;
+                continue;
+            }
+
+            block?.Add(line);
+        }
+
+        throw new InvalidOperationException("no layer diagram (a fenced block with ▼ on its second line)");
+    }
+
+    /// <summary>A folder's name: a capitalised word of letters (a row's text after its names starts otherwise).</summary>
+    [GeneratedRegex("^[A-Z][A-Za-z]*$")]
+    private static partial Regex DiagramName();
 
     [Fact]
     public void TwoFoldersImportingEachOther_Fails_NamingTheEdge()
@@ -250,8 +318,11 @@ public sealed partial class FolderGraphTests
         File.WriteAllText(file, text);
     }
 
-    /// <summary>A program's source folder, found from the test binaries by walking up to Gateway.sln.</summary>
-    private static string Source(string program)
+    /// <summary>A program's source folder.</summary>
+    private static string Source(string program) => Path.Combine(RepositoryRoot(), program);
+
+    /// <summary>The clone, found from the test binaries by walking up to Gateway.sln.</summary>
+    private static string RepositoryRoot()
     {
         var dir = new DirectoryInfo(AppContext.BaseDirectory);
         while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Gateway.sln")))
@@ -259,7 +330,7 @@ public sealed partial class FolderGraphTests
             dir = dir.Parent;
         }
 
-        return Path.Combine(dir?.FullName ?? throw new InvalidOperationException("Gateway.sln not found above the test binaries."), program);
+        return dir?.FullName ?? throw new InvalidOperationException("Gateway.sln not found above the test binaries.");
     }
 
     /// <summary>A program's root namespace and its table of folder to the folders it may use.</summary>

@@ -21,7 +21,7 @@ public sealed class BodyScannerTests
 
     private static RequestFacts Facts(ApiAdapter adapter, IEnumerable<byte[]> pieces)
     {
-        var scanner = new BodyScanner();
+        var scanner = adapter.ScanBody();
         foreach (var piece in pieces)
         {
             scanner.Feed(piece);

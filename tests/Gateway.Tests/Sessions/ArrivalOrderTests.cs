@@ -62,7 +62,7 @@ public sealed class ArrivalOrderTests
         {
             if (value.Name == "Gateway.Sessions")
             {
-                _listener = value.Subscribe(this, name => name == Gateway.Streams.SessionResolution.ArrivedEvent);
+                _listener = value.Subscribe(this, name => name == Gateway.Sessions.SessionResolution.ArrivedEvent);
             }
         }
 

@@ -1,6 +1,6 @@
 using System.Text;
 using System.Text.Json;
-using Gateway.Streams;
+using Gateway.Protocols;
 
 namespace Gateway.Tests.Streams;
 

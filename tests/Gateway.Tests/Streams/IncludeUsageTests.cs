@@ -2,6 +2,7 @@ using System.ClientModel;
 using System.ClientModel.Primitives;
 using System.Text;
 using System.Text.Json;
+using Gateway.Protocols;
 using Gateway.Streams;
 using Gateway.Tests.Infrastructure;
 using OpenAI;
@@ -232,10 +233,10 @@ public sealed class IncludeUsageTests
         var text = string.Concat(events.Select(e => e + newline + newline));
         var bytes = Encoding.UTF8.GetBytes(text);
 
-        Assert.True(ResponseTap.FindUsageEvent(bytes, ended: false, out var start, out var end));
+        Assert.True(ResponseTap.FindUsageEvent(bytes, ended: false, ApiAdapters.ChatCompletions, out var start, out var end));
 
         Assert.Equal(events[2] + newline + newline, text[start..end]);
-        Assert.False(ResponseTap.FindUsageEvent(bytes.AsSpan(0, start + 20), ended: false, out _, out _)); // not whole yet
+        Assert.False(ResponseTap.FindUsageEvent(bytes.AsSpan(0, start + 20), ended: false, ApiAdapters.ChatCompletions, out _, out _)); // not whole yet
     }
 
     private static string Body(string path, string model, string prompt, string streamMembers) =>
