@@ -7,8 +7,7 @@ namespace Gateway.Testing;
 /// <summary>
 /// A .NET program a test starts as its own process (<c>dotnet Gateway.dll</c>, <c>dotnet Gateway.Bench.dll</c>),
 /// with the dotnet host that runs the tests, its stdout and stderr kept line by line as one text so a test can
-/// wait for a line and show everything the program said when it fails. Linked into Gateway.Tests and
-/// Gateway.Deploy.Tests (tests/Shared).
+/// wait for a line and show everything the program said when it fails.
 /// </summary>
 internal sealed partial class DotnetProcess : IAsyncDisposable
 {
