@@ -1,11 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
-using System.Text.Json;
-using Gateway.Tests.Infrastructure;
-using Microsoft.Extensions.DependencyInjection;
-using MockLlm;
-using Yarp.ReverseProxy.Model;
 
 namespace Gateway.Tests.Failover;
 
