@@ -93,6 +93,9 @@ internal static class RollingDeploy
 
         // The listener closes after the readiness delay; requests then reach the other replica by nginx's retry.
         await terminated.WaitForOutputAsync("Readiness delay over", timeout);
+        // The line comes just before the host stops: until the listen socket is closed, a connection nginx opens can
+        // land in its backlog and be reset with the request sent (nginx does not resend a POST then). Wait for the refusal.
+        await ListenerClosedAsync(terminatedAddress, timeout);
         var statuses = new List<int>();
         var whole = 0;
         for (var i = 0; i < options.RequestsDuringDrain; i++)
@@ -213,6 +216,27 @@ internal static class RollingDeploy
         return (int)text.Split('\n')
             .Where(l => l.StartsWith("llm_gateway_streams_active{", StringComparison.Ordinal))
             .Sum(l => double.Parse(l[(l.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture));
+    }
+
+    /// <summary>Returns once a connect to <paramref name="address"/> is refused: its listener is closed. Each try that
+    /// still connects is closed at once and the next one follows a moment later, within <paramref name="timeout"/>.</summary>
+    private static async Task ListenerClosedAsync(Uri address, TimeSpan timeout)
+    {
+        using var deadline = new CancellationTokenSource(timeout);
+        while (true)
+        {
+            using var socket = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+            try
+            {
+                await socket.ConnectAsync(address.Host, address.Port, deadline.Token);
+            }
+            catch (System.Net.Sockets.SocketException ex) when (ex.SocketErrorCode == System.Net.Sockets.SocketError.ConnectionRefused)
+            {
+                return;
+            }
+
+            await Task.Delay(TimeSpan.FromMilliseconds(10), deadline.Token);
+        }
     }
 
     /// <summary>nginx on a loopback port in front of the replicas, as an operator would put it before a streaming
