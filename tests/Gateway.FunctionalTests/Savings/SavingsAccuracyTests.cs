@@ -13,6 +13,7 @@ namespace Gateway.Tests.Savings;
 /// Set ACCURACY_REQUESTS to run a bigger workload (a third cancelled), e.g. 1200.
 /// </summary>
 [Trait(TestCategory.Name, TestCategory.Slow)]
+[Collection(SavingsAccuracyCollection.Name)]
 public sealed class SavingsAccuracyTests(ITestOutputHelper output)
 {
     private const string Model = "acc-model";
@@ -81,8 +82,17 @@ public sealed class SavingsAccuracyTests(ITestOutputHelper output)
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"accuracy: {requests} requests, {completed} completed, {ledger.Count(e => e.Cancelled)} cancelled in the ledger ({learned} estimated by the learned model): estimated {estimated} tokens saved, ledger truth {truth} (error {error:+0.0%;-0.0%}), expectation under the true distribution {expected:0} (error {modelError:+0.0%;-0.0%})"));
 
+        // The seed decides which cut requests are longer than their cut point (60 of 100 at the default size). A cut
+        // is made when the client has read CutAt tokens, so a client that lags the mock (other test classes on the
+        // two cores) lets a few with little left finish first: those count as saved nothing, and the ledger says so.
+        var cuttable = cuts.Count(c => c.Length > c.CutAt);
+        var cancelledInLedger = ledger.Count(e => e.Cancelled);
+        var cutAt = cuts.ToDictionary(c => c.Id, c => c.CutAt);
+        var ranOnBy = ledger.Where(e => !e.Cancelled && e.TokensPlanned > cutAt[e.SessionId!])
+            .Select(e => e.TokensSent - cutAt[e.SessionId!]).Order().ToArray();
         Assert.Equal(cancelled, ledger.Length);
-        Assert.True(ledger.Count(e => e.Cancelled) >= cancelled / 2, "most cut requests were cancelled");
+        Assert.True(cancelledInLedger >= cuttable * 3 / 4,
+            $"{cancelledInLedger} of the {cuttable} cut requests longer than their cut point were cancelled; the others ran on for [{string.Join(", ", ranOnBy)}] tokens past the cut");
         Assert.True(learned >= ledger.Count(e => e.Cancelled) * 0.9, "the learned model, not the prior or the cap, made the estimates");
         Assert.InRange(modelError, -0.10, 0.10);
         // Chance alone moves the realised total by about 70/sqrt(cancellations) per cent here
@@ -118,4 +128,11 @@ public sealed class SavingsAccuracyTests(ITestOutputHelper output)
 
     private static Task ForEachAsync<T>(IEnumerable<T> items, Func<T, Task> body) =>
         Parallel.ForEachAsync(items, new ParallelOptions { MaxDegreeOfParallelism = 32 }, async (item, _) => await body(item));
+}
+
+/// <summary>The accuracy workload runs alone: its cuts are made by a reading client, and a client starved by other test classes cuts late.</summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class SavingsAccuracyCollection
+{
+    public const string Name = "Savings accuracy (alone)";
 }
