@@ -5,6 +5,7 @@ using Gateway.Draining;
 using Gateway.Failover;
 using Gateway.Health;
 using Gateway.Limits;
+using Gateway.Resume;
 using Gateway.Savings;
 using Gateway.SessionApi;
 using Gateway.Sessions;
@@ -29,6 +30,7 @@ internal static class GatewayApplication
         builder.Services.AddSavings();
         builder.Services.AddPricing();
         builder.Services.AddSessionStreams();
+        builder.Services.AddResume();
         builder.Services.AddSessionKeyAffinity();
         builder.Services.AddAdmin();
         builder.Services.AddTrustedProxies();

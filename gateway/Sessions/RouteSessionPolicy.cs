@@ -22,9 +22,13 @@ internal sealed class RouteSessionPolicy
     public const string DebounceKey = "SessionStreams.Debounce";
     public const string IncludeUsageKey = "SessionStreams.IncludeUsage";
     public const string AffinityKey = "SessionStreams.Affinity";
+    public const string ResumeKey = "SessionStreams.Resume";
 
     /// <summary>The longest debounce window a route may set: a held request keeps its client waiting.</summary>
     public static readonly TimeSpan MaxDebounce = TimeSpan.FromSeconds(10);
+
+    /// <summary>The longest resume window a route may set: a detached stream generates for nobody that long.</summary>
+    public static readonly TimeSpan MaxResumeWindow = TimeSpan.FromMinutes(10);
 
     private static readonly ConditionalWeakTable<RouteConfig, RouteSessionPolicy> Cache = new();
     private static readonly RouteSessionPolicy Disabled = new();
@@ -41,6 +45,11 @@ internal sealed class RouteSessionPolicy
     /// <summary>How long a keyed request waits before it goes upstream, so that a newer one inside the window
     /// replaces it before the model server sees it; zero (default) for no wait.</summary>
     public TimeSpan Debounce { get; private init; }
+
+    /// <summary>The resume window (<c>SessionStreams.Resume</c>): a stream whose client goes away without a stop
+    /// keeps generating this long, and a request with its <c>Last-Event-ID</c> gets the rest; null (default) for
+    /// abort at once.</summary>
+    public TimeSpan? Resume { get; private init; }
 
     /// <summary>Requests with the same session key go to the same destination of the route's cluster while it is healthy.</summary>
     public bool Affinity { get; private init; }
@@ -150,6 +159,25 @@ internal sealed class RouteSessionPolicy
             return includeUsageError;
         }
 
+        TimeSpan? resume = null;
+        if (metadata.TryGetValue(ResumeKey, out var resumeText))
+        {
+            if (!(TimeSpan.TryParseExact(resumeText, "c", CultureInfo.InvariantCulture, out var window)
+                && window > TimeSpan.Zero && window <= MaxResumeWindow))
+            {
+                return $"ReverseProxy:Routes:{route.RouteId}:Metadata:{ResumeKey} must be a time span above 00:00:00 and at most "
+                    + $"{MaxResumeWindow:c} (such as 00:00:30), not '{Shown(resumeText)}'.";
+            }
+
+            if (cancelPolicy == CancelPolicy.Drain)
+            {
+                return $"ReverseProxy:Routes:{route.RouteId}:Metadata:{ResumeKey} cannot be set with {CancelPolicyKey} 'Drain': "
+                    + "a resumable stream keeps its upstream while detached and aborts it when the window ends.";
+            }
+
+            resume = window;
+        }
+
         policy = !enabled ? Disabled : new RouteSessionPolicy
         {
             Enabled = true,
@@ -159,6 +187,7 @@ internal sealed class RouteSessionPolicy
             Debounce = debounce,
             IncludeUsage = includeUsage,
             Affinity = affinity,
+            Resume = resume,
         };
         return null;
     }

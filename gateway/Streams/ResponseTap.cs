@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.IO.Pipelines;
 using Gateway.Protocols;
+using Gateway.Resume;
 using Gateway.Tokens;
 using Microsoft.AspNetCore.Http.Features;
 
@@ -56,6 +57,10 @@ internal sealed class ResponseTap : Stream, IHttpResponseBodyFeature, ICountedSt
     public IUsageRequest? UsageRequest { get; set; }
 
     private bool DropUsageChunk => UsageRequest?.AskedUsage == true;
+
+    /// <summary>On a resumable route: whole events go to the client through the stream's log, which gives them their
+    /// ids and keeps them, and sends them only while the client is there.</summary>
+    public ResumeLog? Resume { get; set; }
 
     /// <summary>Bytes the upstream sent (held ones included).</summary>
     public long BytesWritten { get; private set; }
@@ -169,11 +174,18 @@ internal sealed class ResponseTap : Stream, IHttpResponseBodyFeature, ICountedSt
 
     /// <summary>Writes the gateway's own bytes (an end notice): never counted as tokens, and never
     /// racing a drain that is still counting the upstream's bytes.</summary>
-    public ValueTask WriteOwnAsync(ReadOnlyMemory<byte> bytes, CancellationToken cancellationToken) => SendAsync(bytes, cancellationToken);
+    public ValueTask WriteOwnAsync(ReadOnlyMemory<byte> bytes, CancellationToken cancellationToken) => SendAsync(bytes, cancellationToken, own: true);
 
-    public override void Flush() => _innerStream.Flush();
+    public override void Flush()
+    {
+        if (Resume is null)
+        {
+            _innerStream.Flush();
+        }
+    }
 
-    public override Task FlushAsync(CancellationToken cancellationToken) => _innerStream.FlushAsync(cancellationToken);
+    public override Task FlushAsync(CancellationToken cancellationToken) =>
+        Resume is { } log ? log.FlushAsync(_innerStream, cancellationToken) : _innerStream.FlushAsync(cancellationToken);
 
     public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
@@ -331,10 +343,12 @@ internal sealed class ResponseTap : Stream, IHttpResponseBodyFeature, ICountedSt
         return usage && ended;
     }
 
-    private ValueTask SendAsync(ReadOnlyMemory<byte> bytes, CancellationToken cancellationToken)
+    private ValueTask SendAsync(ReadOnlyMemory<byte> bytes, CancellationToken cancellationToken, bool own = false)
     {
         Sent(bytes.Span);
-        return _innerStream.WriteAsync(bytes, cancellationToken);
+        return Resume is { } log
+            ? log.SendAsync(bytes, own, _innerStream, _response, _framing, cancellationToken)
+            : _innerStream.WriteAsync(bytes, cancellationToken);
     }
 
     private void Sent(ReadOnlySpan<byte> bytes)

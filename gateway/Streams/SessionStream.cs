@@ -1,5 +1,6 @@
 using Gateway.Draining;
 using Gateway.Protocols;
+using Gateway.Resume;
 using Gateway.Sessions;
 using Gateway.Telemetry;
 using Microsoft.AspNetCore.Http.Features;
@@ -63,6 +64,9 @@ internal sealed class SessionStream(HttpContext context, string routeId, RouteSe
 
     public ResponseTap Tap { get; set; } = null!;
 
+    /// <summary>Set on a resumable route for a keyed stream: its events, kept for a resume.</summary>
+    public ResumeLog? Resume { get; set; }
+
     /// <summary>Set on a route that drains instead of aborting.</summary>
     public DrainContext? Drain { get; set; }
 
@@ -116,11 +120,13 @@ internal sealed class SessionStream(HttpContext context, string routeId, RouteSe
         _lifetime = lifetime;
         _reset = features.Get<IHttpResetFeature>();
         _time = time;
-        if (lease.CanBeCanceled || shutdown.CanBeCanceled)
+        // A resumable stream is not aborted when its client goes away: it detaches, and is aborted when abandoned.
+        var client = Resume?.Abandoned ?? lifetime.RequestAborted;
+        if (lease.CanBeCanceled || shutdown.CanBeCanceled || Resume is not null)
         {
             _linked = lease.CanBeCanceled && shutdown.CanBeCanceled
-                ? CancellationTokenSource.CreateLinkedTokenSource(lifetime.RequestAborted, lease, shutdown)
-                : CancellationTokenSource.CreateLinkedTokenSource(lifetime.RequestAborted, lease.CanBeCanceled ? lease : shutdown);
+                ? CancellationTokenSource.CreateLinkedTokenSource(client, lease, shutdown)
+                : CancellationTokenSource.CreateLinkedTokenSource(client, lease.CanBeCanceled ? lease : shutdown);
         }
 
         _clientGone = lifetime.RequestAborted.UnsafeRegister(static state => ((SessionStream)state!).MarkClientGone(), this);
@@ -170,7 +176,11 @@ internal sealed class SessionStream(HttpContext context, string routeId, RouteSe
         Lifetime.Abort();
     }
 
-    private void MarkClientGone() => Volatile.Write(ref _clientAbortedAt, _time.GetTimestamp());
+    private void MarkClientGone()
+    {
+        Volatile.Write(ref _clientAbortedAt, _time.GetTimestamp());
+        Resume?.OriginalGone();
+    }
 
     /// <summary>Puts the original features back, so what runs after the forwarder sees the real connection.</summary>
     public void Dispose()

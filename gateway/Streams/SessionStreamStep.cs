@@ -1,4 +1,5 @@
 using Gateway.Protocols;
+using Gateway.Resume;
 using Gateway.Telemetry;
 using Microsoft.AspNetCore.Http.Features;
 using Gateway.Sessions;
@@ -19,6 +20,7 @@ internal sealed class SessionStreamStep(
     StreamOpening opening,
     StreamEnding ending,
     StreamRecording recording,
+    ResumeReplay replay,
     ShutdownSignal shutdown,
     TimeProvider time)
 {
@@ -51,6 +53,13 @@ internal sealed class SessionStreamStep(
         using var stream = await opening.BeginAsync(context, route.RouteId, policy, startedAt);
         var session = stream.Session;
         var originalBody = context.Request.Body;
+        if (policy.Resume is not null && ResumeReplay.LastEventId(context.Request) is { } lastEventId)
+        {
+            // A resume never goes upstream: the key's stream, kept on this replica, answers it.
+            await replay.ServeAsync(context, route.RouteId, session, lastEventId, shutdown.Token);
+            return;
+        }
+
         var usageRequest = policy.IncludeUsage && session.Key.Error is null ? stream.Adapter.AskForUsage(context.Request) : null;
         if (!await admission.AdmitAsync(stream))
         {
@@ -61,7 +70,7 @@ internal sealed class SessionStreamStep(
         using var activity = GatewayActivity.Source.StartActivity("session_stream");
         var responseBody = context.Features.GetRequiredFeature<IHttpResponseBodyFeature>();
         opening.Open(stream, usageRequest, responseBody);
-        StreamOutcome outcome;
+        var outcome = StreamOutcome.None;
         try
         {
             try
@@ -82,6 +91,7 @@ internal sealed class SessionStreamStep(
         {
             context.Features.Set(responseBody);
             stream.Tap.DropHeld();
+            stream.Resume?.StreamEnded(outcome);
         }
 
         var model = recording.Ended(stream, outcome);

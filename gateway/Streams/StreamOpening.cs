@@ -1,5 +1,6 @@
 using Gateway.Draining;
 using Gateway.Protocols;
+using Gateway.Resume;
 using Gateway.Savings;
 using Gateway.Sessions;
 using Gateway.Telemetry;
@@ -18,6 +19,7 @@ internal sealed class StreamOpening(
     IHostApplicationLifetime lifetime,
     IOptions<SavingsOptions> savings,
     ShutdownSignal shutdown,
+    ResumeStore resumable,
     GatewayMetrics metrics,
     ModelLabels models,
     TimeProvider time)
@@ -34,7 +36,7 @@ internal sealed class StreamOpening(
     /// <summary>
     /// Puts the stream on the request before it is forwarded: the body's tap (its facts read from the whole body as
     /// it goes, the stream counted active once it has gone), the response's tap (tokens counted, whole events only),
-    /// the drain context of a route that drains, and the abort guard that joins the lease and the shutdown deadline
+    /// the drain context of a route that drains, the log of a resumable stream, and the abort guard that joins the lease and the shutdown deadline
     /// to the client's abort.
     /// </summary>
     public void Open(SessionStream stream, IUsageRequest? usageRequest, IHttpResponseBodyFeature responseBody)
@@ -58,6 +60,13 @@ internal sealed class StreamOpening(
             : null;
         stream.Drain = drain;
         context.Features.Set(drain);
+        if (stream.Policy.Resume is { } window && stream.Lease is { } lease)
+        {
+            var log = resumable.Open(lease.Key, stream.RouteId, window, stream.Adapter, stream.TokensSoFar, () => stream.ModelLabel);
+            stream.Resume = log;
+            tap.Resume = log;
+        }
+
         stream.Lease?.Describe(stream.RouteId, models.For(stream.Session.Facts.Model), stream.TokensSoFar);
         stream.GuardAborts(stream.Lease?.Token ?? default, shutdown.Token, time);
     }

@@ -63,6 +63,9 @@ internal sealed class GatewayMetrics
     private readonly Counter<long> _debounced;
     private readonly Counter<long> _debouncePromptSaved;
     private readonly Counter<long> _retries;
+    private readonly Counter<long> _resumeOutcomes;
+    private readonly UpDownCounter<long> _detached;
+    private readonly Counter<long> _undelivered;
     private int _redisAvailable = -1; // -1: no Redis registry configured, so no series
 
     public GatewayMetrics(IMeterFactory meterFactory, CostCurrency? currency = null)
@@ -110,6 +113,12 @@ internal sealed class GatewayMetrics
             "Estimated prompt tokens (request body bytes / 4) the model server did not process because a request was debounced.");
         _retries = meter.CreateCounter<long>("llm_gateway.upstream.retries", "{attempt}",
             "Attempts that failed before any response byte and were made again on another destination, by route, cluster and reason (connect, connect_timeout, dns, tls, reset).");
+        _resumeOutcomes = meter.CreateCounter<long>("llm_gateway.resume.outcomes", "{event}",
+            "On resumable routes: resumes (resumed, finished, unavailable, rejected) and detached streams' ends (expired, overflow).");
+        _detached = meter.CreateUpDownCounter<long>("llm_gateway.resume.detached", "{stream}",
+            "Resumable streams generating now with no client reading them.");
+        _undelivered = meter.CreateCounter<long>("llm_gateway.resume.tokens_undelivered", "{token}",
+            "Tokens generated on resumable streams that no client was sent: spent, not saved.");
         meter.CreateObservableGauge("llm_gateway.redis.available", ObserveRedis, "{state}",
             "1 while the Redis session registry answers (supersede reaches every replica), 0 while this replica is local-only. Absent without Redis.");
     }
@@ -222,6 +231,17 @@ internal sealed class GatewayMetrics
     /// <summary>An attempt on <paramref name="cluster"/> failed with <paramref name="reason"/> and is made again elsewhere.</summary>
     public void UpstreamRetried(string route, string cluster, string reason) =>
         _retries.Add(1, new TagList { { "route", route }, { "cluster", cluster }, { "reason", reason } });
+
+    /// <summary>A resume or a detached stream's end on a resumable route (<c>Resume/ResumeOutcomes</c>).</summary>
+    public void ResumeOutcome(string route, string outcome) =>
+        _resumeOutcomes.Add(1, new TagList { { "route", route }, { "outcome", outcome } });
+
+    /// <summary>A resumable stream detached (+1) or was read, ended or abandoned again (-1).</summary>
+    public void Detached(string route, int delta) => _detached.Add(delta, new TagList { { "route", route } });
+
+    /// <summary>Tokens a resumable stream generated that no client was sent, counted when its events are forgotten.</summary>
+    public void TokensUndelivered(string route, string model, long tokens) =>
+        _undelivered.Add(tokens, new TagList { { "route", route }, { "model", model } });
 
     public void ForwarderStopped(int statusCode) =>
         _forwarderRequests.Add(1, new TagList { { "http.response.status_code", statusCode } });

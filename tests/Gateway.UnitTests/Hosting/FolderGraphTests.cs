@@ -17,9 +17,10 @@ public sealed partial class FolderGraphTests
     public static readonly IReadOnlyDictionary<string, string[]> GatewayAllowed = new Dictionary<string, string[]>
     {
         ["Gateway"] = ["Hosting"],
-        ["Hosting"] = ["Admin", "Affinity", "Chat", "Draining", "Failover", "Health", "Limits", "Savings", "SessionApi", "Sessions", "Streams", "Protocols", "Tokens", .. Bottom],
+        ["Hosting"] = ["Admin", "Affinity", "Chat", "Draining", "Failover", "Health", "Limits", "Resume", "Savings", "SessionApi", "Sessions", "Streams", "Protocols", "Tokens", .. Bottom],
         ["SessionApi"] = ["Sessions", "Protocols", "Savings", "Limits", .. Bottom],
-        ["Streams"] = ["Sessions", "Protocols", "Savings", "Draining", "Tokens", .. Bottom],
+        ["Streams"] = ["Sessions", "Protocols", "Savings", "Draining", "Resume", "Tokens", .. Bottom],
+        ["Resume"] = ["Sessions", "Protocols", .. Bottom],
         ["Admin"] = ["Sessions", .. Bottom],
         ["Affinity"] = ["Sessions", .. Bottom],
         ["Failover"] = ["Affinity", .. Bottom],
