@@ -8,6 +8,10 @@ const SAVINGS_POLL_MS = 1000;
 // After a successful stop request the gateway ends the stream itself (request_stopped); if it has
 // not within this long, the page aborts it so the button never leaves a stream running.
 const STOP_GRACE_MS = 2000;
+// On a resumable route (SessionStreams.Resume) every event carries an id: after a network error the page asks
+// again with Last-Event-ID and the gateway sends the rest of the same answer, without generating it again.
+const MAX_RESUMES = 5;
+const RESUME_DELAY_MS = 250;
 
 const { createApp } = Vue;
 
@@ -49,6 +53,8 @@ createApp({
       history: [],
       tokensSaved: 0,
       cancellations: 0,
+      resumes: 0,
+      resumedNote: '',
     };
   },
 
@@ -68,9 +74,15 @@ createApp({
     // Streams and timers live outside Vue's reactivity: only what the page shows is reactive.
     this.current = null;
     this.debounce = 0;
+    this.pendingStop = null;
   },
 
   mounted() {
+    // Closing the tab ends the answer at once: on a resumable route a dropped connection alone would only
+    // detach it, and the model would write on for the route's window.
+    window.addEventListener('pagehide', () => {
+      if (this.current?.resumable) navigator.sendBeacon(this.cancelUrl());
+    });
     this.loadModel();
     this.refreshSavings();
     this.poll = setInterval(() => {
@@ -107,8 +119,15 @@ createApp({
       }
     },
 
+    cancelUrl() {
+      return `/v1/sessions/${encodeURIComponent(this.sessionId)}/cancel`;
+    },
+
     // Every keystroke: abort the running stream at once, then start a new one 300 ms after the last.
     typed() {
+      // A resumable stream is stopped at the gateway, not only dropped here: a drop would merely detach it.
+      // The next request waits for the stop, so that the stop can never reach the next stream.
+      if (this.current?.resumable) this.pendingStop = fetch(this.cancelUrl(), { method: 'POST', keepalive: true }).catch(() => {});
       this.interrupt('interrupted', 'client_abort', 'new input: the page aborted this stream');
       clearTimeout(this.debounce);
       const prompt = this.prompt.trim();
@@ -136,13 +155,23 @@ createApp({
         ended: false,
         controller: new AbortController(),
         source: null,
+        lastEventId: '',
+        resumable: false,
+        resumes: 0,
       };
       this.current = turn;
       this.answer = '';
       this.marker = null;
+      this.resumes = 0;
+      this.resumedNote = '';
       this.state = 'streaming';
-      if (turn.mode === 'sse') this.streamSse(turn, prompt);
-      else this.streamFetch(turn, prompt);
+      const stopped = this.pendingStop ?? Promise.resolve();
+      this.pendingStop = null;
+      stopped.then(() => {
+        if (turn.ended) return;
+        if (turn.mode === 'sse') this.streamSse(turn, prompt);
+        else this.streamFetch(turn, prompt);
+      });
     },
 
     append(turn, text) {
@@ -171,6 +200,14 @@ createApp({
       }
     },
 
+    // The connection broke mid-answer and the page asks for the rest (fetch), or EventSource does by itself.
+    resumed(turn) {
+      turn.resumes++;
+      if (turn !== this.current) return;
+      this.resumes = turn.resumes;
+      this.resumedNote = `reconnected after a network error, resumed after event ${turn.lastEventId}`;
+    },
+
     interrupt(kind, type, message) {
       const turn = this.current;
       if (!turn) return;
@@ -188,7 +225,7 @@ createApp({
 
       let response = null;
       try {
-        response = await fetch(`/v1/sessions/${encodeURIComponent(this.sessionId)}/cancel`, { method: 'POST' });
+        response = await fetch(this.cancelUrl(), { method: 'POST' });
       } catch {
         // Fall through to the browser-side abort.
       }
@@ -203,35 +240,58 @@ createApp({
       }
     },
 
-    // fetch + ReadableStream reader over OpenAI-style SSE; AbortController for the client-side abort.
+    // fetch + ReadableStream reader over OpenAI-style SSE; AbortController for the client-side abort. On a
+    // resumable route, a network error mid-answer sends the same request again with Last-Event-ID.
     async streamFetch(turn, prompt) {
+      const body = JSON.stringify({ model: this.model, stream: true, messages: [{ role: 'user', content: prompt }] });
+      for (;;) {
+        const outcome = await this.readFetch(turn, body);
+        if (outcome === 'over' || turn.ended) return;
+        // 'broken': the connection ended without the answer's end.
+        if (!turn.lastEventId || turn.resumes >= MAX_RESUMES) {
+          this.finish(turn, 'error', 'network_error', outcome.message ?? 'the stream ended without [DONE]');
+          return;
+        }
+
+        this.resumed(turn);
+        await new Promise(resolve => setTimeout(resolve, RESUME_DELAY_MS * turn.resumes));
+        if (turn.ended) return;
+      }
+    },
+
+    // One request of a fetch turn: 'over' when the turn has finished, else { message } for a broken connection.
+    async readFetch(turn, body) {
+      const headers = { 'Content-Type': 'application/json', 'X-Session-Id': this.sessionId };
+      if (turn.lastEventId) headers['Last-Event-ID'] = turn.lastEventId;
       let response;
       try {
-        response = await fetch('/v1/chat/completions', {
-          method: 'POST',
-          headers: { 'Content-Type': 'application/json', 'X-Session-Id': this.sessionId },
-          body: JSON.stringify({ model: this.model, stream: true, messages: [{ role: 'user', content: prompt }] }),
-          signal: turn.controller.signal,
-        });
+        response = await fetch('/v1/chat/completions', { method: 'POST', headers, body, signal: turn.controller.signal });
       } catch (e) {
+        if (turn.lastEventId) return { message: String(e) };
         this.finish(turn, 'error', 'network_error', String(e));
-        return;
+        return 'over';
+      }
+
+      if (response.status === 204) {
+        this.finish(turn, 'error', 'resume_unavailable', 'the gateway had nothing more of this answer');
+        return 'over';
       }
 
       if (!response.ok) {
-        // Superseded before the first byte, or any other refusal: an OpenAI-style JSON error body.
+        // Superseded before the first byte, a resume the gateway could not serve (409 resume_unavailable), or any
+        // other refusal: an OpenAI-style JSON error body.
         let type = `http_${response.status}`;
         let message = response.statusText;
         try {
-          const body = await response.json();
-          type = body?.error?.type ?? type;
-          message = body?.error?.message ?? message;
+          const error = await response.json();
+          type = error?.error?.code === 'resume_unavailable' ? 'resume_unavailable' : error?.error?.type ?? type;
+          message = error?.error?.message ?? message;
         } catch {
           // Not JSON; keep the status.
         }
 
         this.finish(turn, kindOfErrorType(type), type, message);
-        return;
+        return 'over';
       }
 
       const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
@@ -245,30 +305,52 @@ createApp({
           while ((end = buffer.indexOf('\n\n')) >= 0) {
             const event = buffer.slice(0, end);
             buffer = buffer.slice(end + 2);
-            const data = event.split('\n')
+            const lines = event.split('\n');
+            const data = lines
               .filter(line => line.startsWith('data:'))
               .map(line => line.slice(line.startsWith('data: ') ? 6 : 5))
               .join('\n');
-            if (data && this.onData(turn, data, chunk => chunk?.choices?.[0]?.delta?.content)) return;
+            if (data && this.onData(turn, data, chunk => chunk?.choices?.[0]?.delta?.content)) return 'over';
+            // The id counts once its event has been read whole: a resume asks for what comes after it.
+            const id = lines.find(line => line.startsWith('id:'));
+            if (id !== undefined) {
+              turn.lastEventId = id.slice(id.startsWith('id: ') ? 4 : 3);
+              turn.resumable = true;
+            }
           }
         }
       } catch (e) {
-        this.finish(turn, 'error', 'network_error', String(e));
-        return;
+        return { message: String(e) };
       }
 
-      this.finish(turn, 'error', 'incomplete', 'the stream ended without [DONE]');
+      return { message: 'the stream ended without [DONE]' };
     },
 
-    // EventSource on the seed's GET route; the session id travels in the query.
+    // EventSource on the seed's GET route; the session id travels in the query. On a resumable route the events
+    // carry ids, and EventSource reconnects by itself after a network error, sending Last-Event-ID.
     streamSse(turn, prompt) {
       const query = new URLSearchParams({ query: prompt, session_id: this.sessionId });
       const source = new EventSource(`/api/sse-stream?${query}`);
       turn.source = source;
-      source.onmessage = e => this.onData(turn, e.data, null);
-      // A closed connection without [DONE]: close, or EventSource would reconnect and ask again.
-      source.onerror = () => this.finish(turn, 'error', 'connection_closed',
-        'the event stream closed without [DONE] (EventSource cannot read an error status)');
+      source.onmessage = e => {
+        if (e.lastEventId) {
+          turn.lastEventId = e.lastEventId;
+          turn.resumable = true;
+        }
+
+        this.onData(turn, e.data, null);
+      };
+      source.onerror = () => {
+        // Reconnecting with an id: the gateway resumes the same answer. A 204 (nothing to resume) closes it.
+        if (turn.resumable && source.readyState === EventSource.CONNECTING && turn.resumes < MAX_RESUMES) {
+          this.resumed(turn);
+          return;
+        }
+
+        // A closed connection without [DONE]: close, or EventSource would reconnect and ask again.
+        this.finish(turn, 'error', 'connection_closed',
+          'the event stream closed without [DONE] (EventSource cannot read an error status)');
+      };
     },
 
     // One SSE data payload. Returns true when the stream is over.

@@ -127,7 +127,7 @@ public sealed class ChatPageTests(Chromium chromium)
     }
 
     /// <summary>The mock's whole answer to <paramref name="prompt"/> (deterministic per prompt), asked directly and fast.</summary>
-    private static async Task<string> ExpectedAnswerAsync(Stack stack, string prompt)
+    internal static async Task<string> ExpectedAnswerAsync(Stack stack, string prompt)
     {
         using var client = new HttpClient { BaseAddress = stack.Mock.BaseAddress };
         using var request = new HttpRequestMessage(HttpMethod.Get, "/api/fetch-stream?query=" + Uri.EscapeDataString(prompt));
