@@ -8,6 +8,8 @@ internal static class ResumeExtensions
     public static IServiceCollection AddResume(this IServiceCollection services)
     {
         services.AddGatewayOptions<ResumeOptions>(ResumeOptions.SectionName);
+        services.AddSingleton<RedisResumeMirror>();
+        services.AddSingleton<RedisResumeReader>();
         services.AddSingleton<ResumeStore>();
         services.AddSingleton<ResumeReplay>();
         return services;

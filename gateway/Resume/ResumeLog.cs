@@ -249,6 +249,7 @@ internal sealed class ResumeLog
         }
 
         previous?.Supersede();
+        _store.Mirror?.ReaderHere(this);
         if (original is not null)
         {
             _ = TellOriginalAsync(original);
@@ -337,6 +338,11 @@ internal sealed class ResumeLog
                 }
             }
 
+            if (State != LogState.Declined && _next > 1)
+            {
+                _store.Mirror?.Ended(this, State, _reason.ToLabel(), _next - 1, State == LogState.Finished ? Window : AbortedKept);
+            }
+
             Signal();
         }
 
@@ -389,6 +395,12 @@ internal sealed class ResumeLog
             }
 
             var e = new Event(bytesWithId, _tokens(), sequence);
+            if (sequence == 1)
+            {
+                _store.Mirror?.Started(this);
+            }
+
+            _store.Mirror?.Appended(this, sequence, bytesWithId, e.Tokens);
             _events.Add(e);
             _next++;
             _bytes += bytesWithId.Length;
@@ -436,6 +448,11 @@ internal sealed class ResumeLog
         {
             _store.DetachedBytesChanged(-forgotten);
         }
+
+        if (forgotten > 0)
+        {
+            _store.Mirror?.Trimmed(this, _first);
+        }
     }
 
     /// <summary>For a detached stream: whether it still fits its own bound and the gateway's.</summary>
@@ -472,7 +489,41 @@ internal sealed class ResumeLog
         _store.Undetach(this, _bytes);
     }
 
+    /// <summary>How long Redis keeps an aborted stream's record, so that a resume elsewhere is told it cannot resume.</summary>
+    private static readonly TimeSpan AbortedKept = TimeSpan.FromSeconds(30);
+
     private void Expire()
+    {
+        if (_store.Mirror is { } mirror)
+        {
+            _ = ExpireUnlessReadElsewhereAsync(mirror);
+            return;
+        }
+
+        ExpireNow();
+    }
+
+    /// <summary>A reader on another replica holds the stream: the window starts again.</summary>
+    private async Task ExpireUnlessReadElsewhereAsync(RedisResumeMirror mirror)
+    {
+        if (await mirror.ReaderElsewhereAsync(this))
+        {
+            lock (_gate)
+            {
+                if (_detached && State == LogState.Live)
+                {
+                    _timer?.Dispose();
+                    _timer = _store.Time.CreateTimer(static s => ((ResumeLog)s!).Expire(), this, Window, Timeout.InfiniteTimeSpan);
+                }
+            }
+
+            return;
+        }
+
+        ExpireNow();
+    }
+
+    private void ExpireNow()
     {
         lock (_gate)
         {

@@ -13,7 +13,7 @@ namespace Gateway.Resume;
 /// answer whatever the reason (unknown id, expired, superseded, another tenant's): <c>204</c> for a <c>GET</c> (an
 /// <c>EventSource</c> then stops) and <c>409 resume_unavailable</c> in the API's shape for a <c>POST</c>.
 /// </summary>
-internal sealed class ResumeReplay(ResumeStore store, GatewayMetrics metrics)
+internal sealed class ResumeReplay(ResumeStore store, RedisResumeReader remote, GatewayMetrics metrics)
 {
     public const string HeaderName = "Last-Event-ID";
 
@@ -59,11 +59,20 @@ internal sealed class ResumeReplay(ResumeStore store, GatewayMetrics metrics)
         var resumer = new Resumer();
         var log = session.Key.Key is { } key ? store.Find(key) : null;
         var attach = AttachResult.Unavailable;
-        long after = 0;
-        if (log is not null && ResumeIds.TryParse(lastEventId, out var streamId, out after)
+        var parsed = ResumeIds.TryParse(lastEventId, out var streamId, out var after);
+        if (log is not null && parsed
             && CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(streamId), Encoding.ASCII.GetBytes(log.StreamId)))
         {
             attach = log.Attach(resumer, after);
+        }
+        else if (parsed && store.Mirror is not null && session.Key.Key is { } here && (log is null || log.StreamId != streamId))
+        {
+            // Not this replica's stream: the owner's copy in Redis, if the id names one of this caller's.
+            attach = await remote.ServeAsync(context, routeId, here, adapter, streamId, after, shutdown);
+            if (attach == AttachResult.Attached)
+            {
+                return;
+            }
         }
 
         if (attach != AttachResult.Attached)
@@ -104,7 +113,7 @@ internal sealed class ResumeReplay(ResumeStore store, GatewayMetrics metrics)
                 var (state, changed, noticeSent, lost) = log.Read(cursor, batch);
                 if (lost)
                 {
-                    await WriteNoticeAsync(body, log, EndNotice.UpstreamReset, stop.Token); // its events were forgotten before it read them
+                    await WriteNoticeAsync(body, log.Adapter, EndNotice.UpstreamReset, stop.Token); // its events were forgotten before it read them
                     return;
                 }
 
@@ -129,7 +138,7 @@ internal sealed class ResumeReplay(ResumeStore store, GatewayMetrics metrics)
                 {
                     if (!noticeSent)
                     {
-                        await WriteNoticeAsync(body, log, NoticeFor(log.Reason), stop.Token);
+                        await WriteNoticeAsync(body, log.Adapter, NoticeFor(log.Reason), stop.Token);
                     }
 
                     return;
@@ -147,7 +156,7 @@ internal sealed class ResumeReplay(ResumeStore store, GatewayMetrics metrics)
             }
 
             log.ResumerGone(resumer);
-            await TryWriteNoticeAsync(body, log, resumer.Superseded.IsCancellationRequested ? EndNotice.Superseded : EndNotice.Shutdown);
+            await TryWriteNoticeAsync(body, log.Adapter, resumer.Superseded.IsCancellationRequested ? EndNotice.Superseded : EndNotice.Shutdown);
         }
         catch (Exception ex) when (ex is IOException or ObjectDisposedException or InvalidOperationException)
         {
@@ -155,28 +164,31 @@ internal sealed class ResumeReplay(ResumeStore store, GatewayMetrics metrics)
         }
     }
 
-    private static EndNotice NoticeFor(StreamOutcome reason) => reason switch
+    /// <summary>The notice a reader gets when the stream it follows was aborted for <paramref name="reason"/>.</summary>
+    public static EndNotice NoticeFor(StreamOutcome reason) => NoticeFor(reason.ToLabel());
+
+    public static EndNotice NoticeFor(string? reason) => reason switch
     {
-        StreamOutcome.Superseded => EndNotice.Superseded,
-        StreamOutcome.Stopped => EndNotice.Stopped,
-        StreamOutcome.Shutdown => EndNotice.Shutdown,
+        "superseded" => EndNotice.Superseded,
+        "stopped" => EndNotice.Stopped,
+        "shutdown" => EndNotice.Shutdown,
         _ => EndNotice.UpstreamReset,
     };
 
-    private static async Task WriteNoticeAsync(Stream body, ResumeLog log, EndNotice notice, CancellationToken cancellationToken)
+    public static async Task WriteNoticeAsync(Stream body, ApiAdapter adapter, EndNotice notice, CancellationToken cancellationToken)
     {
-        if (log.Adapter.StreamError(notice, Framing.Sse) is { } payload)
+        if (adapter.StreamError(notice, Framing.Sse) is { } payload)
         {
             await body.WriteAsync(payload, cancellationToken);
             await body.FlushAsync(cancellationToken);
         }
     }
 
-    private static async Task TryWriteNoticeAsync(Stream body, ResumeLog log, EndNotice notice)
+    public static async Task TryWriteNoticeAsync(Stream body, ApiAdapter adapter, EndNotice notice)
     {
         try
         {
-            await WriteNoticeAsync(body, log, notice, CancellationToken.None);
+            await WriteNoticeAsync(body, adapter, notice, CancellationToken.None);
         }
         catch (Exception ex) when (ex is IOException or ObjectDisposedException or InvalidOperationException or OperationCanceledException)
         {

@@ -11,13 +11,16 @@ namespace Gateway.Resume;
 /// own tenant's stream), and the bounds that hold across them: detached streams per tenant, and bytes kept for all
 /// detached streams. A key has one log, its newest stream's; a finished one is kept for its route's window.
 /// </summary>
-internal sealed class ResumeStore(IOptions<ResumeOptions> options, GatewayMetrics metrics, TimeProvider time)
+internal sealed class ResumeStore(IOptions<ResumeOptions> options, RedisResumeMirror mirror, GatewayMetrics metrics, TimeProvider time)
 {
     private readonly ConcurrentDictionary<string, ResumeLog> _logs = new();
     private readonly Dictionary<string, int> _detachedPerTenant = [];
     private long _detachedBytes;
 
     public TimeProvider Time => time;
+
+    /// <summary>The copy of every log in Redis, when the deployment shares sessions there; null without Redis.</summary>
+    public RedisResumeMirror? Mirror { get; } = mirror.Enabled ? mirror : null;
 
     /// <summary>Logs kept now (live, detached or finished in their window).</summary>
     public int Count => _logs.Count;
@@ -44,6 +47,24 @@ internal sealed class ResumeStore(IOptions<ResumeOptions> options, GatewayMetric
         }
 
         _logs.TryRemove(new KeyValuePair<string, ResumeLog>(log.Key.Value, log));
+        if (Mirror is { } shared)
+        {
+            _ = CountUndeliveredAsync(log, shared);
+            return;
+        }
+
+        CountUndelivered(log);
+    }
+
+    /// <summary>With Redis, a reader on another replica may have delivered what this one did not.</summary>
+    private async Task CountUndeliveredAsync(ResumeLog log, RedisResumeMirror shared)
+    {
+        log.Delivered(await shared.DeliveredElsewhereAsync(log));
+        CountUndelivered(log);
+    }
+
+    private void CountUndelivered(ResumeLog log)
+    {
         if (log.UndeliveredTokens() is var undelivered and > 0)
         {
             metrics.TokensUndelivered(log.RouteId, log.Model(), undelivered);

@@ -1,7 +1,6 @@
 using System.Text;
-using Gateway.Tests.Infrastructure;
 
-namespace Gateway.Tests.Resume;
+namespace Gateway.Tests.Infrastructure;
 
 /// <summary>One SSE event as a client parses it: its id line and its data lines.</summary>
 internal sealed record SseEvent(string? Id, IReadOnlyList<string> Data)

@@ -1,0 +1,164 @@
+using System.Globalization;
+using System.Net.Http.Headers;
+using Gateway.Tests.Infrastructure;
+using Gateway.Tests.Sessions.Redis;
+using MockLlm;
+
+namespace Gateway.Tests.Resume;
+
+/// <summary>
+/// Two gateway replicas over one real redis-server: a stream whose client dropped on replica A is resumed by a
+/// request that lands on replica B, from the copy of its events in Redis (Redis Streams and a sharded channel), with
+/// the guarantees a resume on A has; the mock's ledger holds one request.
+/// </summary>
+[Collection(RedisCollection.Name)]
+[Trait(TestCategory.Name, TestCategory.Slow)]
+public sealed class CrossReplicaResumeTests
+{
+    private static readonly MockLlmOptions Model = new() { TokensPerSecond = 40, TimeToFirstTokenMs = 20 };
+
+    [Theory]
+    [InlineData("POST")]
+    [InlineData("GET")]
+    public async Task DropOnA_ResumeOnB_TheRestOnce_ThenTheLive_OneRequestGeneratedWhole(string method)
+    {
+        await using var replicas = await StartAsync();
+        var first = await OpenAsync(replicas.A, "s1", tokens: 80);
+        var seen = await first.ReadAsync(es => es.Count(e => e.HasContent) >= 5);
+        first.Dispose();
+
+        using var second = await SseClient.OpenAsync(replicas.B.Client, Resume("s1", seen[^1].Id!, get: method == "GET"));
+        Assert.Equal(200, (int)second.Response.StatusCode);
+        var rest = await second.ReadToEndAsync();
+
+        AssertContiguous([.. seen, .. rest]);
+        Assert.True(rest[^1].IsDone, "the resume on B ends with the stream's end mark");
+        var entry = await replicas.WaitForEntryAsync("s1", e => e.EndedAt is not null);
+        Assert.Single(replicas.Mock.Ledger.Snapshot(), e => e.SessionId == "s1");
+        Assert.True(entry is { Completed: true, Cancelled: false });
+        Assert.Equal(entry.TokensSent, seen.Concat(rest).Count(e => e.HasContent));
+    }
+
+    [Fact]
+    public async Task ReadOnBLongerThanTheWindow_TheOwnerDoesNotExpireIt()
+    {
+        await using var replicas = await StartAsync(window: "00:00:01");
+        var first = await OpenAsync(replicas.A, "s1", tokens: 120); // three seconds of answer, three windows
+        var seen = await first.ReadAsync(es => es.Count(e => e.HasContent) >= 3);
+        first.Dispose();
+
+        using var second = await SseClient.OpenAsync(replicas.B.Client, Resume("s1", seen[^1].Id!));
+        var rest = await second.ReadToEndAsync();
+
+        Assert.True(rest[^1].IsDone);
+        AssertContiguous([.. seen, .. rest]);
+        var entry = await replicas.WaitForEntryAsync("s1", e => e.EndedAt is not null);
+        Assert.True(entry is { Completed: true, Cancelled: false }, "expired under a reader on B");
+    }
+
+    [Fact]
+    public async Task StopSentToBWhileBReads_TheReaderIsToldStopped_TheUpstreamStops()
+    {
+        await using var replicas = await StartAsync();
+        var first = await OpenAsync(replicas.A, "s1", tokens: 400, authorization: "Bearer t1");
+        var seen = await first.ReadAsync(es => es.Count(e => e.HasContent) >= 3);
+        first.Dispose();
+        using var second = await SseClient.OpenAsync(replicas.B.Client, Resume("s1", seen[^1].Id!, authorization: "Bearer t1"));
+        await second.ReadAsync(es => es.Count(e => e.HasContent) >= 2);
+
+        using var stop = new HttpRequestMessage(HttpMethod.Post, "/v1/sessions/s1/cancel");
+        stop.Headers.Authorization = AuthenticationHeaderValue.Parse("Bearer t1");
+        using var stopped = await replicas.B.Client.SendAsync(stop);
+        Assert.True(stopped.IsSuccessStatusCode);
+
+        var tail = await second.ReadToEndAsync();
+        Assert.Contains(tail, e => e.IsError("stopped"));
+        var entry = await replicas.WaitForEntryAsync("s1", e => e.EndedAt is not null);
+        Assert.True(entry.Cancelled);
+    }
+
+    [Fact]
+    public async Task AnotherTenantOrAForgedIdOnB_ResumeUnavailable_TheStreamGoesOn()
+    {
+        await using var replicas = await StartAsync();
+        var first = await OpenAsync(replicas.A, "s1", tokens: 60, authorization: "Bearer t1");
+        var seen = await first.ReadAsync(es => es.Count(e => e.HasContent) >= 3);
+        var id = seen[^1].Id!;
+
+        foreach (var (candidate, credential, session) in new[]
+        {
+            (id, "Bearer t2", "s1"),
+            (id, "Bearer t1", "s2"),
+            (id[..(id.IndexOf('.') + 1)] + "999999", "Bearer t1", "s1"),
+            ("AAAAAAAAAAAAAAAAAAAAAA.1", "Bearer t1", "s1"),
+        })
+        {
+            using var post = await replicas.B.Client.SendAsync(Resume(session, candidate, authorization: credential));
+            Assert.True(409 == (int)post.StatusCode, $"{candidate} {credential} {session}: {(int)post.StatusCode}");
+            Assert.Contains("\"resume_unavailable\"", await post.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+
+        var rest = await first.ReadToEndAsync();
+        first.Dispose();
+        Assert.True(rest[^1].IsDone);
+        Assert.Single(replicas.Mock.Ledger.Snapshot());
+    }
+
+    [Fact]
+    public async Task RedisDown_ResumeOnTheOwnerStillWorks_ElsewhereUnavailable()
+    {
+        await using var replicas = await StartAsync();
+        var first = await OpenAsync(replicas.A, "s1", tokens: 120);
+        var seen = await first.ReadAsync(es => es.Count(e => e.HasContent) >= 3);
+        first.Dispose();
+        await replicas.Redis.KillAsync();
+        await replicas.B.WaitAvailableAsync(available: false);
+
+        using (var elsewhere = await replicas.B.Client.SendAsync(Resume("s1", seen[^1].Id!)))
+        {
+            Assert.Equal(409, (int)elsewhere.StatusCode);
+        }
+
+        using var owner = await SseClient.OpenAsync(replicas.A.Client, Resume("s1", seen[^1].Id!));
+        var rest = await owner.ReadToEndAsync();
+        Assert.True(rest[^1].IsDone);
+        AssertContiguous([.. seen, .. rest]);
+    }
+
+    private static Task<Replicas> StartAsync(string window = "00:00:30") =>
+        Replicas.StartAsync(mock: Model, configure: s => s["ReverseProxy:Routes:llm:Metadata:SessionStreams.Resume"] = window);
+
+    private static HttpRequestMessage Chat(string session, int tokens, string? authorization = null) =>
+        StreamReading.ChatRequest("/v1/chat/completions", "tell me more", session, maxTokens: 4096, authorization: authorization,
+            headers: new Dictionary<string, string> { ["X-Mock-Completion-Tokens"] = tokens.ToString(CultureInfo.InvariantCulture) });
+
+    private static HttpRequestMessage Resume(string session, string lastEventId, bool get = false, string? authorization = null)
+    {
+        var request = get ? new HttpRequestMessage(HttpMethod.Get, "/v1/chat/completions") : Chat(session, tokens: 3, authorization);
+        if (get)
+        {
+            request.Headers.TryAddWithoutValidation("X-Session-Id", session);
+            if (authorization is not null)
+            {
+                request.Headers.TryAddWithoutValidation("Authorization", authorization);
+            }
+        }
+
+        request.Headers.TryAddWithoutValidation("Last-Event-ID", lastEventId);
+        return request;
+    }
+
+    private static async Task<SseClient> OpenAsync(Replica replica, string session, int tokens, string? authorization = null)
+    {
+        var client = StreamReading.NewClient(replica.Host.BaseAddress);
+        var sse = await SseClient.OpenAsync(client, Chat(session, tokens, authorization), owned: true);
+        Assert.Equal(200, (int)sse.Response.StatusCode);
+        return sse;
+    }
+
+    private static void AssertContiguous(List<SseEvent> events)
+    {
+        Assert.All(events, e => Assert.False(string.IsNullOrEmpty(e.Id)));
+        Assert.Equal(Enumerable.Range(1, events.Count).Select(i => (long)i), events.Select(e => e.Sequence));
+    }
+}
