@@ -60,6 +60,12 @@ internal sealed class BenchOptions
     /// <summary>Streams in each of the allocations phase's two batches.</summary>
     public int AllocationStreams { get; private set; } = 2000;
 
+    /// <summary>Reconnects timed in the resume phase (each a stream opened, dropped after 3 events, and resumed).</summary>
+    public int ResumeSamples { get; private set; } = 100;
+
+    /// <summary>Streams held detached at once in the resume phase, for their memory.</summary>
+    public int ResumeDetachedStreams { get; private set; } = 1000;
+
     /// <summary>Rolling deploy: streams open through nginx when one replica is sent SIGTERM, their tokens (at 10 a second).</summary>
     public int RollingStreams { get; private set; } = 8;
     public int RollingStreamTokens { get; private set; } = 300;
@@ -77,7 +83,7 @@ internal sealed class BenchOptions
           --smoke                     tiny counts, a few seconds per leg (what the test suite runs)
           --out PATH                  JSON result (default artifacts/bench/results.json; table beside it as .txt)
           --legs a,b,...              direct,gateway,plain-yarp,nginx (default: all; nginx only when installed)
-          --phases a,b,...            first-token,cancel,throughput,allocations,memory,failover,rolling-deploy,real-server (default: all; memory
+          --phases a,b,...            first-token,cancel,throughput,allocations,resume,memory,failover,rolling-deploy,real-server (default: all; memory
                                       includes the mass abort; rolling-deploy needs nginx; real-server only when
                                       LLAMA_SERVER_BIN and LLAMA_MODEL are set)
           --real-server-rounds N      cancelled streams per leg against llama-server (default 20)
@@ -91,6 +97,8 @@ internal sealed class BenchOptions
           --apis A,B                  APIs each throughput workload runs with (default chat_completions,messages,responses)
           --window SECONDS            CPU measuring window (default 4)
           --rounds N                  throughput rounds, legs taking turns (default 3)
+          --resume-samples N          reconnects with Last-Event-ID timed in the resume phase (default 100)
+          --resume-detached N         streams held detached at once for their memory (default 1000)
           --memory-levels N1,N2,...   concurrent streams for the memory figure (default 1000,5000,10000)
           --memory-hold SECONDS       how long the memory phase's streams last (default 35)
           --mass-abort N              clients that vanish at once (default 10000)
@@ -145,6 +153,8 @@ internal sealed class BenchOptions
                 case "--memory-hold": options.MemoryHold = TimeSpan.FromSeconds(Double(value, name)); break;
                 case "--mass-abort": options.MassAbortStreams = Int(value, name); break;
                 case "--allocation-streams": options.AllocationStreams = Int(value, name); break;
+                case "--resume-samples": options.ResumeSamples = Int(value, name); break;
+                case "--resume-detached": options.ResumeDetachedStreams = Int(value, name); break;
                 case "--rolling-streams": options.RollingStreams = Int(value, name); break;
                 case "--rolling-tokens": options.RollingStreamTokens = Int(value, name); break;
                 case "--proxy-env":
@@ -197,7 +207,7 @@ internal sealed class BenchOptions
 
     private static List<string> DefaultPhases()
     {
-        List<string> phases = ["first-token", "cancel", "throughput", "allocations", "memory", "failover", "rolling-deploy"];
+        List<string> phases = ["first-token", "cancel", "throughput", "allocations", "resume", "memory", "failover", "rolling-deploy"];
         if (Upstream.LlamaServerProcess.Configured)
         {
             phases.Add("real-server");

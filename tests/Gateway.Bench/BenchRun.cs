@@ -106,6 +106,11 @@ internal sealed partial class BenchRun : IAsyncDisposable
             await run.PhaseAsync("allocations", leg.Leg, () => run.AllocationsAsync(leg));
         }
 
+        foreach (var leg in options.Phases.Contains("resume") ? result.Legs : [])
+        {
+            await run.PhaseAsync("resume", leg.Leg, () => run.ResumeAsync(leg));
+        }
+
         // One fresh proxy at a time from here: idle proxies hold pooled upstream connections, whose
         // other ends are descriptors in this process.
         foreach (var leg in legs)

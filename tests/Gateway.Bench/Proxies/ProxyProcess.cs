@@ -73,6 +73,13 @@ internal sealed class ProxyProcess : IAsyncDisposable
                 start.Environment["ReverseProxy__Routes__llm__Metadata__SessionStreams.Affinity"] = "true";
                 start.Environment["ReverseProxy__Routes__llm__Metadata__SessionStreams.IncludeUsage"] = "true";
                 start.Environment["Gateway__RateLimits__TokensPerMinute"] = "100000000";
+                // The resume phase's route: /resume/… to the same cluster, resumable for 30 s; the other phases do not use it.
+                start.Environment["ReverseProxy__Routes__resume__ClusterId"] = "llm";
+                start.Environment["ReverseProxy__Routes__resume__Order"] = "-1";
+                start.Environment["ReverseProxy__Routes__resume__Match__Path"] = "/resume/{**rest}";
+                start.Environment["ReverseProxy__Routes__resume__Transforms__0__PathRemovePrefix"] = "/resume";
+                start.Environment["ReverseProxy__Routes__resume__Metadata__SessionStreams"] = "true";
+                start.Environment["ReverseProxy__Routes__resume__Metadata__SessionStreams.Resume"] = "00:00:30";
                 start.Environment["Gateway__Pricing__Models__*__InputPerMillion"] = "1";
                 start.Environment["Gateway__Pricing__Models__*__OutputPerMillion"] = "2";
                 start.FileName = DotnetHost;

@@ -31,6 +31,10 @@ internal sealed record ThroughputFigure(
     string Api, int Streams, double TokensPerSecond, long Chunks, double WindowSeconds, double ChunksPerSecond, double? ProxyCpuMicrosPerChunk, double? ProxyCpuCores,
     IReadOnlyList<double> MicrosPerChunkByRound);
 
+/// <summary>The resume phase: a reconnect with Last-Event-ID until its first replayed byte, and the resident memory
+/// each stream detached (its client gone, the upstream generating into its log) adds to the idle process.</summary>
+internal sealed record ResumeFigure(Percentiles? ReplayFirstByteMs, int Failures, int DetachedStreams, double? KbPerDetachedStream);
+
 internal sealed record MemoryFigure(int RequestedStreams, int Streams, double RssMb, double? KbPerStream);
 
 /// <param name="ProxyCpuMicrosPerStream">The proxy's CPU time from the first close until every upstream
@@ -61,6 +65,9 @@ internal sealed class LegResult(string leg)
     /// <summary>Windows measured so far, by workload, before they are summed into <see cref="Throughput"/>.</summary>
     [System.Text.Json.Serialization.JsonIgnore]
     public Dictionary<(string Api, int Streams, double Rate), List<ThroughputSample>> ThroughputSamples { get; } = [];
+
+    /// <summary>Reconnect → first replayed byte, and resident memory per detached stream (the resume phase, gateway only).</summary>
+    public ResumeFigure? Resume { get; set; }
 
     /// <summary>Bytes the proxy process allocated per stream and per chunk (the allocations phase).</summary>
     public AllocationFigure? Allocations { get; set; }

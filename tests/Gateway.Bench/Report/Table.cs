@@ -39,6 +39,8 @@ internal static class Table
                 : "-"));
         }
 
+        rows.Add(("resume: reconnect → first replayed byte p50 / p99 (ms)", l => l.Resume?.ReplayFirstByteMs is { } r ? $"{r.P50:F2} / {r.P99:F2}" : "-"));
+        rows.Add(("resume: memory per detached stream (KB)", l => l.Resume is { } r ? Num(r.KbPerDetachedStream, "F1") + $" @{r.DetachedStreams}" : "-"));
         rows.Add(("allocated per stream, besides its chunks (B)", l => Num(l.Allocations?.BytesPerStream, "F0")));
         rows.Add(("allocated per chunk (B)", l => Num(l.Allocations?.BytesPerChunk, "F0")));
         rows.Add(("idle resident memory (MB)", l => Num(l.IdleRssMb, "F1")));
