@@ -88,6 +88,9 @@ public sealed class MetricNamesTests
             // (alphabetically) where nothing listens sends the first request to the mock on a second attempt.
             ["ReverseProxy__Clusters__llm__LoadBalancingPolicy"] = "FirstAlphabetical",
             ["ReverseProxy__Clusters__llm__Destinations__a-dead__Address"] = $"http://127.0.0.1:{ClosedPort()}/",
+            // The resume series exist on a resumable route once a stream detached, a resume was answered, and a
+            // detached stream's undelivered tokens were counted (below).
+            ["ReverseProxy__Routes__llm__Metadata__SessionStreams.Resume"] = "00:00:30",
         });
         using var http = new HttpClient { BaseAddress = gateway.BaseAddress, Timeout = TimeSpan.FromSeconds(60) };
 
@@ -105,6 +108,50 @@ public sealed class MetricNamesTests
         var firstRest = await firstBody.ReadToEndAsync();
         Assert.Contains("superseded", firstRest, StringComparison.Ordinal);
         Assert.Contains("[DONE]", secondText, StringComparison.Ordinal);
+        // A stream whose client drops detaches; a resume with an id of no stream is unavailable; the stop ends the
+        // detached stream, and the tokens it generated for nobody are counted. Under credentials of their own: each
+        // tenant has a bucket of two requests here.
+        using (var dropping = new HttpClient(new SocketsHttpHandler { MaxResponseDrainSize = 0 }) { BaseAddress = gateway.BaseAddress })
+        {
+            using var open = Chat("deploy-resume", maxTokens: 200, tokensPerSecond: 20);
+            open.Headers.Add("Authorization", "Bearer deploy-resume");
+            var detached = await dropping.SendAsync(open, HttpCompletionOption.ResponseHeadersRead);
+            var detachedBody = new StreamReader(await detached.Content.ReadAsStreamAsync());
+            while (await detachedBody.ReadLineAsync() is { } line && !line.StartsWith("data:", StringComparison.Ordinal))
+            {
+            }
+
+            detached.Dispose();
+        }
+
+        // Once the gateway has seen the drop (its detached gauge says so), three more tokens are generated for nobody.
+        for (var deadline = DateTime.UtcNow.AddSeconds(30); DateTime.UtcNow < deadline;)
+        {
+            var text = await http.GetStringAsync("metrics");
+            if (text.Split('\n').Any(l => l.StartsWith("llm_gateway_resume_detached{", StringComparison.Ordinal) && l[(l.LastIndexOf('}') + 1)..].Trim().Split(' ')[0] == "1"))
+            {
+                break;
+            }
+        }
+
+        var atDetach = mock.Ledger.Snapshot().Single(e => e.SessionId == "deploy-resume").TokensSent;
+        await mock.Ledger.WaitForAsync(l => l.Any(e => e.SessionId == "deploy-resume" && e.TokensSent >= atDetach + 3), TimeSpan.FromSeconds(30));
+        using (var resume = Chat("deploy-resume", maxTokens: 5, tokensPerSecond: null))
+        {
+            resume.Headers.Add("Last-Event-ID", "no-such-stream");
+            resume.Headers.Add("Authorization", "Bearer deploy-resume-other");
+            using var unavailable = await http.SendAsync(resume);
+            Assert.Equal(System.Net.HttpStatusCode.Conflict, unavailable.StatusCode);
+        }
+
+        using (var stopRequest = new HttpRequestMessage(HttpMethod.Post, "v1/sessions/deploy-resume/cancel"))
+        {
+            stopRequest.Headers.Add("Authorization", "Bearer deploy-resume");
+            using var stop = await http.SendAsync(stopRequest);
+            Assert.True(stop.IsSuccessStatusCode, $"stop answered {(int)stop.StatusCode}");
+        }
+
+        await mock.Ledger.WaitForAsync(l => l.Any(e => e.SessionId == "deploy-resume" && e.EndedAt is not null), TimeSpan.FromSeconds(30));
         using var refused = await http.SendAsync(Chat("deploy-metrics-refused", maxTokens: 5, tokensPerSecond: null));
         Assert.Equal(System.Net.HttpStatusCode.TooManyRequests, refused.StatusCode);
 
@@ -112,8 +159,13 @@ public sealed class MetricNamesTests
         var required = UsedNames().Keys.Where(n => !Synthetic.Contains(n) && !pending.Contains(Family(n))).ToHashSet();
 
         // A stream's figures are recorded before its response ends, and both responses were read
-        // to their end above, so one scrape holds them.
+        // to their end above, so one scrape holds them; the stopped detached stream's undelivered tokens are counted
+        // as its request ends, just after its upstream did.
         var (exported, status) = await ScrapeAsync(http);
+        for (var deadline = DateTime.UtcNow.AddSeconds(30); !exported.Contains("llm_gateway_resume_tokens_undelivered_total") && DateTime.UtcNow < deadline;)
+        {
+            (exported, status) = await ScrapeAsync(http);
+        }
 
         var missing = required.Where(n => !exported.Contains(n)).Order(StringComparer.Ordinal).ToList();
         Assert.True(missing.Count == 0,

@@ -38,7 +38,8 @@ public sealed class PromtoolTests
         var alerts = RuleFiles.Rules().Select(r => (string?)r["alert"]).ToList();
         Assert.Equal(
             ["LlmGatewayDown", "LlmGatewayUpstreamErrorRatioHigh", "LlmGatewayCancellationLatencyHigh",
-             "LlmGatewayRateLimitRejectionsSurge", "LlmGatewayRedisUnavailable", "LlmGatewayNoHealthyDestination", "LlmGatewayFailoverRetriesHigh"],
+             "LlmGatewayRateLimitRejectionsSurge", "LlmGatewayRedisUnavailable", "LlmGatewayNoHealthyDestination", "LlmGatewayFailoverRetriesHigh",
+             "LlmGatewayResumeBoundsHit"],
             alerts);
     }
 
