@@ -126,6 +126,32 @@ internal sealed class RedisResumeMirror(ISessionRegistry registry, IOptions<Redi
         Database?.StringSetAsync(Reader(log.StreamId), "here", ReaderTtl, flags: CommandFlags.FireAndForget);
     }
 
+    /// <summary>For a reader on the owner's replica: false once a reader elsewhere took the stream (its token replaced
+    /// this replica's); else the token is refreshed. Redis away: true (nobody elsewhere can read it then).</summary>
+    public async Task<bool> StillReadHereAsync(ResumeLog log)
+    {
+        if (Database is not { } db)
+        {
+            return true;
+        }
+
+        try
+        {
+            var value = await db.StringGetAsync(Reader(log.StreamId)).WaitAsync(Timeout);
+            if (!value.IsNull && value != "here")
+            {
+                return false;
+            }
+
+            _ = db.StringSetAsync(Reader(log.StreamId), "here", ReaderTtl, flags: CommandFlags.FireAndForget);
+            return true;
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException)
+        {
+            return true;
+        }
+    }
+
     /// <summary>True while a reader on another replica holds the stream (its token has not lapsed).</summary>
     public async Task<bool> ReaderElsewhereAsync(ResumeLog log)
     {

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Security.Cryptography;
 using System.Text;
 using Gateway.Protocols;
@@ -93,7 +94,7 @@ internal sealed class ResumeReplay(ResumeStore store, RedisResumeReader remote, 
         await StreamAsync(context, log!, resumer, after, shutdown);
     }
 
-    private static async Task StreamAsync(HttpContext context, ResumeLog log, Resumer resumer, long after, CancellationToken shutdown)
+    private async Task StreamAsync(HttpContext context, ResumeLog log, Resumer resumer, long after, CancellationToken shutdown)
     {
         var response = context.Response;
         response.StatusCode = StatusCodes.Status200OK;
@@ -104,6 +105,7 @@ internal sealed class ResumeReplay(ResumeStore store, RedisResumeReader remote, 
         var body = response.Body;
         var batch = new List<byte[]>();
         var cursor = after;
+        var checkedAt = Stopwatch.GetTimestamp();
         try
         {
             await response.StartAsync(stop.Token);
@@ -144,7 +146,31 @@ internal sealed class ResumeReplay(ResumeStore store, RedisResumeReader remote, 
                     return;
                 }
 
-                await changed.WaitAsync(stop.Token);
+                if (store.Mirror is not { } mirror)
+                {
+                    await changed.WaitAsync(stop.Token);
+                    continue;
+                }
+
+                // With Redis, a newer resume may land on another replica: its reader token replaces this one's.
+                if (Stopwatch.GetElapsedTime(checkedAt) >= RedisResumeMirror.ReaderTtl / 3)
+                {
+                    checkedAt = Stopwatch.GetTimestamp();
+                    if (!await mirror.StillReadHereAsync(log))
+                    {
+                        resumer.Supersede();
+                        stop.Token.ThrowIfCancellationRequested();
+                    }
+                }
+
+                try
+                {
+                    await changed.WaitAsync(RedisResumeMirror.ReaderTtl / 3, stop.Token);
+                }
+                catch (TimeoutException)
+                {
+                    // time to look at the reader token again
+                }
             }
         }
         catch (OperationCanceledException) when (stop.IsCancellationRequested)

@@ -3,6 +3,7 @@ using System.Text;
 using Gateway.Resume;
 using Gateway.Tests.Infrastructure;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Time.Testing;
 using MockLlm;
 
 namespace Gateway.Tests.Resume;
@@ -87,6 +88,35 @@ public sealed class ResumeTests
     }
 
     [Fact]
+    public async Task FinishedStream_KeptForTheWindowOnly_ThenForgotten()
+    {
+        var route = Route();
+        var clock = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        using var metrics = new MetricRecorder(route);
+        await using var stack = await Stack.StartAsync(Model, settings => settings[$"ReverseProxy:Routes:{route}:Metadata:SessionStreams.Resume"] = "00:00:30",
+            routeId: route, builder: web => web.Services.AddSingleton<TimeProvider>(clock));
+        var first = await OpenAsync(stack, "s1", tokens: 5, tokensPerSecond: 1000);
+        var all = await first.ReadToEndAsync();
+        first.Dispose();
+        Assert.True(all[^1].IsDone);
+        await metrics.WaitForAsync("llm_gateway.streams.ended", m => m["outcome"] == "completed");
+
+        // Within the window a reconnect from an earlier event gets the rest of the finished answer.
+        using (var early = await SseClient.OpenAsync(stack.Client, Resume("s1", all[1].Id!)))
+        {
+            var rest = await early.ReadToEndAsync();
+            AssertContiguous([.. all.Take(2), .. rest]);
+            Assert.True(rest[^1].IsDone);
+        }
+
+        Assert.Equal(1, Store(stack).Count);
+        clock.Advance(TimeSpan.FromSeconds(31));
+        Assert.Equal(0, Store(stack).Count);
+        using var late = await stack.Client.SendAsync(Resume("s1", all[1].Id!));
+        Assert.Equal(409, (int)late.StatusCode);
+    }
+
+    [Fact]
     public async Task TwoResumesOfOneStream_TheNewerWins_TheOlderIsToldSuperseded()
     {
         var route = Route();
@@ -127,6 +157,9 @@ public sealed class ResumeTests
         Assert.InRange(undelivered.Value, 1, entry.TokensSent - seen.Count(e => e.HasContent));
         var ended = await metrics.WaitForAsync("llm_gateway.streams.ended");
         Assert.Equal("client_disconnected", ended["outcome"]);
+        // What the model generated while nobody listened is counted as streamed (spent), not as saved.
+        var streamed = await metrics.WaitForAsync("llm_gateway.tokens.streamed");
+        Assert.InRange(streamed.Value, entry.TokensSent - 1, entry.TokensSent);
 
         using var late = await stack.Client.SendAsync(Resume("s1", seen[^1].Id!));
         Assert.Equal(409, (int)late.StatusCode);

@@ -40,6 +40,28 @@ public sealed class CrossReplicaResumeTests
     }
 
     [Fact]
+    public async Task ResumedOnATheOwner_ThenOnB_TheNewerOnBWins_TheReaderOnAIsToldSuperseded()
+    {
+        await using var replicas = await StartAsync();
+        var first = await OpenAsync(replicas.A, "s1", tokens: 200);
+        var seen = await first.ReadAsync(es => es.Count(e => e.HasContent) >= 3);
+        first.Dispose();
+
+        using var onA = await SseClient.OpenAsync(replicas.A.Client, Resume("s1", seen[^1].Id!));
+        var readOnA = await onA.ReadAsync(es => es.Count(e => e.HasContent) >= 2);
+        using var onB = await SseClient.OpenAsync(replicas.B.Client, Resume("s1", readOnA[^1].Id!));
+        var tailOnA = await onA.ReadToEndAsync();
+        var onBAll = await onB.ReadToEndAsync();
+
+        Assert.Contains(tailOnA, e => e.IsError("superseded"));
+        Assert.DoesNotContain(tailOnA, e => e.IsDone);
+        AssertContiguous([.. seen, .. readOnA, .. onBAll]);
+        Assert.True(onBAll[^1].IsDone);
+        var entry = await replicas.WaitForEntryAsync("s1", e => e.EndedAt is not null);
+        Assert.True(entry is { Completed: true, Cancelled: false });
+    }
+
+    [Fact]
     public async Task ReadOnBLongerThanTheWindow_TheOwnerDoesNotExpireIt()
     {
         await using var replicas = await StartAsync(window: "00:00:01");
