@@ -61,6 +61,57 @@ public sealed class CrossReplicaResumeTests
         Assert.True(entry is { Completed: true, Cancelled: false });
     }
 
+    /// <summary>The same as a deployment runs it: two gateway processes (<c>dotnet Gateway.dll</c>, each its own runtime,
+    /// registry and Redis connection) over one redis-server.</summary>
+    [Fact]
+    public async Task TwoGatewayProcesses_DropOnOne_ResumeOnTheOther_TheRestOnce()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        await using var mock = await MockLlmServer.StartAsync(Model);
+        var (a, aAddress) = await StartProcessAsync(redis, mock);
+        await using var aScope = a;
+        var (b, bAddress) = await StartProcessAsync(redis, mock);
+        await using var bScope = b;
+        using var toB = StreamReading.NewClient(bAddress);
+
+        var first = await SseClient.OpenAsync(StreamReading.NewClient(aAddress), Chat("s1", tokens: 80), owned: true);
+        Assert.Equal(200, (int)first.Response.StatusCode);
+        var seen = await first.ReadAsync(es => es.Count(e => e.HasContent) >= 5);
+        first.Dispose();
+
+        using var second = await SseClient.OpenAsync(toB, Resume("s1", seen[^1].Id!));
+        Assert.Equal(200, (int)second.Response.StatusCode);
+        var rest = await second.ReadToEndAsync();
+
+        AssertContiguous([.. seen, .. rest]);
+        Assert.True(rest[^1].IsDone);
+        var entry = await Wait.ForEntryAsync(mock.Ledger, "s1", e => e.EndedAt is not null);
+        Assert.Single(mock.Ledger.Snapshot(), e => e.SessionId == "s1");
+        Assert.True(entry is { Completed: true, Cancelled: false });
+        Assert.Equal(entry.TokensSent, seen.Concat(rest).Count(e => e.HasContent));
+    }
+
+    private static async Task<(DotnetProcess Process, Uri BaseAddress)> StartProcessAsync(RedisServer redis, MockLlmServer mock)
+    {
+        var (process, address) = await DotnetProcess.StartListeningAsync("Gateway.dll", TimeSpan.FromSeconds(60), start =>
+        {
+            start.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
+            start.Environment["ReverseProxy__Clusters__llm__Destinations__primary__Address"] = mock.BaseAddress.ToString();
+            start.Environment["ReverseProxy__Routes__llm__Metadata__SessionStreams.Resume"] = "00:00:30";
+            start.Environment["Gateway__Sessions__Redis"] = redis.ConnectionString;
+        });
+
+        // The registry connects in the background: cross-replica once its gauge says Redis is there.
+        using var http = new HttpClient { BaseAddress = address };
+        using var deadline = new CancellationTokenSource(Wait.Timeout);
+        while (!(await PromText.ParseAsync(http)).Any(s => s.Name == "llm_gateway_redis_available" && s.Value == 1))
+        {
+            deadline.Token.ThrowIfCancellationRequested();
+        }
+
+        return (process, address);
+    }
+
     [Fact]
     public async Task ReadOnBLongerThanTheWindow_TheOwnerDoesNotExpireIt()
     {
