@@ -43,6 +43,7 @@ internal sealed class ResumeLog
     private StreamOutcome _reason;
     private TaskCompletionSource _changed = NewSignal();
     private int _forgotten;
+    private CancellationTokenRegistration _leaseWatch;
 
     public ResumeLog(ResumeStore store, SessionKey key, string routeId, TimeSpan window, ApiAdapter adapter, long maxBytes,
         Func<long> tokens, Func<string> model)
@@ -138,27 +139,41 @@ internal sealed class ResumeLog
         bool send;
         var abandon = false;
         var decline = false;
+        var noticeOnly = false;
         lock (_gate)
         {
             if (State != LogState.Live)
             {
-                return;
+                // Cancelled (its lease, at once): nothing more is kept, but the gateway's end notice still reaches
+                // a first client that is there.
+                noticeOnly = own && _originalAttached;
+                framed = [];
+                send = false;
             }
 
-            if (own)
+            else
             {
-                _pendingLength = 0; // half an event never reaches a client before the notice
-                _noticeAppended = true;
-            }
+                if (own)
+                {
+                    _pendingLength = 0; // half an event never reaches a client before the notice
+                    _noticeAppended = true;
+                }
 
-            framed = Append(bytes.Span, out decline);
-            send = _originalAttached && framed.Count > 0;
-            if (_detached && framed.Count > 0)
-            {
-                abandon = !WithinBounds();
-            }
+                framed = Append(bytes.Span, out decline);
+                send = _originalAttached && framed.Count > 0;
+                if (_detached && framed.Count > 0)
+                {
+                    abandon = !WithinBounds();
+                }
 
-            Signal();
+                Signal();
+            }
+        }
+
+        if (noticeOnly)
+        {
+            await WriteOriginalRawAsync(bytes, cancellationToken);
+            return;
         }
 
         if (decline)
@@ -315,11 +330,38 @@ internal sealed class ResumeLog
         }
     }
 
+    /// <summary>Ends the stream here the moment its lease is cancelled (stop, supersede): a resume that arrives while
+    /// the upstream request is still being aborted is already refused, and a reader attached is told why at once.</summary>
+    public void Watch(Lease lease) =>
+        _leaseWatch = lease.Token.UnsafeRegister(static state =>
+        {
+            var (log, lease) = ((ResumeLog, Lease))state!;
+            log.Cancelled(lease.Reason);
+        }, (this, lease));
+
+    private void Cancelled(StreamOutcome reason)
+    {
+        lock (_gate)
+        {
+            if (State != LogState.Live)
+            {
+                return;
+            }
+
+            EndDetach();
+            State = LogState.Aborted;
+            _reason = reason == StreamOutcome.None ? StreamOutcome.Superseded : reason;
+            _pendingLength = 0;
+            Signal();
+        }
+    }
+
     /// <summary>The upstream request is over (the step's ending told how). Its own end: the events are kept for the
     /// window, for a reader that did not get them all. A cancellation (stop, supersede, shutdown, abandon): the log
     /// is forgotten at once, and a reader attached is told why.</summary>
     public void StreamEnded(StreamOutcome outcome)
     {
+        _leaseWatch.Dispose();
         lock (_gate)
         {
             EndDetach();
@@ -609,6 +651,27 @@ internal sealed class ResumeLog
             }
 
             Delivered(framed[^1].Sequence);
+        }
+        catch (Exception ex) when (ex is IOException or ObjectDisposedException or InvalidOperationException
+            || (ex is OperationCanceledException && !cancellationToken.IsCancellationRequested))
+        {
+            OriginalGone();
+        }
+        finally
+        {
+            _originalWrites.Release();
+        }
+    }
+
+    private async Task WriteOriginalRawAsync(ReadOnlyMemory<byte> bytes, CancellationToken cancellationToken)
+    {
+        await _originalWrites.WaitAsync(CancellationToken.None);
+        try
+        {
+            if (Volatile.Read(ref _originalAttached))
+            {
+                await _original!.WriteAsync(bytes, cancellationToken);
+            }
         }
         catch (Exception ex) when (ex is IOException or ObjectDisposedException or InvalidOperationException
             || (ex is OperationCanceledException && !cancellationToken.IsCancellationRequested))

@@ -63,6 +63,7 @@ internal sealed class StreamOpening(
         if (stream.Policy.Resume is { } window && stream.Lease is { } lease)
         {
             var log = resumable.Open(lease.Key, stream.RouteId, window, stream.Adapter, stream.TokensSoFar, () => stream.ModelLabel);
+            log.Watch(lease);
             stream.Resume = log;
             tap.Resume = log;
         }

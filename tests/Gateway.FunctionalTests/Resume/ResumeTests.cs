@@ -6,6 +6,8 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Time.Testing;
 using MockLlm;
 
+using static Gateway.Tests.Infrastructure.ResumeRequests;
+
 namespace Gateway.Tests.Resume;
 
 /// <summary>
@@ -30,7 +32,7 @@ public sealed class ResumeTests
         Drop(first);
         await metrics.WaitForAsync("llm_gateway.resume.detached", m => m.Value == 1);
 
-        using var second = await SseClient.OpenAsync(stack.Client, Resume("s1", seen[^1].Id!, get: method == "GET"));
+        using var second = await SseClient.OpenAsync(stack.Client, ResumeRequest("s1", seen[^1].Id!, get: method == "GET"));
         Assert.Equal(200, (int)second.Response.StatusCode);
         Assert.Equal("text/event-stream", second.Response.Content.Headers.ContentType?.MediaType);
         var rest = await second.ReadToEndAsync();
@@ -52,7 +54,7 @@ public sealed class ResumeTests
         var first = await OpenAsync(stack, "s1", tokens: 60);
         var seen = await first.ReadAsync(es => es.Count(e => e.HasContent) >= 3);
 
-        using var second = await SseClient.OpenAsync(stack.Client, Resume("s1", seen[^1].Id!));
+        using var second = await SseClient.OpenAsync(stack.Client, ResumeRequest("s1", seen[^1].Id!));
         var rest = await second.ReadToEndAsync();
         var firstTail = await first.ReadToEndAsync();
         first.Dispose();
@@ -75,15 +77,15 @@ public sealed class ResumeTests
         var entry = await stack.WaitForEntryAsync("s1", e => e.EndedAt is not null);
         Assert.True(entry is { Completed: true, Cancelled: false });
 
-        using var second = await SseClient.OpenAsync(stack.Client, Resume("s1", seen[^1].Id!));
+        using var second = await SseClient.OpenAsync(stack.Client, ResumeRequest("s1", seen[^1].Id!));
         var rest = await second.ReadToEndAsync();
         AssertContiguous(seen.Concat(rest).ToList());
         Assert.True(rest[^1].IsDone);
         Assert.Equal(entry.TokensSent, seen.Concat(rest).Count(e => e.HasContent));
 
-        using var again = await stack.Client.SendAsync(Resume("s1", rest[^1].Id!, get: true));
+        using var again = await stack.Client.SendAsync(ResumeRequest("s1", rest[^1].Id!, get: true));
         Assert.Equal(204, (int)again.StatusCode);
-        using var againPost = await stack.Client.SendAsync(Resume("s1", rest[^1].Id!));
+        using var againPost = await stack.Client.SendAsync(ResumeRequest("s1", rest[^1].Id!));
         Assert.Equal(204, (int)againPost.StatusCode);
     }
 
@@ -102,7 +104,7 @@ public sealed class ResumeTests
         await metrics.WaitForAsync("llm_gateway.streams.ended", m => m["outcome"] == "completed");
 
         // Within the window a reconnect from an earlier event gets the rest of the finished answer.
-        using (var early = await SseClient.OpenAsync(stack.Client, Resume("s1", all[1].Id!)))
+        using (var early = await SseClient.OpenAsync(stack.Client, ResumeRequest("s1", all[1].Id!)))
         {
             var rest = await early.ReadToEndAsync();
             AssertContiguous([.. all.Take(2), .. rest]);
@@ -112,7 +114,7 @@ public sealed class ResumeTests
         Assert.Equal(1, Store(stack).Count);
         clock.Advance(TimeSpan.FromSeconds(31));
         Assert.Equal(0, Store(stack).Count);
-        using var late = await stack.Client.SendAsync(Resume("s1", all[1].Id!));
+        using var late = await stack.Client.SendAsync(ResumeRequest("s1", all[1].Id!));
         Assert.Equal(409, (int)late.StatusCode);
     }
 
@@ -125,9 +127,9 @@ public sealed class ResumeTests
         var seen = await first.ReadAsync(es => es.Count(e => e.HasContent) >= 3);
         Drop(first);
 
-        using var older = await SseClient.OpenAsync(stack.Client, Resume("s1", seen[^1].Id!));
+        using var older = await SseClient.OpenAsync(stack.Client, ResumeRequest("s1", seen[^1].Id!));
         var olderSeen = await older.ReadAsync(es => es.Count(e => e.HasContent) >= 1);
-        using var newer = await SseClient.OpenAsync(stack.Client, Resume("s1", seen[^1].Id!));
+        using var newer = await SseClient.OpenAsync(stack.Client, ResumeRequest("s1", seen[^1].Id!));
         var olderTail = await older.ReadToEndAsync();
         var newerAll = await newer.ReadToEndAsync();
 
@@ -161,7 +163,7 @@ public sealed class ResumeTests
         var streamed = await metrics.WaitForAsync("llm_gateway.tokens.streamed");
         Assert.InRange(streamed.Value, entry.TokensSent - 1, entry.TokensSent);
 
-        using var late = await stack.Client.SendAsync(Resume("s1", seen[^1].Id!));
+        using var late = await stack.Client.SendAsync(ResumeRequest("s1", seen[^1].Id!));
         Assert.Equal(409, (int)late.StatusCode);
         Assert.Contains("\"resume_unavailable\"", await late.Content.ReadAsStringAsync(), StringComparison.Ordinal);
         Assert.Equal(0, Store(stack).Count);
@@ -187,16 +189,46 @@ public sealed class ResumeTests
         }
         else
         {
-            var newer = await StreamReading.SendAndReadAsync(stack.Client, Chat("s1", tokens: 3));
+            var newer = await StreamReading.SendAndReadAsync(stack.Client, ChatStream("s1", tokens: 3));
             Assert.Contains(newer.Lines, l => l == "data: [DONE]");
         }
 
         var entry = await stack.WaitForEntryAsync("s1", e => e.EndedAt is not null);
         Assert.True(entry.Cancelled);
-        using var resume = await stack.Client.SendAsync(Resume("s1", seen[^1].Id!));
+        using var resume = await stack.Client.SendAsync(ResumeRequest("s1", seen[^1].Id!));
         Assert.Equal(409, (int)resume.StatusCode);
-        using var resumeGet = await stack.Client.SendAsync(Resume("s1", seen[^1].Id!, get: true));
+        using var resumeGet = await stack.Client.SendAsync(ResumeRequest("s1", seen[^1].Id!, get: true));
         Assert.Equal(204, (int)resumeGet.StatusCode);
+    }
+
+    [Theory]
+    [InlineData("stop", "stopped")]
+    [InlineData("supersede", "superseded")]
+    public async Task StopOrSupersedeWhileTheClientReads_TheClientIsToldWhy_AsOnAnyRoute(string how, string code)
+    {
+        var route = Route();
+        await using var stack = await StartAsync(route);
+        var first = await OpenAsync(stack, "s1", tokens: 400);
+        var seen = await first.ReadAsync(es => es.Count(e => e.HasContent) >= 3);
+
+        if (how == "stop")
+        {
+            using var stop = await stack.Client.PostAsync("/v1/sessions/s1/cancel", null);
+            Assert.True(stop.IsSuccessStatusCode);
+        }
+        else
+        {
+            var newer = await StreamReading.SendAndReadAsync(stack.Client, ChatStream("s1", tokens: 3));
+            Assert.Contains(newer.Lines, l => l == "data: [DONE]");
+        }
+
+        var tail = await first.ReadToEndAsync();
+        first.Dispose();
+        Assert.True(tail[^1].IsError(code), $"the last event was not the {code} notice");
+        var entry = await stack.WaitForEntryAsync("s1", e => e.EndedAt is not null);
+        Assert.True(entry.Cancelled);
+        using var resume = await stack.Client.SendAsync(ResumeRequest("s1", seen[^1].Id!));
+        Assert.Equal(409, (int)resume.StatusCode);
     }
 
     [Fact]
@@ -214,24 +246,24 @@ public sealed class ResumeTests
         string[] unknown = ["abc", "AAAAAAAAAAAAAAAAAAAAAA.1", streamPart + ".999999", streamPart + ".0", streamPart + ".-1", streamPart + ". 1", id + "x"];
         foreach (var candidate in unknown)
         {
-            using var post = await stack.Client.SendAsync(Resume("s1", candidate, authorization: "Bearer tenant-a"));
+            using var post = await stack.Client.SendAsync(ResumeRequest("s1", candidate, authorization: "Bearer tenant-a"));
             Assert.True(409 == (int)post.StatusCode, $"{candidate}: {(int)post.StatusCode}");
-            using var get = await stack.Client.SendAsync(Resume("s1", candidate, get: true, authorization: "Bearer tenant-a"));
+            using var get = await stack.Client.SendAsync(ResumeRequest("s1", candidate, get: true, authorization: "Bearer tenant-a"));
             Assert.Equal(204, (int)get.StatusCode);
         }
 
-        using (var foreign = await stack.Client.SendAsync(Resume("s1", id, authorization: "Bearer tenant-b")))
+        using (var foreign = await stack.Client.SendAsync(ResumeRequest("s1", id, authorization: "Bearer tenant-b")))
         {
             Assert.Equal(409, (int)foreign.StatusCode);
             Assert.Contains("\"resume_unavailable\"", await foreign.Content.ReadAsStringAsync(), StringComparison.Ordinal);
         }
 
-        using (var otherSession = await stack.Client.SendAsync(Resume("s2", id, authorization: "Bearer tenant-a")))
+        using (var otherSession = await stack.Client.SendAsync(ResumeRequest("s2", id, authorization: "Bearer tenant-a")))
         {
             Assert.Equal(409, (int)otherSession.StatusCode);
         }
 
-        using (var tooLong = await stack.Client.SendAsync(Resume("s1", new string('a', 65), authorization: "Bearer tenant-a")))
+        using (var tooLong = await stack.Client.SendAsync(ResumeRequest("s1", new string('a', 65), authorization: "Bearer tenant-a")))
         {
             Assert.Equal(400, (int)tooLong.StatusCode);
             Assert.Contains("\"invalid_last_event_id\"", await tooLong.Content.ReadAsStringAsync(), StringComparison.Ordinal);
@@ -394,35 +426,11 @@ public sealed class ResumeTests
 
     private static ResumeStore Store(Stack stack) => stack.Gateway.Services.GetRequiredService<ResumeStore>();
 
-    private static HttpRequestMessage Chat(string session, int tokens, int tokensPerSecond = 40, string? authorization = null) =>
-        StreamReading.ChatRequest("/v1/chat/completions", "tell me more", session, maxTokens: 4096, authorization: authorization,
-            headers: new Dictionary<string, string>
-            {
-                ["X-Mock-Completion-Tokens"] = tokens.ToString(CultureInfo.InvariantCulture),
-                ["X-Mock-Tokens-Per-Second"] = tokensPerSecond.ToString(CultureInfo.InvariantCulture),
-            });
-
-    private static HttpRequestMessage Resume(string session, string lastEventId, bool get = false, string? authorization = null)
-    {
-        var request = get ? new HttpRequestMessage(HttpMethod.Get, "/v1/chat/completions") : Chat(session, tokens: 3, authorization: authorization);
-        if (get)
-        {
-            request.Headers.TryAddWithoutValidation("X-Session-Id", session);
-            if (authorization is not null)
-            {
-                request.Headers.TryAddWithoutValidation("Authorization", authorization);
-            }
-        }
-
-        request.Headers.TryAddWithoutValidation("Last-Event-ID", lastEventId);
-        return request;
-    }
-
     /// <summary>A client of its own (so that dropping it closes its connection) reading one stream.</summary>
     private static async Task<SseClient> OpenAsync(Stack stack, string session, int tokens, int tokensPerSecond = 40, string? authorization = null)
     {
         var client = StreamReading.NewClient(stack.Gateway.BaseAddress);
-        var sse = await SseClient.OpenAsync(client, Chat(session, tokens, tokensPerSecond, authorization), owned: true);
+        var sse = await SseClient.OpenAsync(client, ChatStream(session, tokens, tokensPerSecond, authorization), owned: true);
         Assert.Equal(200, (int)sse.Response.StatusCode);
         return sse;
     }
@@ -430,12 +438,4 @@ public sealed class ResumeTests
     /// <summary>The client goes away without a stop: its connection is torn down mid-answer.</summary>
     private static void Drop(SseClient client) => client.Dispose();
 
-    /// <summary>Every event has the gateway's id, the ids count 1, 2, 3… across the connections: no gap, no duplicate.</summary>
-    private static void AssertContiguous(List<SseEvent> events)
-    {
-        Assert.All(events, e => Assert.False(string.IsNullOrEmpty(e.Id), "every event carries an id"));
-        var streamPart = events[0].Id![..events[0].Id!.IndexOf('.')];
-        Assert.All(events, e => Assert.StartsWith(streamPart + ".", e.Id, StringComparison.Ordinal));
-        Assert.Equal(Enumerable.Range(1, events.Count).Select(i => (long)i), events.Select(e => e.Sequence));
-    }
 }

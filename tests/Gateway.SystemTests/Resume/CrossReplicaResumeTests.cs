@@ -4,6 +4,8 @@ using Gateway.Tests.Infrastructure;
 using Gateway.Tests.Sessions.Redis;
 using MockLlm;
 
+using static Gateway.Tests.Infrastructure.ResumeRequests;
+
 namespace Gateway.Tests.Resume;
 
 /// <summary>
@@ -27,7 +29,7 @@ public sealed class CrossReplicaResumeTests
         var seen = await first.ReadAsync(es => es.Count(e => e.HasContent) >= 5);
         first.Dispose();
 
-        using var second = await SseClient.OpenAsync(replicas.B.Client, Resume("s1", seen[^1].Id!, get: method == "GET"));
+        using var second = await SseClient.OpenAsync(replicas.B.Client, ResumeRequest("s1", seen[^1].Id!, get: method == "GET"));
         Assert.Equal(200, (int)second.Response.StatusCode);
         var rest = await second.ReadToEndAsync();
 
@@ -47,9 +49,9 @@ public sealed class CrossReplicaResumeTests
         var seen = await first.ReadAsync(es => es.Count(e => e.HasContent) >= 3);
         first.Dispose();
 
-        using var onA = await SseClient.OpenAsync(replicas.A.Client, Resume("s1", seen[^1].Id!));
+        using var onA = await SseClient.OpenAsync(replicas.A.Client, ResumeRequest("s1", seen[^1].Id!));
         var readOnA = await onA.ReadAsync(es => es.Count(e => e.HasContent) >= 2);
-        using var onB = await SseClient.OpenAsync(replicas.B.Client, Resume("s1", readOnA[^1].Id!));
+        using var onB = await SseClient.OpenAsync(replicas.B.Client, ResumeRequest("s1", readOnA[^1].Id!));
         var tailOnA = await onA.ReadToEndAsync();
         var onBAll = await onB.ReadToEndAsync();
 
@@ -74,12 +76,12 @@ public sealed class CrossReplicaResumeTests
         await using var bScope = b;
         using var toB = StreamReading.NewClient(bAddress);
 
-        var first = await SseClient.OpenAsync(StreamReading.NewClient(aAddress), Chat("s1", tokens: 80), owned: true);
+        var first = await SseClient.OpenAsync(StreamReading.NewClient(aAddress), ChatStream("s1", tokens: 80), owned: true);
         Assert.Equal(200, (int)first.Response.StatusCode);
         var seen = await first.ReadAsync(es => es.Count(e => e.HasContent) >= 5);
         first.Dispose();
 
-        using var second = await SseClient.OpenAsync(toB, Resume("s1", seen[^1].Id!));
+        using var second = await SseClient.OpenAsync(toB, ResumeRequest("s1", seen[^1].Id!));
         Assert.Equal(200, (int)second.Response.StatusCode);
         var rest = await second.ReadToEndAsync();
 
@@ -120,7 +122,7 @@ public sealed class CrossReplicaResumeTests
         var seen = await first.ReadAsync(es => es.Count(e => e.HasContent) >= 3);
         first.Dispose();
 
-        using var second = await SseClient.OpenAsync(replicas.B.Client, Resume("s1", seen[^1].Id!));
+        using var second = await SseClient.OpenAsync(replicas.B.Client, ResumeRequest("s1", seen[^1].Id!));
         var rest = await second.ReadToEndAsync();
 
         Assert.True(rest[^1].IsDone);
@@ -136,7 +138,7 @@ public sealed class CrossReplicaResumeTests
         var first = await OpenAsync(replicas.A, "s1", tokens: 400, authorization: "Bearer t1");
         var seen = await first.ReadAsync(es => es.Count(e => e.HasContent) >= 3);
         first.Dispose();
-        using var second = await SseClient.OpenAsync(replicas.B.Client, Resume("s1", seen[^1].Id!, authorization: "Bearer t1"));
+        using var second = await SseClient.OpenAsync(replicas.B.Client, ResumeRequest("s1", seen[^1].Id!, authorization: "Bearer t1"));
         await second.ReadAsync(es => es.Count(e => e.HasContent) >= 2);
 
         using var stop = new HttpRequestMessage(HttpMethod.Post, "/v1/sessions/s1/cancel");
@@ -166,7 +168,7 @@ public sealed class CrossReplicaResumeTests
             ("AAAAAAAAAAAAAAAAAAAAAA.1", "Bearer t1", "s1"),
         })
         {
-            using var post = await replicas.B.Client.SendAsync(Resume(session, candidate, authorization: credential));
+            using var post = await replicas.B.Client.SendAsync(ResumeRequest(session, candidate, authorization: credential));
             Assert.True(409 == (int)post.StatusCode, $"{candidate} {credential} {session}: {(int)post.StatusCode}");
             Assert.Contains("\"resume_unavailable\"", await post.Content.ReadAsStringAsync(), StringComparison.Ordinal);
         }
@@ -187,12 +189,12 @@ public sealed class CrossReplicaResumeTests
         await replicas.Redis.KillAsync();
         await replicas.B.WaitAvailableAsync(available: false);
 
-        using (var elsewhere = await replicas.B.Client.SendAsync(Resume("s1", seen[^1].Id!)))
+        using (var elsewhere = await replicas.B.Client.SendAsync(ResumeRequest("s1", seen[^1].Id!)))
         {
             Assert.Equal(409, (int)elsewhere.StatusCode);
         }
 
-        using var owner = await SseClient.OpenAsync(replicas.A.Client, Resume("s1", seen[^1].Id!));
+        using var owner = await SseClient.OpenAsync(replicas.A.Client, ResumeRequest("s1", seen[^1].Id!));
         var rest = await owner.ReadToEndAsync();
         Assert.True(rest[^1].IsDone);
         AssertContiguous([.. seen, .. rest]);
@@ -201,37 +203,12 @@ public sealed class CrossReplicaResumeTests
     private static Task<Replicas> StartAsync(string window = "00:00:30") =>
         Replicas.StartAsync(mock: Model, configure: s => s["ReverseProxy:Routes:llm:Metadata:SessionStreams.Resume"] = window);
 
-    private static HttpRequestMessage Chat(string session, int tokens, string? authorization = null) =>
-        StreamReading.ChatRequest("/v1/chat/completions", "tell me more", session, maxTokens: 4096, authorization: authorization,
-            headers: new Dictionary<string, string> { ["X-Mock-Completion-Tokens"] = tokens.ToString(CultureInfo.InvariantCulture) });
-
-    private static HttpRequestMessage Resume(string session, string lastEventId, bool get = false, string? authorization = null)
-    {
-        var request = get ? new HttpRequestMessage(HttpMethod.Get, "/v1/chat/completions") : Chat(session, tokens: 3, authorization);
-        if (get)
-        {
-            request.Headers.TryAddWithoutValidation("X-Session-Id", session);
-            if (authorization is not null)
-            {
-                request.Headers.TryAddWithoutValidation("Authorization", authorization);
-            }
-        }
-
-        request.Headers.TryAddWithoutValidation("Last-Event-ID", lastEventId);
-        return request;
-    }
-
     private static async Task<SseClient> OpenAsync(Replica replica, string session, int tokens, string? authorization = null)
     {
         var client = StreamReading.NewClient(replica.Host.BaseAddress);
-        var sse = await SseClient.OpenAsync(client, Chat(session, tokens, authorization), owned: true);
+        var sse = await SseClient.OpenAsync(client, ChatStream(session, tokens, authorization: authorization), owned: true);
         Assert.Equal(200, (int)sse.Response.StatusCode);
         return sse;
     }
 
-    private static void AssertContiguous(List<SseEvent> events)
-    {
-        Assert.All(events, e => Assert.False(string.IsNullOrEmpty(e.Id)));
-        Assert.Equal(Enumerable.Range(1, events.Count).Select(i => (long)i), events.Select(e => e.Sequence));
-    }
 }
