@@ -93,13 +93,47 @@ public sealed class CrossReplicaResumeTests
         Assert.Equal(entry.TokensSent, seen.Concat(rest).Count(e => e.HasContent));
     }
 
-    private static async Task<(DotnetProcess Process, Uri BaseAddress)> StartProcessAsync(RedisServer redis, MockLlmServer mock)
+    /// <summary>SIGTERM to a gateway process holding a detached stream with a five-minute window: the stream is aborted at
+    /// the drain deadline, not kept for its window, and the process exits.</summary>
+    [Fact]
+    public async Task Sigterm_WithADetachedStream_AbortedAtTheDrainDeadline_TheProcessExits()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        await using var mock = await MockLlmServer.StartAsync(Model);
+        var (gateway, address) = await StartProcessAsync(redis, mock, window: "00:05:00", drainTimeout: "00:00:02");
+        await using var scope = gateway;
+
+        var first = await SseClient.OpenAsync(StreamReading.NewClient(address), ChatStream("s1", tokens: 4000), owned: true);
+        await first.ReadAsync(es => es.Count(e => e.HasContent) >= 3);
+        first.Dispose();
+        using var http = new HttpClient { BaseAddress = address };
+        using var deadline = new CancellationTokenSource(Wait.Timeout);
+        while (!(await PromText.ParseAsync(http)).Any(s => s.Name == "llm_gateway_resume_detached" && s.Value == 1))
+        {
+            deadline.Token.ThrowIfCancellationRequested();
+        }
+
+        ProcessSignals.Terminate(gateway.Id);
+        Assert.Equal(0, await gateway.WaitForExitAsync(Wait.Timeout));
+        var entry = await Wait.ForEntryAsync(mock.Ledger, "s1", e => e.EndedAt is not null);
+        Assert.True(entry.Cancelled);
+        Assert.True(entry.TokensSent < entry.TokensPlanned);
+    }
+
+    private static async Task<(DotnetProcess Process, Uri BaseAddress)> StartProcessAsync(RedisServer redis, MockLlmServer mock,
+        string window = "00:00:30", string? drainTimeout = null)
     {
         var (process, address) = await DotnetProcess.StartListeningAsync("Gateway.dll", TimeSpan.FromSeconds(60), start =>
         {
             start.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
             start.Environment["ReverseProxy__Clusters__llm__Destinations__primary__Address"] = mock.BaseAddress.ToString();
-            start.Environment["ReverseProxy__Routes__llm__Metadata__SessionStreams.Resume"] = "00:00:30";
+            start.Environment["ReverseProxy__Routes__llm__Metadata__SessionStreams.Resume"] = window;
+            if (drainTimeout is not null)
+            {
+                start.Environment["Gateway__Shutdown__DrainTimeout"] = drainTimeout;
+                start.Environment["Gateway__Shutdown__ReadinessDelay"] = "00:00:00";
+            }
+
             start.Environment["Gateway__Sessions__Redis"] = redis.ConnectionString;
         });
 
