@@ -44,6 +44,7 @@ internal sealed class ResumeLog
     private TaskCompletionSource _changed = NewSignal();
     private int _forgotten;
     private CancellationTokenRegistration _leaseWatch;
+    private long _keptFinished; // bytes counted in the store's bound while finished and kept
 
     public ResumeLog(ResumeStore store, SessionKey key, string routeId, TimeSpan window, ApiAdapter adapter, long maxBytes,
         Func<long> tokens, Func<string> model)
@@ -376,7 +377,12 @@ internal sealed class ResumeLog
                 else
                 {
                     State = LogState.Finished;
-                    _timer = _store.Time.CreateTimer(static s => ((ResumeLog)s!).Forget(), this, Window, Timeout.InfiniteTimeSpan);
+                    // Kept for the window while the gateway's bound has room for it; else forgotten at once.
+                    if (_store.TryKeepFinished(this, _bytes))
+                    {
+                        _keptFinished = _bytes;
+                        _timer = _store.Time.CreateTimer(static s => ((ResumeLog)s!).Forget(), this, Window, Timeout.InfiniteTimeSpan);
+                    }
                 }
             }
 
@@ -388,9 +394,9 @@ internal sealed class ResumeLog
             Signal();
         }
 
-        if (State != LogState.Finished)
+        if (State != LogState.Finished || Volatile.Read(ref _keptFinished) == 0)
         {
-            Forget();
+            Forget(); // a reader attached still reads this log to its end; a new resume no longer finds it
         }
     }
 
@@ -417,6 +423,18 @@ internal sealed class ResumeLog
 
     /// <summary>True the first time only: the store forgets a log, and counts what it never delivered, once.</summary>
     public bool MarkForgotten() => Interlocked.Exchange(ref _forgotten, 1) == 0;
+
+    /// <summary>Bytes this finished log holds in the store's bound (0 when it is not kept finished).</summary>
+    public long KeptFinishedBytes
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _keptFinished;
+            }
+        }
+    }
 
     private List<Event> Append(ReadOnlySpan<byte> bytes, out bool declined)
     {

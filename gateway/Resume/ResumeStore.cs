@@ -25,7 +25,7 @@ internal sealed class ResumeStore(IOptions<ResumeOptions> options, RedisResumeMi
     /// <summary>Logs kept now (live, detached or finished in their window).</summary>
     public int Count => _logs.Count;
 
-    /// <summary>Bytes kept for detached streams now.</summary>
+    /// <summary>Bytes kept now for detached streams and for finished ones in their window.</summary>
     public long DetachedBytes => Interlocked.Read(ref _detachedBytes);
 
     /// <summary>A new stream of <paramref name="key"/>: its log replaces the key's last one.</summary>
@@ -47,6 +47,7 @@ internal sealed class ResumeStore(IOptions<ResumeOptions> options, RedisResumeMi
         }
 
         _logs.TryRemove(new KeyValuePair<string, ResumeLog>(log.Key.Value, log));
+        Interlocked.Add(ref _detachedBytes, -log.KeptFinishedBytes);
         if (Mirror is { } shared)
         {
             _ = CountUndeliveredAsync(log, shared);
@@ -109,6 +110,19 @@ internal sealed class ResumeStore(IOptions<ResumeOptions> options, RedisResumeMi
 
         Interlocked.Add(ref _detachedBytes, -bytes);
         metrics.Detached(log.RouteId, -1);
+    }
+
+    /// <summary>A finished stream is kept for its window, its bytes counted in <see cref="ResumeOptions.MaxDetachedBytes"/>
+    /// with the detached streams'; false (forgotten at once) when that bound has no room for it.</summary>
+    public bool TryKeepFinished(ResumeLog log, long bytes)
+    {
+        if (Interlocked.Add(ref _detachedBytes, bytes) <= options.Value.MaxDetachedBytes)
+        {
+            return true;
+        }
+
+        Interlocked.Add(ref _detachedBytes, -bytes);
+        return false;
     }
 
     public void DetachedBytesChanged(long delta) => Interlocked.Add(ref _detachedBytes, delta);

@@ -317,6 +317,25 @@ public sealed class ResumeTests
     }
 
     [Fact]
+    public async Task FinishedStreamThatDoesNotFitTheGatewaysBound_ForgottenAtOnce()
+    {
+        var route = Route();
+        using var metrics = new MetricRecorder(route);
+        await using var stack = await StartAsync(route, configure: s => s["Gateway:Resume:MaxDetachedBytes"] = "65536");
+        var first = await OpenAsync(stack, "s1", tokens: 1000, tokensPerSecond: 2000);
+        var all = await first.ReadToEndAsync();
+        first.Dispose();
+        Assert.True(all[^1].IsDone);
+        Assert.True(all.Count > 400, "the answer's events are more than 64 KiB");
+        await metrics.WaitForAsync("llm_gateway.streams.ended", m => m["outcome"] == "completed");
+
+        Assert.Equal(0, Store(stack).Count);
+        Assert.Equal(0, Store(stack).DetachedBytes);
+        using var resume = await stack.Client.SendAsync(ResumeRequest("s1", all[1].Id!));
+        Assert.Equal(409, (int)resume.StatusCode);
+    }
+
+    [Fact]
     public async Task HostStopsWithADetachedStream_AbortedAtTheDrainDeadline_TheHostStops()
     {
         var route = Route();
