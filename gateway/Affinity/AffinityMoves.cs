@@ -1,7 +1,7 @@
 using System.Collections.Concurrent;
 using System.Globalization;
+using Gateway.Redis;
 using Gateway.Sessions;
-using Gateway.Sessions.Redis;
 using Microsoft.Extensions.Options;
 using StackExchange.Redis;
 
@@ -30,8 +30,7 @@ internal sealed class AffinityMoves
 
     private readonly ConcurrentDictionary<string, Entry> _local = new(StringComparer.Ordinal);
     private readonly Lock _writing = new();
-    // Resolved on first use: the registry needs YARP's proxy state, which needs the affinity policies, which need this.
-    private readonly Lazy<RedisSessionRegistry?> _registry;
+    private readonly SharedRedis _redis;
     private readonly TimeSpan _ttl;
     private readonly int _capacity;
     private readonly TimeSpan _redisTimeout;
@@ -39,13 +38,13 @@ internal sealed class AffinityMoves
     private readonly TimeProvider _time;
     private readonly ILogger<AffinityMoves> _logger;
 
-    public AffinityMoves(IOptions<AffinityOptions> options, IServiceProvider services, IOptions<RedisRegistryOptions> redis,
+    public AffinityMoves(IOptions<AffinityOptions> options, SharedRedis redis,
         TimeProvider time, ILogger<AffinityMoves> logger)
     {
-        _registry = new(() => services.GetRequiredService<ISessionRegistry>() as RedisSessionRegistry);
+        _redis = redis;
         _ttl = options.Value.MoveTtl;
         _capacity = options.Value.MaxRememberedMoves;
-        _redisTimeout = redis.Value.RedisTimeout;
+        _redisTimeout = redis.Timeout;
         _ttlMs = ((long)_ttl.TotalMilliseconds).ToString(CultureInfo.InvariantCulture);
         _time = time;
         _logger = logger;
@@ -55,7 +54,7 @@ internal sealed class AffinityMoves
     public async ValueTask<string?> FindAsync(AffinityScope scope, CancellationToken cancellationToken)
     {
         var local = FindLocal(scope.Id);
-        if (_registry.Value?.Database is not { } db)
+        if (_redis.Database is not { } db)
         {
             return local;
         }
@@ -90,7 +89,7 @@ internal sealed class AffinityMoves
     public async ValueTask<string> MoveAsync(AffinityScope scope, string? from, string to, CancellationToken cancellationToken)
     {
         var agreed = MoveLocal(scope.Id, from, to);
-        if (_registry.Value?.Database is not { } db)
+        if (_redis.Database is not { } db)
         {
             return agreed;
         }
@@ -110,7 +109,7 @@ internal sealed class AffinityMoves
         return agreed;
     }
 
-    private string RedisKey(AffinityScope scope) => $"{_registry.Value!.KeyPrefix}:affinity:{scope.Id}";
+    private string RedisKey(AffinityScope scope) => $"{_redis.KeyPrefix}:affinity:{scope.Id}";
 
     private string? FindLocal(string id)
     {

@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Runtime.InteropServices;
+using Gateway.Redis;
 using Gateway.Sessions;
-using Gateway.Sessions.Redis;
 using Gateway.Telemetry;
 using Gateway.Tokens;
 using Gateway.Utilities;
@@ -80,7 +80,7 @@ internal sealed partial class TokenBudgets
     private Charge[] _tickCharges = [];
     private ITimer? _ticker;
     private readonly Lock _gate = new();
-    private readonly RedisSessionRegistry? _redis;
+    private readonly SharedRedis _redis;
     private readonly ILogger<TokenBudgets> _logger;
     private readonly double _capacity;
     private readonly double _perSecond;
@@ -88,9 +88,9 @@ internal sealed partial class TokenBudgets
     private long _sweptAt;
     private int _redisFailing;
 
-    public TokenBudgets(IOptions<RateLimitOptions> options, ISessionRegistry registry, TimeProvider time, ILogger<TokenBudgets> logger)
+    public TokenBudgets(IOptions<RateLimitOptions> options, SharedRedis redis, TimeProvider time, ILogger<TokenBudgets> logger)
     {
-        _redis = registry as RedisSessionRegistry; // not resolved without Redis: it would export a Redis gauge
+        _redis = redis;
         _logger = logger;
         Time = time;
         Enabled = options.Value.TokensPerMinute is not null;
@@ -120,7 +120,7 @@ internal sealed partial class TokenBudgets
     public async ValueTask<BudgetDecision> CheckAsync(string tenant)
     {
         var balance = Local(tenant, 0);
-        if (balance >= Enough && _redis?.Database is { } db && await ChargeRedisAsync(db, tenant, 0) is { } shared)
+        if (balance >= Enough && _redis.Database is { } db && await ChargeRedisAsync(db, tenant, 0) is { } shared)
         {
             balance = Math.Min(balance, shared);
         }
@@ -140,7 +140,7 @@ internal sealed partial class TokenBudgets
         }
 
         Local(tenant, tokens);
-        if (_redis?.Database is { } db)
+        if (_redis.Database is { } db)
         {
             await ChargeRedisAsync(db, tenant, tokens);
         }
@@ -296,7 +296,7 @@ internal sealed partial class TokenBudgets
 
     /// <summary>The tenant is already a hash of its credential, or a client address; hashed again so no
     /// address is stored either.</summary>
-    private string Key(string tenant) => $"{_redis!.KeyPrefix}:budget:{Hashes.Sha256Hex(tenant, 16)}";
+    private string Key(string tenant) => $"{_redis.KeyPrefix}:budget:{Hashes.Sha256Hex(tenant, 16)}";
 
     [LoggerMessage(EventId = EventIds.BudgetRedisNotAnswering, Level = LogLevel.Warning,
         Message = "Token budgets: Redis did not answer ({Error}); each replica applies its own budget until it does")]

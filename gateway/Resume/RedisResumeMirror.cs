@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
 using System.Globalization;
+using Gateway.Redis;
 using Gateway.Sessions;
-using Gateway.Sessions.Redis;
 using Gateway.Utilities;
 using Microsoft.Extensions.Options;
 using StackExchange.Redis;
@@ -28,17 +28,15 @@ namespace Gateway.Resume;
 /// resume elsewhere is answered <c>resume_unavailable</c>. The owner stays the only one that decides the stream:
 /// its upstream, its window, its bounds.
 /// </summary>
-internal sealed class RedisResumeMirror(ISessionRegistry registry, IOptions<RedisRegistryOptions> options)
+internal sealed class RedisResumeMirror(SharedRedis redis)
 {
     /// <summary>How long a remote reader's token lives unless refreshed; it refreshes at a third of it.</summary>
     public static readonly TimeSpan ReaderTtl = TimeSpan.FromSeconds(3);
 
-    private readonly RedisSessionRegistry? _redis = registry as RedisSessionRegistry;
-
     /// <summary>True when this deployment shares sessions through Redis.</summary>
-    public bool Enabled => _redis is not null;
+    public bool Enabled => redis.Enabled;
 
-    public IDatabase? Database => _redis?.Database;
+    public IDatabase? Database => redis.Database;
 
     /// <summary>How long Redis keeps a live stream's keys before the owner refreshes them.</summary>
     private static readonly TimeSpan LiveTtl = TimeSpan.FromMinutes(15);
@@ -54,7 +52,7 @@ internal sealed class RedisResumeMirror(ISessionRegistry registry, IOptions<Redi
     /// <summary>The hash a stream's meta holds for its session key: only the same route, credential and session find it.</summary>
     public static string KeyHash(SessionKey key) => Hashes.Sha256Hex(key.Value, 16);
 
-    private string Prefix => _redis!.KeyPrefix;
+    private string Prefix => redis.KeyPrefix;
 
     /// <summary>The stream's first event: its meta, with the content type a resume answers with.</summary>
     public void Started(ResumeLog log)
@@ -190,7 +188,7 @@ internal sealed class RedisResumeMirror(ISessionRegistry registry, IOptions<Redi
     }
 
     /// <summary>How long a resume's read from Redis may take (<c>Gateway:Sessions:RedisTimeout</c>).</summary>
-    public TimeSpan Timeout => options.Value.RedisTimeout;
+    public TimeSpan Timeout => redis.Timeout;
 
     public static RedisValue Id(long sequence) => string.Create(CultureInfo.InvariantCulture, $"0-{sequence}");
 

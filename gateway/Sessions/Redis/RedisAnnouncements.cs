@@ -1,52 +1,65 @@
 using System.Collections.Concurrent;
 using System.Globalization;
+using Gateway.Redis;
 using Gateway.Telemetry;
 using StackExchange.Redis;
 
 namespace Gateway.Sessions.Redis;
 
 /// <summary>
-/// The messages on the deployment's channel, read in order by every replica, and on each replica's ack
-/// channel: how they are written, parsed and handled.
+/// The messages between replicas, each sent on the receiving replica's own channel (<see cref="SharedRedis.ReplicaChannel"/>),
+/// so a message reaches only the replica it is for: how they are written, parsed and handled.
 /// <list type="bullet">
-/// <item><c>c hash epoch replica lease</c>: a claim (published by <see cref="RedisScripts.Claim"/>); a replica
-/// cancels its own lease for that key when another replica announced a higher epoch;</item>
-/// <item><c>s replica stop-id hash,hash,...</c>: an explicit stop; a replica that stopped streams answers on the
-/// stopper's ack channel with <c>stop-id replica count</c>;</item>
-/// <item><c>p replica nonce</c>: a probe, heard only by the replica that sent it.</item>
+/// <item><c>c hash epoch replica lease</c>: a claim, sent by the claiming replica to the replica whose owner record
+/// the claim replaced (<see cref="RedisScripts.Claim"/> returns it); that replica cancels its lease for the key when
+/// the epoch is higher than its own. A claim that replaced no other replica's record sends nothing;</item>
+/// <item><c>s replica stop-id hash,hash,...</c>: an explicit stop, sent to each replica named in an owner record of
+/// those keys; one that stopped streams answers on the stopper's channel with <c>a stop-id replica count</c>.</item>
 /// </list>
 /// </summary>
 internal sealed class RedisAnnouncements
 {
+    private readonly SharedRedis _redis;
     private readonly RedisKeys _keys;
-    private readonly string _replicaId;
     private readonly ConcurrentDictionary<string, TrackedLease> _tracked;
     private readonly Func<IEnumerable<string>, int> _stopHere;
-    private readonly RedisRegistryOptions _options;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly ConcurrentDictionary<long, StopAcks> _stops = new();
     private long _lastStopId;
-    private TaskCompletionSource<long>? _probe;
-    private long _probeNonce;
 
     /// <param name="tracked">The registry's leases by key hash, read to cancel the ones superseded elsewhere.</param>
     /// <param name="stopHere">Stops this replica's streams under the key hashes; returns how many it ended.</param>
-    public RedisAnnouncements(RedisKeys keys, string replicaId, ConcurrentDictionary<string, TrackedLease> tracked,
-        Func<IEnumerable<string>, int> stopHere, RedisRegistryOptions options, TimeProvider time, ILogger logger)
+    public RedisAnnouncements(SharedRedis redis, RedisKeys keys, ConcurrentDictionary<string, TrackedLease> tracked,
+        Func<IEnumerable<string>, int> stopHere, TimeProvider time, ILogger logger)
     {
+        _redis = redis;
         _keys = keys;
-        _replicaId = replicaId;
         _tracked = tracked;
         _stopHere = stopHere;
-        _options = options;
         _time = time;
         _logger = logger;
     }
 
+    private string ReplicaId => _redis.ReplicaId;
+
+    /// <summary>Tells <paramref name="owner"/> (an owner record <c>replica:epoch</c> the claim replaced) that
+    /// <paramref name="tracked"/>'s claim now holds the key: nothing when the record was this replica's or none.</summary>
+    public void Superseded(IDatabase db, TrackedLease tracked, long epoch, string? owner)
+    {
+        var colon = owner?.LastIndexOf(':') ?? -1;
+        if (colon <= 0 || owner.AsSpan(0, colon).SequenceEqual(ReplicaId))
+        {
+            return;
+        }
+
+        _redis.Send(db, owner![..colon], string.Create(CultureInfo.InvariantCulture,
+            $"c {tracked.Hash} {epoch} {ReplicaId} {tracked.Lease.Id}"));
+    }
+
     /// <summary>
-    /// Announces a stop of the streams under <paramref name="hashes"/> and counts what each replica named in an
-    /// owner record says it stopped, waited for at most the Redis timeout (a record left by a crashed replica,
+    /// Sends a stop of the streams under <paramref name="hashes"/> to each replica named in their owner records, and
+    /// counts what each says it stopped, waited for at most the Redis timeout (a record left by a crashed replica,
     /// or by a release skipped while Redis was away, answers nothing and counts nothing).
     /// </summary>
     public async Task<int> StopAsync(IDatabase db, List<string> hashes, CancellationToken cancellationToken)
@@ -63,17 +76,13 @@ internal sealed class RedisAnnouncements
                 owners[i] = db.StringGetAsync(_keys.Owner(hashes[i]));
             }
 
-            // Read before announcing, on the same connection: an owner that stops at once has not yet
-            // removed its record when the reads run.
-            var announce = db.PublishAsync(_keys.Channel,
-                $"s {_replicaId} {stopId.ToString(CultureInfo.InvariantCulture)} {string.Join(',', hashes)}");
-            await Task.WhenAll(owners.Append<Task>(announce)).WaitAsync(_options.RedisTimeout, _time, cancellationToken);
+            await Task.WhenAll(owners).WaitAsync(_redis.Timeout, _time, cancellationToken);
             var expected = new HashSet<string>(StringComparer.Ordinal);
             foreach (var owner in owners)
             {
                 var value = (string?)owner.Result;
                 var colon = value?.LastIndexOf(':') ?? -1;
-                if (colon > 0 && value.AsSpan(0, colon) is var replica && !replica.SequenceEqual(_replicaId))
+                if (colon > 0 && value.AsSpan(0, colon) is var replica && !replica.SequenceEqual(ReplicaId))
                 {
                     expected.Add(replica.ToString());
                 }
@@ -81,11 +90,17 @@ internal sealed class RedisAnnouncements
 
             if (expected.Count > 0)
             {
-                var left = _options.RedisTimeout - _time.GetElapsedTime(startedAt);
+                var message = $"s {ReplicaId} {stopId.ToString(CultureInfo.InvariantCulture)} {string.Join(',', hashes)}";
+                foreach (var replica in expected)
+                {
+                    _redis.Send(db, replica, message);
+                }
+
+                var left = _redis.Timeout - _time.GetElapsedTime(startedAt);
                 await acks.ExpectAsync(expected).WaitAsync(left > TimeSpan.Zero ? left : TimeSpan.Zero, _time, cancellationToken);
             }
         }
-        catch (Exception ex) when (RedisConnection.IsRedisFailure(ex))
+        catch (Exception ex) when (SharedRedis.IsFailure(ex))
         {
             // Not answered in time: what acknowledged so far is what is known to have stopped.
         }
@@ -97,55 +112,24 @@ internal sealed class RedisAnnouncements
         return acks.Count;
     }
 
-    /// <summary>Publishes a probe and completes once it came back on the channel: this replica hears its own channel.</summary>
-    public async Task ProbeAsync(IDatabase db)
+    /// <summary>This replica's channel, read in order. Each message costs a dictionary look-up or a few: it runs on the
+    /// one ordered reader of the channel.</summary>
+    public void OnMessage(string text)
     {
-        var nonce = Interlocked.Increment(ref _probeNonce);
-        var probe = new TaskCompletionSource<long>(TaskCreationOptions.RunContinuationsAsynchronously);
-        Volatile.Write(ref _probe, probe);
-        await db.PublishAsync(_keys.Channel, $"p {_replicaId} {nonce.ToString(CultureInfo.InvariantCulture)}")
-            .WaitAsync(_options.RedisTimeout, _time);
-        while (await probe.Task.WaitAsync(_options.RedisTimeout, _time) != nonce)
-        {
-            probe = new TaskCompletionSource<long>(TaskCreationOptions.RunContinuationsAsynchronously);
-            Volatile.Write(ref _probe, probe);
-        }
-    }
-
-    /// <summary>The channel, read in order: claims, stops and this replica's probes. Each message costs a
-    /// dictionary look-up or a few: it runs on the one ordered reader every claim waits behind.</summary>
-    public void OnMessage(ChannelMessage message, ConnectionMultiplexer redis)
-    {
-        var text = (string?)message.Message;
-        if (text is null || text.Length < 2)
-        {
-            return;
-        }
-
         var parts = text.Split(' ');
         switch (parts)
         {
-            case ["c", var hash, var epochText, var replica, var leaseText]
-                when long.TryParse(epochText, CultureInfo.InvariantCulture, out var epoch):
+            case ["c", var hash, var epochText, var replica, _]
+                when replica != ReplicaId && long.TryParse(epochText, CultureInfo.InvariantCulture, out var epoch):
                 if (!_tracked.TryGetValue(hash, out var tracked))
                 {
                     return;
                 }
 
-                if (replica == _replicaId)
-                {
-                    // Our own announcement, maybe ahead of the script's reply: from here on we know our epoch.
-                    if (long.TryParse(leaseText, CultureInfo.InvariantCulture, out var leaseId) && tracked.Lease.Id == leaseId)
-                    {
-                        tracked.SetEpoch(epoch);
-                    }
-
-                    return;
-                }
-
-                // Epoch unknown (-1): our claim has not run yet, or its announcement would have come first,
-                // so ours will be the higher one. Local only (0): newer if claimed after ours was made (an
-                // epoch is at least the Redis clock's microseconds when it was claimed).
+                // Seen first, then our epoch read: a claim reply that lands meanwhile sets the epoch first and then
+                // reads Seen (RedisSessionRegistry.OrderAsync), so one of the two sides sees the other and cancels.
+                // Epoch unknown (-1): our claim is on its way, and is compared when it answers. Local only (0):
+                // newer if claimed after ours was made (an epoch is at least the Redis clock's microseconds then).
                 tracked.Saw(epoch);
                 var mine = tracked.Epoch;
                 var newer = mine > 0 ? epoch > mine : mine == 0 && epoch > tracked.MadeAt;
@@ -156,33 +140,23 @@ internal sealed class RedisAnnouncements
 
                 return;
 
-            case ["s", var replica, var stopId, var hashes] when replica != _replicaId:
+            case ["s", var replica, var stopId, var hashes] when replica != ReplicaId:
                 var stopped = _stopHere(hashes.Split(','));
-                if (stopped > 0)
+                if (_redis.Database is { } db)
                 {
-                    // Fire and forget: nothing on this ordered reader waits for Redis.
-                    redis.GetDatabase().Publish(_keys.AckChannel(replica),
-                        $"{stopId} {_replicaId} {stopped.ToString(CultureInfo.InvariantCulture)}", CommandFlags.FireAndForget);
+                    // Fire and forget: nothing on this ordered reader waits for Redis. Answered even when nothing
+                    // stopped, so the stopper does not wait out its timeout for a stream that ended meanwhile.
+                    _redis.Send(db, replica, $"a {stopId} {ReplicaId} {stopped.ToString(CultureInfo.InvariantCulture)}");
                 }
 
                 return;
 
-            case ["p", var replica, var nonceText] when replica == _replicaId
-                && long.TryParse(nonceText, CultureInfo.InvariantCulture, out var nonce):
-                Volatile.Read(ref _probe)?.TrySetResult(nonce);
+            case ["a", var stopIdText, var replica, var countText]
+                when long.TryParse(stopIdText, CultureInfo.InvariantCulture, out var stopId)
+                && int.TryParse(countText, CultureInfo.InvariantCulture, out var count)
+                && _stops.TryGetValue(stopId, out var acks):
+                acks.Add(replica, count);
                 return;
-        }
-    }
-
-    /// <summary>This replica's ack channel: <c>stop-id replica count</c> from replicas that stopped streams.</summary>
-    public void OnAck(ChannelMessage message)
-    {
-        if (((string?)message.Message)?.Split(' ') is [var stopIdText, var replica, var countText]
-            && long.TryParse(stopIdText, CultureInfo.InvariantCulture, out var stopId)
-            && int.TryParse(countText, CultureInfo.InvariantCulture, out var count)
-            && _stops.TryGetValue(stopId, out var acks))
-        {
-            acks.Add(replica, count);
         }
     }
 

@@ -2,16 +2,11 @@ using StackExchange.Redis;
 
 namespace Gateway.Sessions.Redis;
 
-/// <summary>The names of the Redis keys and channels of one deployment, all under its prefix
-/// (<c>Gateway:Sessions:RedisPrefix</c>); a key carries a key hash, never a session id.</summary>
+/// <summary>The names of the registry's Redis keys, all under the deployment's prefix (<c>Gateway:Sessions:RedisPrefix</c>);
+/// a key carries a key hash, never a session id. Every key of one session key has that hash as its hash tag, so a
+/// Redis Cluster keeps them in one slot and one script may touch them all.</summary>
 internal sealed class RedisKeys(string prefix)
 {
-    /// <summary>The deployment's channel: claims, stops and probes, read in order by every replica.</summary>
-    public RedisChannel Channel { get; } = RedisChannel.Literal($"{prefix}:sessions");
-
-    /// <summary>A replica's ack channel: <c>stop-id replica count</c> from replicas that stopped streams.</summary>
-    public RedisChannel AckChannel(string replica) => RedisChannel.Literal($"{prefix}:acks:{replica}");
-
     public RedisKey Epoch(string hash) => $"{prefix}:{{{hash}}}:epoch";
 
     public RedisKey Owner(string hash) => $"{prefix}:{{{hash}}}:owner";

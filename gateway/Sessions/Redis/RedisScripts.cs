@@ -7,8 +7,9 @@ namespace Gateway.Sessions.Redis;
 internal static class RedisScripts
 {
     /// <summary>
-    /// A claim: the key's next epoch, the owner record, and the announcement, in one step, so epochs are
-    /// announced in the order they were handed out. An epoch is the counter's next value, but never below
+    /// A claim: the key's next epoch and the owner record in one step, returning the owner record it replaced
+    /// (whose replica, if another, the claimer tells: <see cref="RedisAnnouncements.Superseded"/>). Every key is in the
+    /// session key's hash slot and nothing is published from the script, so it runs as is on a Redis Cluster. An epoch is the counter's next value, but never below
     /// a floor: the server's clock in microseconds, and the highest epoch the claiming replica has seen
     /// for the key; so epochs keep rising across a Redis that restarted empty or a failover replica that
     /// missed the last INCRs, and a newer claim is always above the epoch of a stream still running.
@@ -17,12 +18,11 @@ internal static class RedisScripts
     /// owner whose epoch is not older than that: the newest claim wins. (An owner record of the claiming
     /// replica is its own: that lease's claim, sent before Redis froze and run since, or an older lease's
     /// record whose release was skipped.)
-    /// KEYS: epoch, owner. ARGV: replica, owner TTL ms, epoch TTL ms, channel, key hash, lease id, floor,
-    /// made at (microseconds since 1970; 0 for a claim made now).
-    /// Returns the epoch, or minus the owner's epoch when a reconciling claim lost.
+    /// KEYS: epoch, owner. ARGV: replica, owner TTL ms, epoch TTL ms, floor, made at (microseconds since 1970; 0 for a claim made now).
+    /// Returns { epoch, replaced owner record or '' }, or { minus the owner's epoch, '' } when a reconciling claim lost.
     /// </summary>
     public const string Claim = ClaimBody + """
-        return epoch
+        return { epoch, previous or '' }
         """;
 
     /// <summary>
@@ -30,22 +30,23 @@ internal static class RedisScripts
     /// owner record means a stream active there, and the claim returns <c>busy</c> without changing anything;
     /// unless that owner is still in its debounce window (the held record equals the owner record), which
     /// is replaced like any claim replaces an owner. An owner record of the claiming replica is its own (this
-    /// replica's registry has decided already). ARGV[9] <c>1</c> marks the new owner as held.
+    /// replica's registry has decided already). ARGV[6] <c>1</c> marks the new owner as held.
     /// KEYS: epoch, owner, held. ARGV: as <see cref="Claim"/>, then held (<c>1</c> or <c>0</c>).
+    /// Returns <c>busy</c>, or as <see cref="Claim"/>.
     /// </summary>
     public const string ClaimIfIdle = """
         local current = redis.call('GET', KEYS[2])
         if current and string.sub(current, 1, string.len(ARGV[1]) + 1) ~= ARGV[1] .. ':' and redis.call('GET', KEYS[3]) ~= current then
-          return 'busy'
+          return { 'busy', '' }
         end
 
         """ + ClaimBody + """
-        if ARGV[9] == '1' then
+        if ARGV[6] == '1' then
           redis.call('SET', KEYS[3], ARGV[1] .. ':' .. epoch, 'PX', ARGV[2])
         else
           redis.call('DEL', KEYS[3])
         end
-        return epoch
+        return { epoch, previous or '' }
         """;
 
     /// <summary>
@@ -64,16 +65,16 @@ internal static class RedisScripts
         """;
 
     private const string ClaimBody = """
-        local madeAt = tonumber(ARGV[8])
+        local madeAt = tonumber(ARGV[5])
         if madeAt > 0 then
           local owner = redis.call('GET', KEYS[2])
           local held = owner and tonumber(string.match(owner, ':(%d+)$'))
           local ours = owner and string.sub(owner, 1, string.len(ARGV[1]) + 1) == ARGV[1] .. ':'
           if held and held >= madeAt and not ours then
-            return string.format('-%.0f', held)
+            return { string.format('-%.0f', held), '' }
           end
         end
-        local floor = tonumber(ARGV[7])
+        local floor = tonumber(ARGV[4])
         if madeAt > 0 then
           floor = math.max(floor, madeAt)
         else
@@ -87,15 +88,17 @@ internal static class RedisScripts
         end
         local epoch = string.format('%.0f', e)
         redis.call('PEXPIRE', KEYS[1], ARGV[3])
+        local previous = redis.call('GET', KEYS[2])
         redis.call('SET', KEYS[2], ARGV[1] .. ':' .. epoch, 'PX', ARGV[2])
-        redis.call('PUBLISH', ARGV[4], 'c ' .. ARGV[5] .. ' ' .. epoch .. ' ' .. ARGV[1] .. ' ' .. ARGV[6])
 
         """;
 
     /// <summary>
     /// Keeps a live stream's owner record: extends it while it is still this stream's, writes it again if
-    /// it is gone (expired during an outage, or Redis restarted empty), and otherwise leaves the newer
-    /// owner alone. KEYS: owner. ARGV: owner value, TTL ms. Returns the owner value now in force.
+    /// it is gone (expired during an outage, or Redis restarted empty) unless the key's counter shows a newer
+    /// claim since (one that ended already, whose message found no record to follow), and otherwise leaves the
+    /// newer owner alone. KEYS: owner, epoch. ARGV: owner value, TTL ms, this stream's epoch.
+    /// Returns the owner value now in force, or <c>-:counter</c> when a newer claim came and went.
     /// </summary>
     public const string Refresh = """
         local v = redis.call('GET', KEYS[1])
@@ -104,6 +107,10 @@ internal static class RedisScripts
           return v
         end
         if not v then
+          local counter = tonumber(redis.call('GET', KEYS[2]))
+          if counter and counter > tonumber(ARGV[3]) then
+            return string.format('-:%.0f', counter)
+          end
           redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
           return ARGV[1]
         end

@@ -1,6 +1,6 @@
 using System.Collections.Concurrent;
 using System.Globalization;
-using System.Security.Cryptography;
+using Gateway.Redis;
 using Gateway.Telemetry;
 using Gateway.Utilities;
 using Microsoft.Extensions.Options;
@@ -14,27 +14,32 @@ namespace Gateway.Sessions.Redis;
 /// this replica's leases and decides local supersede at once; Redis adds the order between replicas:
 /// <list type="bullet">
 /// <item>a claim runs <see cref="RedisScripts.Claim"/>, and the request goes upstream once it answered:
-/// the key's next epoch (INCR), an owner record <c>replica:epoch</c> with a TTL, and an announcement
-/// <c>c hash epoch replica lease</c> on the deployment's channel;</item>
-/// <item>every replica reads the channel in order and cancels its own lease for that key when a higher
-/// epoch is announced by another replica, so of two simultaneous claims the higher epoch survives;</item>
-/// <item>an explicit stop is announced as <c>s replica stop-id hash,hash,...</c> (the key hash on each
-/// session route), and a replica that stopped streams answers on the stopper's own channel
-/// <c>acks:replica</c> with <c>stop-id replica count</c>: a stop counts only streams that stopped.</item>
+/// the key's next epoch (INCR) and an owner record <c>replica:epoch</c> with a TTL; the script returns the
+/// record it replaced, and when that was another replica's, the claimer sends <c>c hash epoch replica lease</c>
+/// to that replica's channel only. A claim that supersedes nobody elsewhere sends nothing;</item>
+/// <item>a replica cancels its own lease for the key when it hears of a higher epoch, or when its own claim
+/// answers with an epoch lower than one it heard meanwhile; so of two simultaneous claims the higher epoch
+/// survives;</item>
+/// <item>an explicit stop reads the owner records of the session's keys (one per session route) and sends
+/// <c>s replica stop-id hash,hash,...</c> to the replicas named there only; each answers on the stopper's
+/// channel with <c>a stop-id replica count</c>: a stop counts only streams that stopped.</item>
 /// </list>
 /// Keys and messages carry SHA-256 hashes of <see cref="SessionKey.Value"/>, never a session id or a
 /// credential. When Redis does not answer, claims are local only and nothing waits (a claim in flight
 /// waits at most the Redis timeout); a probe brings cross-replica mode back, and the leases claimed
 /// locally meanwhile are then claimed in Redis, where the newest claim of each key wins.
-/// This class holds the claims; <see cref="RedisAnnouncements"/> the messages, <see cref="RedisConnection"/>
-/// the connection, its probe and its upkeep rounds; RedisSessionRegistry.Upkeep.cs what this class does in those rounds.
+/// A message lost on the way (a reconnect, a cluster failover) is found by the upkeep: an owner record held by a
+/// higher epoch supersedes the stream at the next refresh, which runs at once after the connection was restored.
+/// This class holds the claims; <see cref="RedisAnnouncements"/> the messages, <see cref="SharedRedis"/> the connection,
+/// its probe and its upkeep rounds; RedisSessionRegistry.Upkeep.cs what this class does in those rounds.
 /// </summary>
-internal sealed partial class RedisSessionRegistry : ISessionRegistry, IAsyncDisposable
+internal sealed partial class RedisSessionRegistry : ISessionRegistry
 {
     private const int StripeCount = 64;
 
     private readonly SessionRegistry _local;
-    private readonly RedisRegistryOptions _options;
+    private readonly SharedRedis _redis;
+    private readonly RedisOptions _options;
     private readonly IProxyStateLookup _routes;
     private readonly TimeProvider _time;
     private readonly ILogger<RedisSessionRegistry> _logger;
@@ -42,14 +47,15 @@ internal sealed partial class RedisSessionRegistry : ISessionRegistry, IAsyncDis
     private readonly Lock[] _stripes = [.. Enumerable.Range(0, StripeCount).Select(_ => new Lock())];
     private readonly RedisKeys _keys;
     private readonly RedisAnnouncements _announcements;
-    private readonly RedisConnection _connection;
     private readonly string _ownerTtlMs;
     private readonly string _epochTtlMs;
+    private long _lastRefresh;
 
-    public RedisSessionRegistry(SessionRegistry local, IOptions<RedisRegistryOptions> options, IProxyStateLookup routes,
-        GatewayMetrics metrics, TimeProvider time, ILogger<RedisSessionRegistry> logger)
+    public RedisSessionRegistry(SessionRegistry local, SharedRedis redis, IOptions<RedisOptions> options, IProxyStateLookup routes,
+        TimeProvider time, ILogger<RedisSessionRegistry> logger)
     {
         _local = local;
+        _redis = redis;
         _options = options.Value;
         _routes = routes;
         _time = time;
@@ -59,30 +65,16 @@ internal sealed partial class RedisSessionRegistry : ISessionRegistry, IAsyncDis
         // The counter only has to outlive the gap between two claims of a conversation; a counter
         // created afresh starts above every older epoch anyway (see RedisScripts.Claim).
         _epochTtlMs = ((long)Math.Max(_options.RedisOwnerTtl.TotalMilliseconds * 4, 600_000)).ToString(CultureInfo.InvariantCulture);
-        _announcements = new RedisAnnouncements(_keys, ReplicaId, _tracked, hashes => CancelHere(hashes, StreamOutcome.Stopped),
-            _options, time, logger);
-        _connection = new RedisConnection(_options, _keys, ReplicaId, _announcements, RefreshAsync, ReconcileAsync, metrics, time, logger);
+        _announcements = new RedisAnnouncements(redis, _keys, _tracked, hashes => CancelHere(hashes, StreamOutcome.Stopped), time, logger);
+        redis.Listen(_announcements.OnMessage);
+        redis.AddUpkeep(ReconcileAsync, RoundAsync);
     }
 
-    /// <summary>This process's id in owner records and announcements (random per start).</summary>
-    public string ReplicaId { get; } = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8));
+    /// <summary>This process's id in owner records and messages (random per start).</summary>
+    public string ReplicaId => _redis.ReplicaId;
 
-    /// <summary>True while Redis answers and this replica hears its own channel: cross-replica mode.</summary>
-    public bool Available => _connection.Available;
-
-    /// <summary>The Redis database while <see cref="Available"/>, for other features that share state across
-    /// replicas (session affinity, token budgets); null while this replica is local-only.</summary>
-    public IDatabase? Database => Available ? _connection.Multiplexer?.GetDatabase() : null;
-
-    /// <summary>The prefix every key and channel of this deployment starts with (<c>Gateway:Sessions:RedisPrefix</c>).</summary>
-    public string KeyPrefix => _options.RedisPrefix;
-
-    /// <summary>Completes once <see cref="Available"/> equals <paramref name="available"/> (at once if it does).</summary>
-    public Task WaitForAvailabilityAsync(bool available, CancellationToken cancellationToken) =>
-        _connection.WaitForAvailabilityAsync(available, cancellationToken);
-
-    /// <summary>Starts connecting in the background: a Redis that is down or slow never delays start-up.</summary>
-    public void Start() => _connection.Start();
+    /// <summary>Leases this replica tracks in Redis (its live streams on session routes), for tests and diagnostics.</summary>
+    public int TrackedCount => _tracked.Count;
 
     /// <summary>
     /// Supersedes locally at once, then waits for the Redis claim (bounded by the Redis timeout, never
@@ -175,14 +167,14 @@ internal sealed partial class RedisSessionRegistry : ISessionRegistry, IAsyncDis
         }
 
         await tracked.Claimed;
-        if (!tracked.Held || tracked.Epoch <= 0 || !Available || _connection.Multiplexer is not { } redis)
+        if (!tracked.Held || tracked.Epoch <= 0 || _redis.Database is not { } db)
         {
             return lease.Reason == StreamOutcome.None;
         }
 
         try
         {
-            var kept = (long)await redis.GetDatabase().ScriptEvaluateAsync(RedisScripts.LeaveWindow,
+            var kept = (long)await db.ScriptEvaluateAsync(RedisScripts.LeaveWindow,
                 [_keys.Owner(hash), _keys.Held(hash)], [tracked.OwnerValue(ReplicaId)]).WaitAsync(_options.RedisTimeout, _time);
             if (kept == 1)
             {
@@ -196,9 +188,9 @@ internal sealed partial class RedisSessionRegistry : ISessionRegistry, IAsyncDis
 
             return false;
         }
-        catch (Exception ex) when (RedisConnection.IsRedisFailure(ex))
+        catch (Exception ex) when (SharedRedis.IsFailure(ex))
         {
-            _connection.MarkUnavailable(ex);
+            _redis.MarkUnavailable(ex);
             return lease.Reason == StreamOutcome.None;
         }
     }
@@ -236,12 +228,12 @@ internal sealed partial class RedisSessionRegistry : ISessionRegistry, IAsyncDis
         }
 
         var cancelled = CancelHere(hashes, StreamOutcome.Stopped);
-        if (!Available || _connection.Multiplexer is not { } redis || hashes.Count == 0)
+        if (_redis.Database is not { } db || hashes.Count == 0)
         {
             return cancelled;
         }
 
-        return cancelled + await _announcements.StopAsync(redis.GetDatabase(), hashes, cancellationToken);
+        return cancelled + await _announcements.StopAsync(db, hashes, cancellationToken);
     }
 
     /// <summary>Cancels this replica's streams under <paramref name="hashes"/>; returns how many it ended.</summary>
@@ -267,7 +259,7 @@ internal sealed partial class RedisSessionRegistry : ISessionRegistry, IAsyncDis
         }
 
         // Superseded here before its turn came: the newer local claim announces instead.
-        if (tracked.Lease.Reason == StreamOutcome.Superseded || !Available || _connection.Multiplexer is not { } redis)
+        if (tracked.Lease.Reason == StreamOutcome.Superseded || _redis.Database is not { } db)
         {
             tracked.SetLocalOnly();
             return;
@@ -277,8 +269,7 @@ internal sealed partial class RedisSessionRegistry : ISessionRegistry, IAsyncDis
         {
             // Above every epoch this replica has seen for the key, whatever Redis's counter says.
             var floor = previous is null ? 0 : Math.Max(previous.Epoch, previous.Seen) + 1;
-            var db = redis.GetDatabase();
-            var epoch = await (tracked.IfIdle ? ClaimIfIdleInRedisAsync(db, tracked, floor) : ClaimInRedisAsync(db, tracked, floor, madeAt: 0))
+            var (epoch, replaced) = await (tracked.IfIdle ? ClaimIfIdleInRedisAsync(db, tracked, floor) : ClaimInRedisAsync(db, tracked, floor, madeAt: 0))
                 .WaitAsync(_options.RedisTimeout, _time);
             if (epoch == 0)
             {
@@ -286,32 +277,52 @@ internal sealed partial class RedisSessionRegistry : ISessionRegistry, IAsyncDis
                 return;
             }
 
-            tracked.SetEpoch(epoch);
+            Claimed(db, tracked, epoch, replaced);
         }
-        catch (Exception ex) when (RedisConnection.IsRedisFailure(ex))
+        catch (Exception ex) when (SharedRedis.IsFailure(ex))
         {
             tracked.SetLocalOnly();
-            _connection.MarkUnavailable(ex);
+            _redis.MarkUnavailable(ex);
+        }
+    }
+
+    /// <summary>The claim holds <paramref name="epoch"/>: the replica it replaced is told, and the lease is superseded
+    /// now if a higher epoch was heard while the claim was on its way (the message came before the reply).</summary>
+    private void Claimed(IDatabase db, TrackedLease tracked, long epoch, string? replaced)
+    {
+        tracked.SetEpoch(epoch);
+        _announcements.Superseded(db, tracked, epoch, replaced);
+        if (tracked.Seen > epoch && tracked.Lease.TryCancel(StreamOutcome.Superseded, _time.GetTimestamp()))
+        {
+            RedisRegistryLog.SupersededRemotely(_logger, tracked.Lease.Key.Fingerprint());
         }
     }
 
     /// <summary>Runs <see cref="RedisScripts.Claim"/>: the epoch, or minus the owner's when a reconciling
-    /// claim (<paramref name="madeAt"/> above 0) lost to a newer one.</summary>
-    private async Task<long> ClaimInRedisAsync(IDatabase db, TrackedLease tracked, long floor, long madeAt)
+    /// claim (<paramref name="madeAt"/> above 0) lost to a newer one; and the owner record it replaced.</summary>
+    private async Task<(long Epoch, string? Replaced)> ClaimInRedisAsync(IDatabase db, TrackedLease tracked, long floor, long madeAt)
     {
-        var epoch = await db.ScriptEvaluateAsync(RedisScripts.Claim,
-            [_keys.Epoch(tracked.Hash), _keys.Owner(tracked.Hash)],
-            [ReplicaId, _ownerTtlMs, _epochTtlMs, _keys.Channel.ToString(), tracked.Hash, tracked.Lease.Id, floor, madeAt]);
-        return long.Parse((string)epoch!, CultureInfo.InvariantCulture);
+        var reply = await db.ScriptEvaluateAsync(RedisScripts.Claim,
+            [_keys.Epoch(tracked.Hash), _keys.Owner(tracked.Hash)], [ReplicaId, _ownerTtlMs, _epochTtlMs, floor, madeAt]);
+        return ParseClaim(reply);
     }
 
-    /// <summary>Runs <see cref="RedisScripts.ClaimIfIdle"/>: the epoch, or 0 when another replica's stream is active.</summary>
-    private async Task<long> ClaimIfIdleInRedisAsync(IDatabase db, TrackedLease tracked, long floor)
+    /// <summary>Runs <see cref="RedisScripts.ClaimIfIdle"/>: epoch 0 when another replica's stream is active.</summary>
+    private async Task<(long Epoch, string? Replaced)> ClaimIfIdleInRedisAsync(IDatabase db, TrackedLease tracked, long floor)
     {
-        var epoch = (string?)await db.ScriptEvaluateAsync(RedisScripts.ClaimIfIdle,
+        var reply = await db.ScriptEvaluateAsync(RedisScripts.ClaimIfIdle,
             [_keys.Epoch(tracked.Hash), _keys.Owner(tracked.Hash), _keys.Held(tracked.Hash)],
-            [ReplicaId, _ownerTtlMs, _epochTtlMs, _keys.Channel.ToString(), tracked.Hash, tracked.Lease.Id, floor, 0, tracked.Held ? 1 : 0]);
-        return epoch == "busy" ? 0 : long.Parse(epoch!, CultureInfo.InvariantCulture);
+            [ReplicaId, _ownerTtlMs, _epochTtlMs, floor, 0, tracked.Held ? 1 : 0]);
+        return ParseClaim(reply);
+    }
+
+    /// <summary>A claim script's <c>{ epoch, replaced }</c>; <c>busy</c> reads as epoch 0.</summary>
+    private static (long Epoch, string? Replaced) ParseClaim(RedisResult reply)
+    {
+        var parts = (RedisResult[])reply!;
+        var epoch = (string)parts[0]!;
+        var replaced = (string?)parts[1];
+        return (epoch == "busy" ? 0 : long.Parse(epoch, CultureInfo.InvariantCulture), string.IsNullOrEmpty(replaced) ? null : replaced);
     }
 
     /// <summary>Now on this replica's clock, in microseconds since 1970: the unit of epochs.</summary>
@@ -320,6 +331,4 @@ internal sealed partial class RedisSessionRegistry : ISessionRegistry, IAsyncDis
     /// <summary>Hex of the first 16 bytes of SHA-256: what Redis sees instead of a key or a tenant session.</summary>
     internal static string Hash(string value) => Hashes.Sha256Hex(value, 16);
 
-    // Disposed by the container once per registration it was resolved through (itself and ISessionRegistry).
-    public ValueTask DisposeAsync() => _connection.DisposeAsync();
 }

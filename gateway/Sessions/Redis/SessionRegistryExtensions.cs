@@ -1,4 +1,4 @@
-using Gateway.Utilities;
+using Gateway.Redis;
 using Microsoft.Extensions.Options;
 
 namespace Gateway.Sessions.Redis;
@@ -9,22 +9,24 @@ internal static class SessionRegistryExtensions
     /// The in-process <see cref="SessionRegistry"/> is registered either way: it holds this replica's leases.</summary>
     public static IServiceCollection AddSessionRegistry(this IServiceCollection services)
     {
-        services.AddGatewayOptions<RedisRegistryOptions>(RedisRegistryOptions.SectionName);
+        services.AddSharedRedis();
         services.AddSingleton<SessionRegistry>();
         services.AddSingleton<RedisSessionRegistry>();
-        services.AddSingleton<ISessionRegistry>(sp => sp.GetRequiredService<IOptions<RedisRegistryOptions>>().Value.Enabled
+        services.AddSingleton<ISessionRegistry>(sp => sp.GetRequiredService<IOptions<RedisOptions>>().Value.Enabled
             ? sp.GetRequiredService<RedisSessionRegistry>()
             : sp.GetRequiredService<SessionRegistry>());
         services.AddHostedService<RedisRegistryStart>();
         return services;
     }
 
-    /// <summary>Starts the Redis registry's background connection with the host; never waits for Redis.</summary>
-    private sealed class RedisRegistryStart(ISessionRegistry registry) : IHostedService
+    /// <summary>Starts the shared Redis connection with the host, once the registry listens on it (resolving the
+    /// registry registers its message reader and upkeep); never waits for Redis.</summary>
+    private sealed class RedisRegistryStart(ISessionRegistry registry, SharedRedis redis) : IHostedService
     {
         public Task StartAsync(CancellationToken cancellationToken)
         {
-            (registry as RedisSessionRegistry)?.Start();
+            GC.KeepAlive(registry);
+            redis.Start();
             return Task.CompletedTask;
         }
 

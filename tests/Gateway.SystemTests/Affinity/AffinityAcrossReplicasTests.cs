@@ -1,4 +1,5 @@
 using System.Net;
+using Gateway.Redis;
 using Gateway.Sessions;
 using Gateway.Sessions.Redis;
 using Gateway.Tests.Infrastructure;
@@ -110,6 +111,6 @@ public sealed class AffinityAcrossReplicasTests
     private static async Task WaitAvailableAsync(GatewayHost host, bool available)
     {
         using var deadline = new CancellationTokenSource(Wait.Timeout);
-        await ((RedisSessionRegistry)host.Services.GetRequiredService<ISessionRegistry>()).WaitForAvailabilityAsync(available, deadline.Token);
+        await host.Services.GetRequiredService<SharedRedis>().WaitForAvailabilityAsync(available, deadline.Token);
     }
 }

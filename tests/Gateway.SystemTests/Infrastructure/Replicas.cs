@@ -1,3 +1,4 @@
+using Gateway.Redis;
 using Gateway.Sessions;
 using Gateway.Sessions.Redis;
 using Microsoft.AspNetCore.Builder;
@@ -23,7 +24,10 @@ internal sealed class Replica : IAsyncDisposable
 
     public LogCapture Logs { get; }
 
-    public RedisSessionRegistry Registry => (RedisSessionRegistry)Host.Services.GetRequiredService<ISessionRegistry>();
+    public RedisSessionRegistry Registry => Host.Services.GetRequiredService<RedisSessionRegistry>();
+
+    /// <summary>The replica's shared Redis connection: its availability, its id, the messages it received.</summary>
+    public SharedRedis Redis => Host.Services.GetRequiredService<SharedRedis>();
 
     public static async Task<Replica> StartAsync(Uri upstream, string redis, string prefix = "llmgw", TimeSpan? redisTimeout = null,
         string routeId = "llm", Action<Dictionary<string, string?>>? configure = null, Action<WebApplicationBuilder>? builder = null)
@@ -51,7 +55,7 @@ internal sealed class Replica : IAsyncDisposable
     public async Task WaitAvailableAsync(bool available = true)
     {
         using var deadline = new CancellationTokenSource(Wait.Timeout);
-        await Registry.WaitForAvailabilityAsync(available, deadline.Token);
+        await Redis.WaitForAvailabilityAsync(available, deadline.Token);
     }
 
     /// <summary>The value of <c>llm_gateway_redis_available</c> on this replica's /metrics, or null when absent.</summary>

@@ -1,5 +1,9 @@
 using Gateway.Limits;
+using Gateway.Redis;
 using Gateway.Sessions;
+using Gateway.Telemetry;
+using Microsoft.Extensions.DependencyInjection;
+using System.Diagnostics.Metrics;
 using Gateway.Tokens;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
@@ -21,7 +25,14 @@ public sealed class TokenBudgetTickTests
     public TokenBudgetTickTests()
     {
         _budgets = new TokenBudgets(Options.Create(new RateLimitOptions { TokensPerMinute = 60 }),
-            new SessionRegistry(_clock), _clock, NullLogger<TokenBudgets>.Instance);
+            NoRedis(_clock), _clock, NullLogger<TokenBudgets>.Instance);
+    }
+
+    /// <summary>The shared Redis of a deployment without one: never connects, no database.</summary>
+    private static SharedRedis NoRedis(TimeProvider clock)
+    {
+        var meters = new ServiceCollection().AddMetrics().BuildServiceProvider().GetRequiredService<IMeterFactory>();
+        return new SharedRedis(Options.Create(new RedisOptions()), new GatewayMetrics(meters), clock, NullLogger<SharedRedis>.Instance);
     }
 
     [Fact]

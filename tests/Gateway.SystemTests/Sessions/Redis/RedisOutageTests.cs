@@ -67,7 +67,7 @@ public sealed class RedisOutageTests
         using var deadline = new CancellationTokenSource(Wait.Timeout);
         Assert.Equal("request_superseded", CrossReplicaTests.ErrorType(await StreamReading.ReadToEndAsync(old, deadline.Token)));
         Assert.True((await replicas.WaitForEntryAsync("frozen-order", e => e.EndedAt is not null)).Cancelled);
-        Assert.True(replicas.A.Registry.Available); // ordered late is not an outage
+        Assert.True(replicas.A.Redis.Available); // ordered late is not an outage
         Assert.Equal(0, replicas.A.Logs.WarningCount(UnavailableEventId));
     }
 
@@ -105,7 +105,7 @@ public sealed class RedisOutageTests
 
         await CrossReplicaTests.AssertSupersedesAsync(mock, replica, replica, "local-only");
         await replica.WaitGaugeAsync(0);
-        Assert.False(replica.Registry.Available);
+        Assert.False(replica.Redis.Available);
         Assert.Equal(1, await replica.Logs.WaitForWarningAsync(UnavailableEventId));
         var again = await StreamReading.SendAndReadAsync(replica.Client, CrossReplicaTests.Short("nobody-home"));
         Assert.Equal("[DONE]", again.DataEvents[^1]);

@@ -39,7 +39,7 @@ public sealed class SplitBrainTests
         using var newer = await StreamReading.SendAsync(replicas.A.Client, CrossReplicaTests.Long("split"));
         Assert.Equal(200, (int)newer.StatusCode);
         await replicas.WaitForEntryAsync("split", e => e.TokensSent >= 1, index: 1);
-        Assert.True(replicas.B.Registry.Available);
+        Assert.True(replicas.B.Redis.Available);
 
         // Redis answers again: A claims its local lease in Redis, and the newer claim wins.
         replicas.Redis.Resume();

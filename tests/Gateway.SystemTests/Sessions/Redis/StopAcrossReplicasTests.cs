@@ -82,7 +82,7 @@ public sealed class StopAcrossReplicasTests
 
             Assert.True(statuses.Count >= 400);
             Assert.All(statuses, s => Assert.True(s is 404 or 429, $"a stop answered {s}"));
-            Assert.True(replicas.A.Registry.Available && replicas.B.Registry.Available);
+            Assert.True(replicas.A.Redis.Available && replicas.B.Redis.Available);
             Assert.Equal(0, replicas.A.Logs.WarningCount(130) + replicas.B.Logs.WarningCount(130));
             Assert.Equal(300, replicas.Mock.Ledger.Snapshot().Count(e => e.SessionId!.StartsWith("held-", StringComparison.Ordinal) && e.EndedAt is null));
         }

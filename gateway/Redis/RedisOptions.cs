@@ -1,15 +1,17 @@
 using System.ComponentModel.DataAnnotations;
 using StackExchange.Redis;
 
-namespace Gateway.Sessions.Redis;
+namespace Gateway.Redis;
 
-/// <summary>The Redis session registry. Bound from <c>Gateway:Sessions</c> (beside the key settings).</summary>
-internal sealed class RedisRegistryOptions : IValidatableObject
+/// <summary>The Redis every replica shares (<see cref="SharedRedis"/>): one instance or a cluster. Bound from
+/// <c>Gateway:Sessions</c> (beside the key settings), where the session registry introduced it.</summary>
+internal sealed class RedisOptions : IValidatableObject
 {
     public const string SectionName = "Gateway:Sessions";
 
-    /// <summary>A StackExchange.Redis connection string (<c>redis:6379</c>,
-    /// <c>host:6380,password=...,ssl=true</c>). Empty: the in-process registry, which sees only this
+    /// <summary>A StackExchange.Redis connection string: one instance (<c>redis:6379</c>,
+    /// <c>host:6380,password=...,ssl=true</c>) or some nodes of a Redis Cluster (<c>node-0:6379,node-1:6379,node-2:6379</c>;
+    /// the client discovers the rest and follows failovers). Empty: the in-process registry, which sees only this
     /// replica's streams, so run one replica or route each session to one replica.</summary>
     public string Redis { get; set; } = "";
 
