@@ -197,13 +197,14 @@ internal sealed partial class RedisSessionRegistry : ISessionRegistry
 
     public void Release(Lease lease)
     {
-        _local.Release(lease);
         var hash = Hash(lease.Key.Value);
         if (_tracked.TryGetValue(hash, out var tracked) && tracked.Lease == lease)
         {
             _tracked.TryRemove(KeyValuePair.Create(hash, tracked));
             _ = ReleaseAsync(tracked);
         }
+
+        _local.Release(lease); // last: a wait for the local registry to empty finds nothing tracked either
     }
 
     public Lease? Find(SessionKey key) => _local.Find(key);

@@ -26,6 +26,9 @@ internal sealed class Replica : IAsyncDisposable
 
     public RedisSessionRegistry Registry => Host.Services.GetRequiredService<RedisSessionRegistry>();
 
+    /// <summary>The replica's own leases (the in-process registry under the Redis one).</summary>
+    public SessionRegistry Local => Host.Services.GetRequiredService<SessionRegistry>();
+
     /// <summary>The replica's shared Redis connection: its availability, its id, the messages it received.</summary>
     public SharedRedis Redis => Host.Services.GetRequiredService<SharedRedis>();
 

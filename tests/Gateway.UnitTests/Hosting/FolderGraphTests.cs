@@ -12,7 +12,7 @@ namespace Gateway.Tests.Hosting;
 /// </summary>
 public sealed partial class FolderGraphTests
 {
-    private static readonly string[] Bottom = ["Telemetry", "Utilities"];
+    private static readonly string[] Bottom = ["Redis", "Telemetry", "Utilities"];
 
     public static readonly IReadOnlyDictionary<string, string[]> GatewayAllowed = new Dictionary<string, string[]>
     {
@@ -32,6 +32,7 @@ public sealed partial class FolderGraphTests
         ["Sessions"] = ["Protocols", "Tokens", .. Bottom],
         ["Protocols"] = ["Tokens", .. Bottom],
         ["Tokens"] = ["Telemetry", "Utilities"],
+        ["Redis"] = ["Telemetry", "Utilities"],
         ["Telemetry"] = ["Utilities"],
         ["Utilities"] = [],
     };
