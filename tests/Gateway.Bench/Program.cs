@@ -12,10 +12,16 @@ if (args.Contains("--debounce"))
     return await DebounceBench.RunAsync(args);
 }
 
+if (args.Contains("--redis-scale"))
+{
+    return await RedisScaleBench.RunAsync(args);
+}
+
 if (args.Contains("--help") || args.Contains("-h"))
 {
     Console.WriteLine(BenchOptions.Usage);
     Console.WriteLine(DebounceBench.Usage);
+    Console.WriteLine(RedisScaleBench.Usage);
     return 0;
 }
 
