@@ -76,6 +76,10 @@ internal sealed partial class RedisSessionRegistry : ISessionRegistry
     /// <summary>Leases this replica tracks in Redis (its live streams on session routes), for tests and diagnostics.</summary>
     public int TrackedCount => _tracked.Count;
 
+    /// <summary>The epoch this replica's live stream of <paramref name="key"/> holds in Redis: 0 while it was claimed
+    /// locally only (Redis away), -1 while its claim is on its way or when it tracks none; for tests and diagnostics.</summary>
+    public long EpochOf(SessionKey key) => _tracked.TryGetValue(Hash(key.Value), out var tracked) ? tracked.Epoch : -1;
+
     /// <summary>
     /// Supersedes locally at once, then waits for the Redis claim (bounded by the Redis timeout, never
     /// faulting): a stream whose upstream request has begun holds an epoch, so any claim made after it
