@@ -14,10 +14,12 @@ namespace Gateway.Tests.Affinity;
 [Trait(TestCategory.Name, TestCategory.Slow)]
 public sealed class AffinityAcrossReplicasTests
 {
-    [Fact]
-    public async Task TwoReplicas_PickTheSameDestination_AndFollowAMoveOnlyOneOfThemSaw()
+    [Theory]
+    [InlineData(RedisKind.Single)]
+    [InlineData(RedisKind.Cluster)]
+    public async Task TwoReplicas_PickTheSameDestination_AndFollowAMoveOnlyOneOfThemSaw(RedisKind kind)
     {
-        await using var redis = await RedisServer.StartAsync();
+        await using var redis = await RedisTarget.StartAsync(kind);
         var mocks = await AffinityCluster.StartMocksAsync();
         var prefix = "aff" + Guid.NewGuid().ToString("N")[..8];
         await using var a = await StartReplicaAsync(mocks, redis, prefix);
@@ -50,7 +52,7 @@ public sealed class AffinityAcrossReplicasTests
 
             // What Redis holds: one hashed key under the deployment's prefix, naming the destination; no session id.
             await using var connection = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString);
-            var keys = connection.GetServer(connection.GetEndPoints()[0]).Keys(pattern: $"{prefix}:affinity:*").ToArray();
+            var keys = await redis.KeysAsync($"{prefix}:affinity:*");
             var key = Assert.Single(keys);
             Assert.Matches($"^{prefix}:affinity:[0-9a-f]{{32}}$", key.ToString());
             Assert.DoesNotContain(session, key.ToString(), StringComparison.Ordinal);
@@ -69,7 +71,7 @@ public sealed class AffinityAcrossReplicasTests
     [Fact]
     public async Task RedisDown_ReplicasFallBackToTheSameComputedPick()
     {
-        await using var redis = await RedisServer.StartAsync();
+        await using var redis = await RedisTarget.StartAsync(RedisKind.Single);
         var mocks = await AffinityCluster.StartMocksAsync();
         await using var a = await StartReplicaAsync(mocks, redis, "llmgw");
         await using var b = await StartReplicaAsync(mocks, redis, "llmgw");
@@ -77,7 +79,7 @@ public sealed class AffinityAcrossReplicasTests
         using var clientB = StreamReading.NewClient(b.BaseAddress);
         try
         {
-            await redis.KillAsync();
+            await redis.Server.KillAsync();
             await WaitAvailableAsync(a, available: false);
             await WaitAvailableAsync(b, available: false);
 
@@ -98,7 +100,7 @@ public sealed class AffinityAcrossReplicasTests
         }
     }
 
-    private static async Task<GatewayHost> StartReplicaAsync(MockLlmServer[] mocks, RedisServer redis, string prefix)
+    private static async Task<GatewayHost> StartReplicaAsync(MockLlmServer[] mocks, RedisTarget redis, string prefix)
     {
         var settings = AffinityCluster.Settings(mocks);
         settings["Gateway:Sessions:Redis"] = redis.ConnectionString;

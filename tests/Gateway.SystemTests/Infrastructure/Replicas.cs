@@ -82,18 +82,22 @@ internal sealed class Replica : IAsyncDisposable
     }
 }
 
-/// <summary>A real redis-server, one mock model server, and two gateway replicas A and B sharing them.</summary>
+/// <summary>A real redis-server (or Redis Cluster), one mock model server, and two gateway replicas A and B sharing them.</summary>
 internal sealed class Replicas : IAsyncDisposable
 {
-    private Replicas(RedisServer redis, MockLlmServer mock, Replica a, Replica b)
+    private Replicas(RedisTarget target, MockLlmServer mock, Replica a, Replica b)
     {
-        Redis = redis;
+        Target = target;
         Mock = mock;
         A = a;
         B = b;
     }
 
-    public RedisServer Redis { get; }
+    /// <summary>The Redis the replicas share, of either kind.</summary>
+    public RedisTarget Target { get; }
+
+    /// <summary>The one redis-server, for the tests that kill, pause or restart it (throws on a cluster).</summary>
+    public RedisServer Redis => Target.Server;
 
     public MockLlmServer Mock { get; }
 
@@ -101,14 +105,14 @@ internal sealed class Replicas : IAsyncDisposable
 
     public Replica B { get; }
 
-    /// <summary>Starts redis-server, the mock (<paramref name="mock"/>, else 40 tokens/s) and replicas A and B
-    /// with <paramref name="configure"/> and <paramref name="builder"/> applied to both, and returns once both
-    /// see Redis.</summary>
+    /// <summary>Starts Redis of <paramref name="kind"/>, the mock (<paramref name="mock"/>, else 40 tokens/s) and
+    /// replicas A and B with <paramref name="configure"/> and <paramref name="builder"/> applied to both, and returns
+    /// once both see Redis.</summary>
     public static async Task<Replicas> StartAsync(string prefixA = "llmgw", string prefixB = "llmgw", TimeSpan? redisTimeout = null,
         MockLlmOptions? mock = null, string routeId = "llm", Action<Dictionary<string, string?>>? configure = null,
-        Action<WebApplicationBuilder>? builder = null)
+        Action<WebApplicationBuilder>? builder = null, RedisKind kind = RedisKind.Single)
     {
-        var redis = await RedisServer.StartAsync();
+        var redis = await RedisTarget.StartAsync(kind);
         var server = await MockLlmServer.StartAsync(mock ?? new MockLlmOptions { TokensPerSecond = 40, TimeToFirstTokenMs = 20 });
         var a = await Replica.StartAsync(server.BaseAddress, redis.ConnectionString, prefixA, redisTimeout, routeId, configure, builder);
         var b = await Replica.StartAsync(server.BaseAddress, redis.ConnectionString, prefixB, redisTimeout, routeId, configure, builder);
@@ -125,7 +129,7 @@ internal sealed class Replicas : IAsyncDisposable
         await A.DisposeAsync();
         await B.DisposeAsync();
         await Mock.DisposeAsync();
-        await Redis.DisposeAsync();
+        await Target.DisposeAsync();
     }
 }
 

@@ -20,11 +20,12 @@ public sealed class CrossReplicaResumeTests
     private static readonly MockLlmOptions Model = new() { TokensPerSecond = 40, TimeToFirstTokenMs = 20 };
 
     [Theory]
-    [InlineData("POST")]
-    [InlineData("GET")]
-    public async Task DropOnA_ResumeOnB_TheRestOnce_ThenTheLive_OneRequestGeneratedWhole(string method)
+    [InlineData("POST", RedisKind.Single)]
+    [InlineData("GET", RedisKind.Single)]
+    [InlineData("POST", RedisKind.Cluster)]
+    public async Task DropOnA_ResumeOnB_TheRestOnce_ThenTheLive_OneRequestGeneratedWhole(string method, RedisKind kind)
     {
-        await using var replicas = await StartAsync();
+        await using var replicas = await StartAsync(kind: kind);
         var first = await OpenAsync(replicas.A, "s1", tokens: 80);
         var seen = await first.ReadAsync(es => es.Count(e => e.HasContent) >= 5);
         first.Dispose();
@@ -234,8 +235,8 @@ public sealed class CrossReplicaResumeTests
         AssertContiguous([.. seen, .. rest]);
     }
 
-    private static Task<Replicas> StartAsync(string window = "00:00:30") =>
-        Replicas.StartAsync(mock: Model, configure: s => s["ReverseProxy:Routes:llm:Metadata:SessionStreams.Resume"] = window);
+    private static Task<Replicas> StartAsync(string window = "00:00:30", RedisKind kind = RedisKind.Single) =>
+        Replicas.StartAsync(mock: Model, configure: s => s["ReverseProxy:Routes:llm:Metadata:SessionStreams.Resume"] = window, kind: kind);
 
     private static async Task<SseClient> OpenAsync(Replica replica, string session, int tokens, string? authorization = null)
     {

@@ -56,18 +56,22 @@ public sealed class CrossReplicaTests
         Assert.True(newEntry.Completed);
     }
 
-    [Fact]
-    public async Task StreamOnA_NewerRequestOnB_OldClientSuperseded_UpstreamCancelled_NewerCompletes()
+    [Theory]
+    [InlineData(RedisKind.Single)]
+    [InlineData(RedisKind.Cluster)]
+    public async Task StreamOnA_NewerRequestOnB_OldClientSuperseded_UpstreamCancelled_NewerCompletes(RedisKind kind)
     {
-        await using var replicas = await Replicas.StartAsync();
+        await using var replicas = await Replicas.StartAsync(kind: kind);
         await AssertSupersedesAsync(replicas.Mock, replicas.A, replicas.B, "cross-1");
         await AssertSupersedesAsync(replicas.Mock, replicas.B, replicas.A, "cross-1");
     }
 
-    [Fact]
-    public async Task SimultaneousClaimsOnTwoReplicas_ExactlyOneSurvives()
+    [Theory]
+    [InlineData(RedisKind.Single)]
+    [InlineData(RedisKind.Cluster)]
+    public async Task SimultaneousClaimsOnTwoReplicas_ExactlyOneSurvives(RedisKind kind)
     {
-        await using var replicas = await Replicas.StartAsync();
+        await using var replicas = await Replicas.StartAsync(kind: kind);
         var quick = new Dictionary<string, string> { ["X-Mock-Tokens-Per-Second"] = "40", ["X-Mock-Completion-Tokens"] = "60" };
         for (var round = 0; round < 5; round++)
         {
@@ -86,10 +90,12 @@ public sealed class CrossReplicaTests
         }
     }
 
-    [Fact]
-    public async Task StopSentToB_StreamOnA_StopsWithRequestStopped_AndCounts()
+    [Theory]
+    [InlineData(RedisKind.Single)]
+    [InlineData(RedisKind.Cluster)]
+    public async Task StopSentToB_StreamOnA_StopsWithRequestStopped_AndCounts(RedisKind kind)
     {
-        await using var replicas = await Replicas.StartAsync();
+        await using var replicas = await Replicas.StartAsync(kind: kind);
         using var stream = await StreamReading.SendAsync(replicas.A.Client, Long("stop-x", "Bearer alice"));
         await replicas.WaitForEntryAsync("stop-x", e => e.TokensSent >= 2);
 
