@@ -34,7 +34,7 @@ namespace Gateway.Bench;
 /// </summary>
 internal static class RedisScaleBench
 {
-    public const string Usage = "  --redis-scale [--replicas 2,8,32,64] [--claims N] [--out file.json]   messages per claim, new design vs one broadcast channel (default 2,000 claims)";
+    public const string Usage = "  --redis-scale [--replicas 2,8,32,64] [--claims N] [--rounds R] [--out file.json]   messages per claim, new design vs one broadcast channel (default 2,000 claims, 5 interleaved rounds)";
 
     private const int Keys = 200;
     private const int InFlight = 16; // modest, so 64 replicas in one process fit on a 2-core machine
@@ -62,7 +62,8 @@ internal static class RedisScaleBench
         }
 
         var claims = Option(args, "--claims", 2000);
-        var outPath = Text(args, "--out") ?? "bench-redis-scale.json";
+        var rounds = Option(args, "--rounds", 5);
+        var outPath = Text(args, "--out") ?? Path.Combine("artifacts", "bench", "redis-scale.json");
         var started = Stopwatch.GetTimestamp();
         var startedAt = DateTimeOffset.UtcNow;
 
@@ -73,14 +74,19 @@ internal static class RedisScaleBench
         Console.WriteLine($"redis-scale bench: Redis Cluster {cluster.ConnectionString}, {claims} claims per run over {Keys} keys, " +
             $"{InFlight} in flight, {ReleaseAtOnce:P0} released at once, seed {Seed}");
 
+        // Rounds interleaved (every replica count and both designs in each round): a neighbour's burst on the shared
+        // machine lands on both designs alike, and the spread over rounds shows how far one run's figure can be trusted.
         var rows = new List<RedisScaleRow>();
-        foreach (var n in replicaCounts)
+        for (var round = 1; round <= rounds; round++)
         {
-            foreach (var design in new[] { Design.New, Design.Baseline })
+            foreach (var n in replicaCounts)
             {
-                var row = await RunOnceAsync(cluster, metrics, design, n, claims);
-                rows.Add(row);
-                Console.WriteLine($"  {n,3} replicas {Name(design),-8} done in {row.RunSeconds:F1} s");
+                foreach (var design in new[] { Design.New, Design.Baseline })
+                {
+                    var row = await RunOnceAsync(cluster, metrics, design, n, claims) with { Round = round };
+                    rows.Add(row);
+                    Console.WriteLine($"  round {round}: {n,3} replicas {Name(design),-8} done in {row.RunSeconds:F1} s");
+                }
             }
         }
 
@@ -89,6 +95,8 @@ internal static class RedisScaleBench
             ReleaseAtOnce, Seed, Math.Round(duration.TotalSeconds, 1), rows);
         Console.WriteLine();
         Console.Write(Table(report));
+        Console.Write(Summary(rows));
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(outPath))!);
         await File.WriteAllTextAsync(outPath, JsonSerializer.Serialize(report, JsonOptions));
         Console.WriteLine($"wrote {Path.GetFullPath(outPath)}; {duration.TotalSeconds:F1} s in all");
         return 0;
@@ -360,11 +368,11 @@ internal static class RedisScaleBench
     {
         var text = new System.Text.StringBuilder();
         text.AppendLine(CultureInfo.InvariantCulture, $"redis-scale {report.Date:u}, {report.ProcessorCount} cores, {report.Os}; {report.Claims} claims per run, {report.Keys} keys, {report.InFlight} in flight");
-        text.AppendLine("replicas  design    claims  cross-sup  delivered  (to self)  per claim  expected  redis-counted  ratio   claim p50/p99 ms  supersede p50/p99 ms");
+        text.AppendLine("round  replicas  design    claims  cross-sup  delivered  (to self)  per claim  expected  redis-counted  ratio   claim p50/p99 ms  supersede p50/p99 ms");
         foreach (var r in report.Runs)
         {
             text.AppendLine(CultureInfo.InvariantCulture,
-                $"{r.Replicas,8}  {r.Design,-8}  {r.Claims,6}  {r.CrossSupersedes,9}  {r.Delivered,9}  {r.DeliveredToSelf,9}  {r.MessagesPerClaim,9:F3}  {r.ExpectedPerClaim,8:F3}  {r.RedisCounted,13}  {r.RedisOverDelivered,5:F3}  {r.ClaimP50Ms,7:F2} / {r.ClaimP99Ms,6:F2}  {r.SupersedeP50Ms,9:F2} / {r.SupersedeP99Ms,6:F2}");
+                $"{r.Round,5}  {r.Replicas,8}  {r.Design,-8}  {r.Claims,6}  {r.CrossSupersedes,9}  {r.Delivered,9}  {r.DeliveredToSelf,9}  {r.MessagesPerClaim,9:F3}  {r.ExpectedPerClaim,8:F3}  {r.RedisCounted,13}  {r.RedisOverDelivered,5:F3}  {r.ClaimP50Ms,7:F2} / {r.ClaimP99Ms,6:F2}  {r.SupersedeP50Ms,9:F2} / {r.SupersedeP99Ms,6:F2}");
         }
 
         text.AppendLine("redis-counted: new = cmdstat_spublish calls (one subscriber each); baseline = cmdstat_publish calls (the claim script's) x PUBSUB NUMSUB summed over the nodes.");
@@ -381,6 +389,35 @@ internal static class RedisScaleBench
         {
             text.AppendLine(CultureInfo.InvariantCulture,
                 $"note: {r.Replicas} replicas {r.Design}: {r.SupersedesNotSeen} supersedes not seen in {SupersedeWait.TotalSeconds:F0} s, {r.FailedClaims} claims failed, {r.ReplicasThatWentAway} replicas went away");
+        }
+
+        return text.ToString();
+    }
+
+    /// <summary>Per replica count and design over the rounds: the median and the range (min–max) of messages per claim,
+    /// claim p99 and supersede p50 / p99, and the baseline's supersede p99 over the new design's, round by round.</summary>
+    private static string Summary(List<RedisScaleRow> rows)
+    {
+        static string Spread(IEnumerable<double> values, string format)
+        {
+            var sorted = values.Order().ToArray();
+            var median = sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[(sorted.Length / 2) - 1] + sorted[sorted.Length / 2]) / 2;
+            return string.Create(CultureInfo.InvariantCulture, $"{median.ToString(format, CultureInfo.InvariantCulture)} [{sorted[0].ToString(format, CultureInfo.InvariantCulture)}–{sorted[^1].ToString(format, CultureInfo.InvariantCulture)}]");
+        }
+
+        var text = new System.Text.StringBuilder();
+        var rounds = rows.Max(r => r.Round);
+        text.AppendLine();
+        text.AppendLine(CultureInfo.InvariantCulture, $"over {rounds} rounds: median [min–max]");
+        text.AppendLine("replicas  design    per claim              redis = delivered  claim p99 ms           supersede p50 ms       supersede p99 ms       baseline/new supersede p99");
+        foreach (var group in rows.GroupBy(r => (r.Replicas, r.Design)))
+        {
+            var (n, design) = group.Key;
+            var ratio = design == "new"
+                ? Spread(group.Select(r => rows.Single(b => b.Round == r.Round && b.Replicas == n && b.Design == "baseline").SupersedeP99Ms / r.SupersedeP99Ms), "F1")
+                : "";
+            text.AppendLine(CultureInfo.InvariantCulture,
+                $"{n,8}  {design,-8}  {Spread(group.Select(r => r.MessagesPerClaim), "F3"),-21}  {(group.All(r => r.RedisCounted == r.Delivered) ? "every round" : "NOT EQUAL"),-17}  {Spread(group.Select(r => r.ClaimP99Ms), "F2"),-21}  {Spread(group.Select(r => r.SupersedeP50Ms), "F2"),-21}  {Spread(group.Select(r => r.SupersedeP99Ms), "F2"),-21}  {ratio}");
         }
 
         return text.ToString();
@@ -757,7 +794,8 @@ internal sealed record RedisScaleRow(
     double SupersedeP99Ms,
     int FailedClaims,
     int ReplicasThatWentAway,
-    double RunSeconds);
+    double RunSeconds,
+    int Round = 1);
 
 internal sealed record RedisScaleReport(
     DateTimeOffset Date,

@@ -8,7 +8,7 @@ namespace Gateway.Tests.Sessions.Redis;
 /// <summary>
 /// What a claim and a stop send between replicas, counted by the replicas that receive it: a claim that supersedes
 /// nobody elsewhere sends nothing, one that supersedes a stream on replica R reaches R only, and a stop reaches only
-/// the replica that owns a stream of the session (and its answer only the stopper). Three replicas, one redis-server.
+/// the replica that owns a stream of the session (and its answer only the stopper). Three replicas, on one redis-server and on a Redis Cluster.
 /// </summary>
 [Collection(RedisCollection.Name)]
 [Trait(TestCategory.Name, TestCategory.Slow)]
@@ -16,10 +16,12 @@ public sealed class MessagesPerClaimTests
 {
     private const string Alice = "Bearer alice";
 
-    [Fact]
-    public async Task ClaimsAndStops_ThreeReplicas_EachMessageReachesOnlyTheReplicaItConcerns()
+    [Theory]
+    [InlineData(RedisKind.Single)]
+    [InlineData(RedisKind.Cluster)]
+    public async Task ClaimsAndStops_ThreeReplicas_EachMessageReachesOnlyTheReplicaItConcerns(RedisKind kind)
     {
-        await using var redis = await RedisServer.StartAsync();
+        await using var redis = await RedisTarget.StartAsync(kind);
         await using var mock = await MockLlmServer.StartAsync(new MockLlmOptions { TokensPerSecond = 40, TimeToFirstTokenMs = 20 });
         await using var a = await Replica.StartAsync(mock.BaseAddress, redis.ConnectionString);
         await using var b = await Replica.StartAsync(mock.BaseAddress, redis.ConnectionString);
