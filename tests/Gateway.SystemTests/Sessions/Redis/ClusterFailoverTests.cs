@@ -49,10 +49,11 @@ public sealed class ClusterFailoverTests
                 await AssertSupersededAsync(streams, session, await OpenAsync(b, session, opened, mock));
             }
 
-            // The master of the first range dies with streams live on B; A supersedes every key at once. The claims
-            // cannot wait out the failover (the Redis timeout, 250 ms, is shorter than the node timeout): they fail
-            // over to local-only, every request is still answered, and B's older streams run on for now.
-            var victim = await MasterOfAsync(cluster, sessions[0]);
+            // The master that holds B's own channel (and keys of its own) dies with streams live on B; A supersedes
+            // every key at once. The claims cannot wait out the failover (the Redis timeout, 250 ms, is shorter than
+            // the node timeout): they fail over to local-only, every request is still answered, and B's older
+            // streams run on for now. A message sent to B meanwhile would be lost: B finds out by its records.
+            var victim = await MasterOfAsync(cluster, $"llmgw:replica:{{{b.Redis.ReplicaId}}}");
             await cluster.KillMasterAsync(victim);
             var older = sessions.ToDictionary(s => s, s => streams[s]);
             var during = await Task.WhenAll(sessions.Select(s => StreamReading.SendAsync(a.Client, CrossReplicaTests.Long(s, Alice))));
@@ -164,10 +165,11 @@ public sealed class ClusterFailoverTests
         return [.. byMaster.Values.SelectMany(l => l)];
     }
 
-    private static async Task<int> MasterOfAsync(RedisCluster cluster, string session)
+    /// <summary>The port of the master that serves <paramref name="key"/>'s hash slot (a channel's too: same slots).</summary>
+    private static async Task<int> MasterOfAsync(RedisCluster cluster, RedisKey key)
     {
         await using var redis = await ConnectionMultiplexer.ConnectAsync(cluster.ConnectionString);
-        return ((System.Net.IPEndPoint)redis.GetServer(OwnerKey(session)).EndPoint).Port;
+        return ((System.Net.IPEndPoint)redis.GetServer(key).EndPoint).Port;
     }
 
     private static SessionKey Key(string session) => SessionKey.Create("llm", Alice, session);
