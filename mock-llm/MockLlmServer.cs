@@ -37,7 +37,15 @@ public sealed class MockLlmServer : IAsyncDisposable
 
     /// <summary>Starts on <c>127.0.0.1:<paramref name="port"/></c>: a test that stopped a server starts it
     /// again where its clients know it.</summary>
-    public static async Task<MockLlmServer> StartAsync(MockLlmOptions? options, int port, CancellationToken cancellationToken = default)
+    public static Task<MockLlmServer> StartAsync(MockLlmOptions? options, int port, CancellationToken cancellationToken = default) =>
+        StartAsync(options, port, time: null, cancellationToken);
+
+    /// <summary>Paces tokens, and stamps the ledger, by <paramref name="time"/>: a test's fake clock decides
+    /// when each token is due.</summary>
+    public static Task<MockLlmServer> StartAsync(MockLlmOptions? options, TimeProvider time, CancellationToken cancellationToken = default) =>
+        StartAsync(options, port: 0, time, cancellationToken);
+
+    private static async Task<MockLlmServer> StartAsync(MockLlmOptions? options, int port, TimeProvider? time, CancellationToken cancellationToken)
     {
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
 
@@ -50,6 +58,11 @@ public sealed class MockLlmServer : IAsyncDisposable
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
         builder.Logging.AddSimpleConsole();
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(5));
+        if (time is not null)
+        {
+            builder.Services.AddSingleton(time);
+        }
+
         builder.AddMockLlm(options ?? new MockLlmOptions());
 
         var app = builder.Build();

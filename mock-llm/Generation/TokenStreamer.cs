@@ -7,7 +7,8 @@ using MockLlm.Recording;
 namespace MockLlm.Generation;
 
 /// <summary>The generation loop shared by every protocol: plans the length, paces tokens on an absolute
-/// schedule, notices the client leaving, injects faults and keeps the ledger.</summary>
+/// schedule (which slips, rather than bursts, after a stall: <see cref="SlipMs"/>), notices the client leaving,
+/// injects faults and keeps the ledger.</summary>
 internal sealed class TokenStreamer(
     IOptions<MockLlmOptions> options,
     Ledger ledger,
@@ -102,16 +103,19 @@ internal sealed class TokenStreamer(
             }
 
             var lastFlushTimestamp = startTimestamp;
+            var slipMs = 0.0;
             for (var i = 0; i < planned; i++)
             {
                 if (i == overrides.FailAfter)
                 {
-                    await WaitForTheFaultAsync(startTimestamp, lastFlushTimestamp, i, overrides, intervalMs, cancellationToken);
+                    await WaitForTheFaultAsync(startTimestamp, lastFlushTimestamp, i, overrides, intervalMs, slipMs, cancellationToken);
                     outcome = LedgerOutcome.Failed;
                     return;
                 }
 
-                await WaitUntilAsync(startTimestamp, overrides.DueMs(i, intervalMs), cancellationToken);
+                var dueMs = overrides.DueMs(i, intervalMs) + slipMs;
+                await WaitUntilAsync(startTimestamp, dueMs, cancellationToken);
+                slipMs += SlipMs(startTimestamp, dueMs, intervalMs);
                 if (i == 0)
                 {
                     firstTokenTimestamp = time.GetTimestamp();
@@ -136,7 +140,7 @@ internal sealed class TokenStreamer(
             // Failing after the last token still withholds the final chunk: the client never sees a clean end.
             if (planned == overrides.FailAfter)
             {
-                await WaitForTheFaultAsync(startTimestamp, lastFlushTimestamp, planned, overrides, intervalMs, cancellationToken);
+                await WaitForTheFaultAsync(startTimestamp, lastFlushTimestamp, planned, overrides, intervalMs, slipMs, cancellationToken);
                 outcome = LedgerOutcome.Failed;
                 return;
             }
@@ -217,15 +221,31 @@ internal sealed class TokenStreamer(
         return Task.Delay(remaining, time, cancellationToken);
     }
 
+    /// <summary>A stall longer than this (or than one token interval, if longer) moves the rest of the schedule.</summary>
+    internal const double MaxCatchUpMs = 20;
+
+    /// <summary>How far the rest of the schedule moves once the token due at <paramref name="dueMs"/> is sent: by
+    /// the whole delay when the process was held up past one interval and <see cref="MaxCatchUpMs"/> (a long
+    /// collection, a busy machine), so the tokens that fell due meanwhile come at the model's pace from now on
+    /// rather than all at once; 0 for a timer's ordinary lateness, which the absolute schedule absorbs. A model
+    /// server that stalls does not answer the stall with a burst; and a burst written as the client's abort
+    /// arrives is counted by the ledger as sent although no client could have read it.</summary>
+    private double SlipMs(long startTimestamp, double dueMs, double intervalMs)
+    {
+        var lateMs = time.GetElapsedTime(startTimestamp).TotalMilliseconds - dueMs;
+        return lateMs > Math.Max(intervalMs, MaxCatchUpMs) ? lateMs : 0;
+    }
+
     /// <summary>An injected fault is the server dying while it generates token <paramref name="index"/>: the
     /// reset comes when that token would have been due, and never sooner than one interval after the last
     /// flush (or the start). Kestrel's flush only hands bytes to its socket loop and an abort drops what that
     /// loop has not sent, so a reset folded onto the last flush (a paused process catching up its schedule)
     /// could take the response headers with it and turn "reset mid-stream" into "reset before any response".</summary>
     private Task WaitForTheFaultAsync(
-        long startTimestamp, long lastFlushTimestamp, int index, GenerationOverrides overrides, double intervalMs, CancellationToken cancellationToken)
+        long startTimestamp, long lastFlushTimestamp, int index, GenerationOverrides overrides, double intervalMs, double slipMs,
+        CancellationToken cancellationToken)
     {
-        var dueMs = overrides.DueMs(index, intervalMs);
+        var dueMs = overrides.DueMs(index, intervalMs) + slipMs;
         var afterLastFlushMs = time.GetElapsedTime(startTimestamp, lastFlushTimestamp).TotalMilliseconds + intervalMs;
         return WaitUntilAsync(startTimestamp, Math.Max(dueMs, afterLastFlushMs), cancellationToken);
     }

@@ -159,9 +159,11 @@ public sealed class ResumeTests
         Assert.InRange(undelivered.Value, 1, entry.TokensSent - seen.Count(e => e.HasContent));
         var ended = await metrics.WaitForAsync("llm_gateway.streams.ended");
         Assert.Equal("client_disconnected", ended["outcome"]);
-        // What the model generated while nobody listened is counted as streamed (spent), not as saved.
+        // What the model generated while nobody listened is counted as streamed (spent), not as saved: all of it but
+        // what was in flight as the gateway aborted (the token it was reading, and one the mock sent as the abort
+        // reached it, when a stall of the test process held both up; the mock no longer bursts after one).
         var streamed = await metrics.WaitForAsync("llm_gateway.tokens.streamed");
-        Assert.InRange(streamed.Value, entry.TokensSent - 1, entry.TokensSent);
+        Assert.InRange(streamed.Value, entry.TokensSent - 2, entry.TokensSent);
 
         using var late = await stack.Client.SendAsync(ResumeRequest("s1", seen[^1].Id!));
         Assert.Equal(409, (int)late.StatusCode);
