@@ -7,8 +7,8 @@ using MockLlm.Recording;
 namespace MockLlm.Generation;
 
 /// <summary>The generation loop shared by every protocol: plans the length, paces tokens on an absolute
-/// schedule (which slips, rather than bursts, after a stall: <see cref="SlipMs"/>), notices the client leaving,
-/// injects faults and keeps the ledger.</summary>
+/// schedule (caught up after a stall at four times the pace, not in one burst: <see cref="CatchUpSpeed"/>),
+/// notices the client leaving, injects faults and keeps the ledger.</summary>
 internal sealed class TokenStreamer(
     IOptions<MockLlmOptions> options,
     Ledger ledger,
@@ -103,19 +103,16 @@ internal sealed class TokenStreamer(
             }
 
             var lastFlushTimestamp = startTimestamp;
-            var slipMs = 0.0;
             for (var i = 0; i < planned; i++)
             {
                 if (i == overrides.FailAfter)
                 {
-                    await WaitForTheFaultAsync(startTimestamp, lastFlushTimestamp, i, overrides, intervalMs, slipMs, cancellationToken);
+                    await WaitForTheFaultAsync(startTimestamp, lastFlushTimestamp, i, overrides, intervalMs, cancellationToken);
                     outcome = LedgerOutcome.Failed;
                     return;
                 }
 
-                var dueMs = overrides.DueMs(i, intervalMs) + slipMs;
-                await WaitUntilAsync(startTimestamp, dueMs, cancellationToken);
-                slipMs += SlipMs(startTimestamp, dueMs, intervalMs);
+                await WaitUntilAsync(startTimestamp, CatchUpDueMs(overrides.DueMs(i, intervalMs), i, startTimestamp, lastFlushTimestamp, intervalMs), cancellationToken);
                 if (i == 0)
                 {
                     firstTokenTimestamp = time.GetTimestamp();
@@ -140,7 +137,7 @@ internal sealed class TokenStreamer(
             // Failing after the last token still withholds the final chunk: the client never sees a clean end.
             if (planned == overrides.FailAfter)
             {
-                await WaitForTheFaultAsync(startTimestamp, lastFlushTimestamp, planned, overrides, intervalMs, slipMs, cancellationToken);
+                await WaitForTheFaultAsync(startTimestamp, lastFlushTimestamp, planned, overrides, intervalMs, cancellationToken);
                 outcome = LedgerOutcome.Failed;
                 return;
             }
@@ -221,19 +218,23 @@ internal sealed class TokenStreamer(
         return Task.Delay(remaining, time, cancellationToken);
     }
 
-    /// <summary>A stall longer than this (or than one token interval, if longer) moves the rest of the schedule.</summary>
-    internal const double MaxCatchUpMs = 20;
+    /// <summary>After a stall the tokens that fell due meanwhile come this many times faster than the model's pace
+    /// until the schedule is met again, rather than all at once.</summary>
+    internal const double CatchUpSpeed = 4;
 
-    /// <summary>How far the rest of the schedule moves once the token due at <paramref name="dueMs"/> is sent: by
-    /// the whole delay when the process was held up past one interval and <see cref="MaxCatchUpMs"/> (a long
-    /// collection, a busy machine), so the tokens that fell due meanwhile come at the model's pace from now on
-    /// rather than all at once; 0 for a timer's ordinary lateness, which the absolute schedule absorbs. A model
-    /// server that stalls does not answer the stall with a burst; and a burst written as the client's abort
-    /// arrives is counted by the ledger as sent although no client could have read it.</summary>
-    private double SlipMs(long startTimestamp, double dueMs, double intervalMs)
+    /// <summary>When token <paramref name="index"/> goes out: when it is due, and, behind schedule, no sooner than a
+    /// quarter of an interval after the last flush. A process held up (a long collection, a busy machine) used to write
+    /// every overdue token in one burst, which Kestrel's flush accepts at once: the ledger then counted as sent a
+    /// burst that arrived as the client's abort did and that nobody could have read. A model server that stalls
+    /// does not answer in one burst either. The schedule is met again a third of the stall's length after it, so the
+    /// end stays where the schedule puts it (or that much later), and where a quarter interval is finer than the timer (above 250 tokens a second) the
+    /// schedule alone paces.</summary>
+    private double CatchUpDueMs(double dueMs, int index, long startTimestamp, long lastFlushTimestamp, double intervalMs)
     {
-        var lateMs = time.GetElapsedTime(startTimestamp).TotalMilliseconds - dueMs;
-        return lateMs > Math.Max(intervalMs, MaxCatchUpMs) ? lateMs : 0;
+        var gapMs = intervalMs / CatchUpSpeed;
+        return index == 0 || gapMs < 1
+            ? dueMs
+            : Math.Max(dueMs, time.GetElapsedTime(startTimestamp, lastFlushTimestamp).TotalMilliseconds + gapMs);
     }
 
     /// <summary>An injected fault is the server dying while it generates token <paramref name="index"/>: the
@@ -242,10 +243,9 @@ internal sealed class TokenStreamer(
     /// loop has not sent, so a reset folded onto the last flush (a paused process catching up its schedule)
     /// could take the response headers with it and turn "reset mid-stream" into "reset before any response".</summary>
     private Task WaitForTheFaultAsync(
-        long startTimestamp, long lastFlushTimestamp, int index, GenerationOverrides overrides, double intervalMs, double slipMs,
-        CancellationToken cancellationToken)
+        long startTimestamp, long lastFlushTimestamp, int index, GenerationOverrides overrides, double intervalMs, CancellationToken cancellationToken)
     {
-        var dueMs = overrides.DueMs(index, intervalMs) + slipMs;
+        var dueMs = overrides.DueMs(index, intervalMs);
         var afterLastFlushMs = time.GetElapsedTime(startTimestamp, lastFlushTimestamp).TotalMilliseconds + intervalMs;
         return WaitUntilAsync(startTimestamp, Math.Max(dueMs, afterLastFlushMs), cancellationToken);
     }

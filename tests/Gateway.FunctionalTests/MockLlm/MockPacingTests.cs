@@ -5,16 +5,16 @@ using MockLlm;
 namespace Gateway.Tests.MockLlm;
 
 /// <summary>
-/// The mock's token schedule on a fake clock: a timer's ordinary lateness is absorbed by the absolute schedule,
-/// but a stall (the process held up by a long collection or a busy machine) moves the rest of the schedule, so
-/// the tokens that fell due meanwhile come at the model's pace, not in one burst. A burst written as a client's
+/// The mock's token schedule on a fake clock: a timer's ordinary lateness is absorbed by the absolute schedule;
+/// after a stall (the process held up by a long collection or a busy machine) the tokens that fell due meanwhile
+/// come at four times the model's pace until the schedule is met again, not in one burst. A burst written as a client's
 /// abort arrives was counted by the ledger as sent although nobody could read it (CI, 2026-12-07: a detached
 /// stream's 33 tokens, the usage record's cut streams).
 /// </summary>
 public sealed class MockPacingTests
 {
     [Fact]
-    public async Task LateByLessThanAnInterval_KeepsTheSchedule_StalledPastIt_TheRestComesAtThePaceFromThen()
+    public async Task LateByHalfAnInterval_KeepsTheSchedule_StalledPastIt_TheOverdueTokensComeAQuarterIntervalApart()
     {
         var start = new DateTimeOffset(2026, 12, 7, 12, 0, 0, TimeSpan.Zero);
         var clock = new FakeTimeProvider(start);
@@ -35,15 +35,15 @@ public sealed class MockPacingTests
         clock.Advance(TimeSpan.FromMilliseconds(50));
         await TokensSentAsync(mock, 3);
 
-        // Held up for 900 ms past the fourth token's time: it comes now, the fifth one interval later, not with it.
+        // Held up for 900 ms past the fourth token's time: it comes now, the fifth (overdue too) a quarter interval later.
         clock.Advance(TimeSpan.FromMilliseconds(1000));
         await TokensSentAsync(mock, 4);
-        clock.Advance(TimeSpan.FromMilliseconds(100));
+        clock.Advance(TimeSpan.FromMilliseconds(25));
         var entry = (await mock.Ledger.WaitForAsync(l => l.Single().EndedAt is not null, Wait.Timeout).WaitAsync(Wait.Timeout)).Single();
 
         Assert.True(entry.Completed);
         Assert.Equal(5, entry.TokensSent);
-        Assert.Equal(TimeSpan.FromMilliseconds(1400), entry.EndedAt - entry.StartedAt);
+        Assert.Equal(TimeSpan.FromMilliseconds(1325), entry.EndedAt - entry.StartedAt);
         using var response = await sending.WaitAsync(Wait.Timeout);
         var transcript = await StreamReading.ReadToEndAsync(response);
         Assert.Equal("[DONE]", transcript.DataEvents[^1]);

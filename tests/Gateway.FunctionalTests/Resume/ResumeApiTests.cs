@@ -117,5 +117,8 @@ public sealed class ResumeApiTests
     {
         var route = settings.Keys.First(k => k.EndsWith(":ClusterId", StringComparison.Ordinal)).Split(':')[2];
         settings[$"ReverseProxy:Routes:{route}:Metadata:SessionStreams.Resume"] = "00:00:30";
+
+        // A stream still detached at the end would hold the host's stop until the drain deadline (shipped: five minutes).
+        settings["Gateway:Shutdown:DrainTimeout"] = "00:00:02";
     }
 }
