@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Gateway.Bench.Load;
+using Gateway.Bench.Proxies;
 using Gateway.Bench.Report;
 using MockLlm;
 
@@ -51,8 +52,20 @@ internal sealed partial class BenchRun
             await Task.Delay(_options.Settle);
             var open = all.Count(c => !c.Completion.IsCompleted);
             var rss = proxy?.RssBytes() ?? 0;
-            leg.Memory.Add(new MemoryFigure(requested, open, rss / 1048576.0, proxy is null || open == 0 ? null : (rss - idle) / 1024.0 / open));
-            Console.WriteLine($"bench:   {open} streams open, proxy RSS {rss / 1048576.0:F1} MB");
+            double? heapMb = proxy is not null && leg.Leg is LegNames.Gateway or LegNames.PlainYarp
+                ? await HeapProbe.LiveBytesAfterFullGcAsync(proxy.Pid, StepTimeout) / 1048576.0
+                : null;
+            var stillOpen = all.Count(c => !c.Completion.IsCompleted);
+            leg.Memory.Add(new MemoryFigure(requested, open, rss / 1048576.0, proxy is null || open == 0 ? null : (rss - idle) / 1024.0 / open, heapMb));
+            Console.WriteLine($"bench:   {open} streams open, proxy RSS {rss / 1048576.0:F1} MB"
+                + (heapMb is { } h ? $", heap after a full GC {h:F1} MB ({stillOpen} open after it)" : ""));
+        }
+
+        if (leg.Memory.Where(m => m.HeapMb is not null).TakeLast(2).ToList() is [var low, var high] && high.Streams > low.Streams)
+        {
+            leg.HeapPerStream = new HeapSlopeFigure(low.Streams, high.Streams, low.HeapMb!.Value, high.HeapMb!.Value,
+                (high.HeapMb.Value - low.HeapMb.Value) * 1048576.0 / (high.Streams - low.Streams));
+            Console.WriteLine($"bench:   heap per live stream {leg.HeapPerStream.BytesPerStream:F0} B (slope from {low.Streams} to {high.Streams} streams)");
         }
 
         await WhenEnded(all, _options.MemoryHold - hold.Elapsed + TimeSpan.FromSeconds(60));

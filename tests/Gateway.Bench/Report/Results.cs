@@ -35,7 +35,13 @@ internal sealed record ThroughputFigure(
 /// each stream detached (its client gone, the upstream generating into its log) adds to the idle process.</summary>
 internal sealed record ResumeFigure(Percentiles? ReplayFirstByteMs, int Failures, int DetachedStreams, double? KbPerDetachedStream);
 
-internal sealed record MemoryFigure(int RequestedStreams, int Streams, double RssMb, double? KbPerStream);
+/// <param name="HeapMb">.NET proxies: the managed heap that survived a full collection induced at this level
+/// (<see cref="Proxies.HeapProbe"/>), read after <paramref name="RssMb"/>.</param>
+internal sealed record MemoryFigure(int RequestedStreams, int Streams, double RssMb, double? KbPerStream, double? HeapMb = null);
+
+/// <summary>Managed heap per live stream: the slope of the heap after a full collection between the two highest
+/// levels of held streams, so what the process holds whatever its streams (code, caches, pools) falls out.</summary>
+internal sealed record HeapSlopeFigure(int LowStreams, int HighStreams, double LowHeapMb, double HighHeapMb, double BytesPerStream);
 
 /// <param name="ProxyCpuMicrosPerStream">The proxy's CPU time from the first close until every upstream
 /// request had ended, per vanished client: what one abort costs the proxy.</param>
@@ -74,6 +80,9 @@ internal sealed class LegResult(string leg)
 
     public double? IdleRssMb { get; set; }
     public List<MemoryFigure> Memory { get; } = [];
+
+    /// <summary>Managed heap per live stream, the slope between the two top memory levels (.NET proxies).</summary>
+    public HeapSlopeFigure? HeapPerStream { get; set; }
     public long ChunksExpected { get; set; }
     public long ChunksLost { get; set; }
     public int FailedStreams { get; set; }

@@ -52,6 +52,9 @@ internal static class Table
                 : "-"));
         }
 
+        rows.Add(("heap per live stream, slope after a full GC (B)", l => l.HeapPerStream is { } h
+            ? $"{h.BytesPerStream:F0} ({h.LowStreams}→{h.HighStreams})"
+            : "-"));
         rows.Add(("chunks lost / expected", l => $"{l.ChunksLost} / {l.ChunksExpected}"));
         rows.Add(("streams failed", l => l.FailedStreams.ToString(CultureInfo.InvariantCulture)));
         rows.Add(("mass abort: clients that vanished", l => l.MassAbort?.Streams.ToString(CultureInfo.InvariantCulture) ?? "-"));

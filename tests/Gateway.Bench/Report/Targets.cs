@@ -51,6 +51,12 @@ internal static class Targets
         checks.Add(new TargetCheck("memory per stream ≤ 1.15 × plain YARP at the top level",
             top is null ? "-" : $"{F(top.KbPerStream)} KB vs {F(plainTop?.KbPerStream)} KB at {top.Streams} streams = {F(memoryRatio)} ×",
             memoryRatio is { } m ? m <= 1.15 : null));
+        var heap = gateway.HeapPerStream;
+        var plainHeap = yarp?.HeapPerStream;
+        var heapRatio = heap?.BytesPerStream / plainHeap?.BytesPerStream;
+        checks.Add(new TargetCheck("heap per live stream ≤ 1.15 × plain YARP (slope between the two top levels, after a full GC)",
+            heap is null ? "-" : $"{F(heap.BytesPerStream)} B vs {F(plainHeap?.BytesPerStream)} B ({heap.LowStreams} → {heap.HighStreams} streams) = {F(heapRatio)} ×",
+            heapRatio is { } hr ? hr <= 1.15 : null));
         checks.Add(new TargetCheck("no chunk lost, no stream failed",
             $"{gateway.ChunksLost} of {gateway.ChunksExpected} lost, {gateway.FailedStreams} streams failed, top level {top?.Streams ?? 0} streams",
             gateway.ChunksExpected > 0 ? gateway.ChunksLost == 0 && gateway.FailedStreams == 0 : null));

@@ -77,6 +77,16 @@ public sealed class BenchSmokeTests
                 foreach (var level in leg.GetProperty("memory").EnumerateArray())
                 {
                     Assert.NotEqual(JsonValueKind.Null, level.GetProperty("kbPerStream").ValueKind);
+                    if (name is "gateway" or "plain-yarp")
+                    {
+                        // Read through EventPipe after a full collection induced in the proxy (Proxies/HeapProbe).
+                        Assert.True(level.GetProperty("heapMb").GetDouble() > 0, $"{name}: no heap figure:\n{output}");
+                    }
+                }
+
+                if (name is "gateway" or "plain-yarp")
+                {
+                    Assert.Equal(JsonValueKind.Number, leg.GetProperty("heapPerStream").GetProperty("bytesPerStream").ValueKind);
                 }
             }
 
