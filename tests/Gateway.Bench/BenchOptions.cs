@@ -28,6 +28,10 @@ internal sealed class BenchOptions
     public int RealServerRounds { get; private set; } = 20;
 
     public int DropSamples { get; private set; } = 200;
+
+    /// <summary>Rounds the cancellation samples are split into; the legs take turns round by round (order reversed
+    /// every other round), and each figure is the median of the rounds' medians with its interquartile range.</summary>
+    public int CancelRounds { get; private set; } = 5;
     public int SupersedeSamples { get; private set; } = 200;
     public double CancelTokensPerSecond { get; private set; } = 50;
     public int FirstTokenSamples { get; private set; } = 300;
@@ -89,6 +93,7 @@ internal sealed class BenchOptions
           --real-server-rounds N      cancelled streams per leg against llama-server (default 20)
           --nginx-workers auto|N      nginx worker_processes (default auto)
           --drop-samples N            client-drop cancellations per leg (default 200)
+          --cancel-rounds N           rounds the cancellations are split into, the legs taking turns (default 5)
           --supersede-samples N       supersedes through the gateway, each way (pooled, fresh connection; default 200)
           --cancel-rate TPS           token rate of the cancelled streams (default 50)
           --first-token-samples N     first-token requests per leg (default 300)
@@ -141,6 +146,7 @@ internal sealed class BenchOptions
                 case "--real-server-rounds": options.RealServerRounds = Int(value, name); break;
                 case "--nginx-workers": options.NginxWorkers = value; break;
                 case "--drop-samples": options.DropSamples = Int(value, name); break;
+                case "--cancel-rounds": options.CancelRounds = Int(value, name); break;
                 case "--supersede-samples": options.SupersedeSamples = Int(value, name); break;
                 case "--cancel-rate": options.CancelTokensPerSecond = Double(value, name); break;
                 case "--first-token-samples": options.FirstTokenSamples = Int(value, name); break;
@@ -186,6 +192,7 @@ internal sealed class BenchOptions
         Smoke = true;
         Out = Path.Combine("artifacts", "bench", "smoke.json");
         DropSamples = 4;
+        CancelRounds = 2;
         SupersedeSamples = 4;
         FirstTokenSamples = 10;
         LargePromptSamples = 4;

@@ -29,15 +29,14 @@ internal sealed partial class BenchRun
     /// ledger counted after that moment. A supersede also records where its time went: the connect
     /// (fresh mode), and when the newer request reached the mock after the old one ended.
     /// </summary>
-    private async Task CancellationAsync(LegResult leg, CancelMode mode)
+    private async Task CancellationAsync(LegResult leg, CancelMode mode, CancelSamples into, int samples)
     {
-        var samples = mode == CancelMode.ClientDrop ? _options.DropSamples : _options.SupersedeSamples;
         Console.WriteLine($"bench: {mode} via {leg.Leg} ×{samples}");
         var target = Target(leg.Leg);
         var latencies = new List<double>();
-        var wasted = new List<double>();
-        var connects = new List<double>();
-        var newerArrivals = new List<double>();
+        var wasted = into.Wasted;
+        var connects = into.Connects;
+        var newerArrivals = into.NewerArrivals;
         var rate = _options.CancelTokensPerSecond;
         var intervalMs = 1000 / rate;
         for (var i = 0; i < samples; i++)
@@ -107,13 +106,70 @@ internal sealed partial class BenchRun
             }
         }
 
-        var figure = new CancelFigure(Percentiles.Of(latencies), wasted.Count > 0 ? wasted.Average() : null,
-            Percentiles.Of(connects), Percentiles.Of(newerArrivals));
-        switch (mode)
+        into.Latencies.AddRange(latencies);
+        if (Percentiles.Of(latencies) is { } round)
         {
-            case CancelMode.ClientDrop: leg.ClientDrop = figure; break;
-            case CancelMode.Supersede: leg.Supersede = figure; break;
-            default: leg.SupersedeFresh = figure; break;
+            into.P50ByRound.Add(round.P50);
+            into.P99ByRound.Add(round.P99);
         }
+    }
+
+    /// <summary>
+    /// The cancellation phase, every leg: the samples split into rounds in which the legs take turns (order reversed
+    /// every other round; through the gateway a round also runs both kinds of supersede), so a slow minute of the
+    /// machine falls on every leg alike. Each figure is the median of the rounds' medians, with its interquartile range.
+    /// </summary>
+    private async Task CancellationRoundsAsync()
+    {
+        var rounds = _options.CancelRounds;
+        var collected = new Dictionary<(string Leg, CancelMode Mode), CancelSamples>();
+        for (var round = 0; round < rounds; round++)
+        {
+            var order = round % 2 == 0 ? _result.Legs : Enumerable.Reverse(_result.Legs).ToList();
+            foreach (var leg in order)
+            {
+                CancelMode[] modes = leg.Leg == LegNames.Gateway ? [CancelMode.ClientDrop, CancelMode.Supersede, CancelMode.SupersedeFresh] : [CancelMode.ClientDrop];
+                foreach (var mode in modes)
+                {
+                    var total = mode == CancelMode.ClientDrop ? _options.DropSamples : _options.SupersedeSamples;
+                    var share = (total / rounds) + (round < total % rounds ? 1 : 0);
+                    var samples = collected.TryGetValue((leg.Leg, mode), out var found) ? found : collected[(leg.Leg, mode)] = new CancelSamples();
+                    var label = $"{Describe(mode)} round {round + 1}/{rounds}";
+                    await PhaseAsync(label, leg.Leg, () => CancellationAsync(leg, mode, samples, share));
+                }
+            }
+        }
+
+        foreach (var ((legName, mode), samples) in collected)
+        {
+            var leg = _result.Legs.First(l => l.Leg == legName);
+            var figure = new CancelFigure(Percentiles.Of(samples.Latencies), samples.Wasted.Count > 0 ? samples.Wasted.Average() : null,
+                Percentiles.Of(samples.Connects), Percentiles.Of(samples.NewerArrivals),
+                samples.P50ByRound, Spread.Of(samples.P50ByRound), Spread.Of(samples.P99ByRound));
+            switch (mode)
+            {
+                case CancelMode.ClientDrop: leg.ClientDrop = figure; break;
+                case CancelMode.Supersede: leg.Supersede = figure; break;
+                default: leg.SupersedeFresh = figure; break;
+            }
+        }
+
+        static string Describe(CancelMode mode) => mode switch
+        {
+            CancelMode.ClientDrop => "client drop",
+            CancelMode.Supersede => "supersede",
+            _ => "supersede on a fresh connection",
+        };
+    }
+
+    /// <summary>One leg's and one mode's samples over every round.</summary>
+    private sealed class CancelSamples
+    {
+        public List<double> Latencies { get; } = [];
+        public List<double> Wasted { get; } = [];
+        public List<double> Connects { get; } = [];
+        public List<double> NewerArrivals { get; } = [];
+        public List<double> P50ByRound { get; } = [];
+        public List<double> P99ByRound { get; } = [];
     }
 }

@@ -86,14 +86,9 @@ internal sealed partial class BenchRun : IAsyncDisposable
             await run.PhaseAsync("first token", "all", run.FirstTokenAsync);
         }
 
-        foreach (var leg in options.Phases.Contains("cancel") ? result.Legs : [])
+        if (options.Phases.Contains("cancel"))
         {
-            await run.PhaseAsync("client drop", leg.Leg, () => run.CancellationAsync(leg, CancelMode.ClientDrop));
-            if (leg.Leg == LegNames.Gateway)
-            {
-                await run.PhaseAsync("supersede", leg.Leg, () => run.CancellationAsync(leg, CancelMode.Supersede));
-                await run.PhaseAsync("supersede on a fresh connection", leg.Leg, () => run.CancellationAsync(leg, CancelMode.SupersedeFresh));
-            }
+            await run.CancellationRoundsAsync();
         }
 
         if (options.Phases.Contains("throughput"))

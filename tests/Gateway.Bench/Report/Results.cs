@@ -20,7 +20,46 @@ internal sealed record Percentiles(double P50, double P99, double Mean, int Samp
 /// <summary>One way of cancelling, through one leg: decision → old upstream closed, the tokens the mock wrote after the
 /// decision (mean), and for a supersede where the time went: the newer request's connect (fresh connections
 /// only) and when the newer request reached the mock after the old one had ended.</summary>
-internal sealed record CancelFigure(Percentiles? Ms, double? WastedTokens, Percentiles? ConnectMs, Percentiles? NewerArrivedAfterMs);
+/// <param name="P50ByRound">Each round's median, in run order (the legs take turns round by round).</param>
+/// <param name="P50Rounds">The median of <paramref name="P50ByRound"/> with its interquartile range: the figure a target is judged on.</param>
+/// <param name="P99Rounds">The same for each round's p99.</param>
+internal sealed record CancelFigure(Percentiles? Ms, double? WastedTokens, Percentiles? ConnectMs, Percentiles? NewerArrivedAfterMs,
+    IReadOnlyList<double>? P50ByRound = null, Spread? P50Rounds = null, Spread? P99Rounds = null);
+
+/// <summary>The median of a few figures (one a round) and their interquartile range (linear interpolation).</summary>
+internal sealed record Spread(double Median, double Q1, double Q3, int Rounds)
+{
+    public static Spread? Of(IReadOnlyCollection<double> values)
+    {
+        if (values.Count == 0)
+        {
+            return null;
+        }
+
+        var sorted = values.Order().ToArray();
+        return new Spread(Quantile(sorted, 0.5), Quantile(sorted, 0.25), Quantile(sorted, 0.75), sorted.Length);
+    }
+
+    /// <summary>A fixed bound, as a range of no width.</summary>
+    public static Spread Exactly(double value) => new(value, value, value, 0);
+
+    public Spread Plus(double allowance) => this with { Median = Median + allowance, Q1 = Q1 + allowance, Q3 = Q3 + allowance };
+
+    /// <summary>True when this whole interquartile range is at or below <paramref name="bound"/>'s; false when all of it is
+    /// above; null when the two overlap (the spread covers the target).</summary>
+    public bool? AtMost(Spread bound) => Q3 <= bound.Q1 ? true : Q1 > bound.Q3 ? false : null;
+
+    public string Format(string format) =>
+        $"{Median.ToString(format, System.Globalization.CultureInfo.InvariantCulture)} [{Q1.ToString(format, System.Globalization.CultureInfo.InvariantCulture)}–{Q3.ToString(format, System.Globalization.CultureInfo.InvariantCulture)}]";
+
+    private static double Quantile(double[] sorted, double p)
+    {
+        var position = p * (sorted.Length - 1);
+        var low = (int)Math.Floor(position);
+        var high = Math.Min(low + 1, sorted.Length - 1);
+        return sorted[low] + ((sorted[high] - sorted[low]) * (position - low));
+    }
+}
 
 /// <summary>One measuring window of one workload through one leg.</summary>
 internal sealed record ThroughputSample(long Chunks, double WindowSeconds, long? CpuTicks);
@@ -103,7 +142,8 @@ internal sealed class LegResult(string leg)
     public int RealServerFailures { get; set; }
 }
 
-internal sealed record TargetCheck(string Target, string Measured, bool? Met);
+/// <param name="Covered">Measured, but the interquartile range of the rounds straddles the target: neither met nor missed.</param>
+internal sealed record TargetCheck(string Target, string Measured, bool? Met, bool Covered = false);
 
 /// <summary>The failover phase: first token through the gateway as shipped, and through one whose every request first
 /// meets a destination that refuses (one failed attempt, then the mock); the added latency at p50 and p99.</summary>

@@ -13,13 +13,16 @@ internal static class Table
         var rows = new List<(string Figure, Func<LegResult, string> Value)>
         {
             ("client drop → upstream closed p50 (ms)", l => Ms(l.ClientDrop?.Ms?.P50)),
+            ("  p50 / p99, median of rounds [IQR] (ms)", l => Rounds(l.ClientDrop)),
             ("client drop → upstream closed p99 (ms)", l => Ms(l.ClientDrop?.Ms?.P99)),
             ("  tokens written after the drop (mean)", l => Num(l.ClientDrop?.WastedTokens, "F3")),
             ("newer request → old upstream closed p50 (ms)", l => Ms(l.Supersede?.Ms?.P50)),
             ("newer request → old upstream closed p99 (ms)", l => Ms(l.Supersede?.Ms?.P99)),
+            ("  p50 / p99, median of rounds [IQR] (ms)", l => Rounds(l.Supersede)),
             ("  tokens written after the newer request (mean)", l => Num(l.Supersede?.WastedTokens, "F3")),
             ("newer request, fresh connection → old closed p50 (ms)", l => Ms(l.SupersedeFresh?.Ms?.P50)),
             ("newer request, fresh connection → old closed p99 (ms)", l => Ms(l.SupersedeFresh?.Ms?.P99)),
+            ("  p50 / p99, median of rounds [IQR] (ms)", l => Rounds(l.SupersedeFresh)),
             ("  of which the connect p50 / p99 (ms)", l => l.SupersedeFresh?.ConnectMs is { } c ? $"{c.P50:F3} / {c.P99:F3}" : "-"),
             ("  newer request at the mock after old closed p50 / p99 (ms)", l => l.SupersedeFresh?.NewerArrivedAfterMs is { } n ? $"{n.P50:F3} / {n.P99:F3}" : "-"),
             ("first token p50 / p99 (ms)", l => l.FirstTokenMs is { } f ? $"{f.P50:F2} / {f.P99:F2}" : "-"),
@@ -114,7 +117,7 @@ internal static class Table
         text.AppendLine("targets (gateway, every feature on):");
         foreach (var target in result.Targets)
         {
-            var verdict = target.Met switch { true => "met", false => "NOT met", null => "not measured" };
+            var verdict = target.Covered ? "spread covers the target" : target.Met switch { true => "met", false => "NOT met", null => "not measured" };
             text.AppendLine(CultureInfo.InvariantCulture, $"  [{verdict}] {target.Target}: {target.Measured}");
         }
 
@@ -130,6 +133,10 @@ internal static class Table
         leg.Throughput.FirstOrDefault(t => t.Api == api && t.Streams == streams && t.TokensPerSecond == rate);
 
     private static string Ms(double? value) => Num(value, "F3");
+
+    private static string Rounds(CancelFigure? figure) => figure?.P50Rounds is { } p50 && figure.P99Rounds is { } p99
+        ? $"{p50.Format("F2")} / {p99.Format("F2")}"
+        : "-";
 
     private static string Num(double? value, string format) => value?.ToString(format, CultureInfo.InvariantCulture) ?? "-";
 

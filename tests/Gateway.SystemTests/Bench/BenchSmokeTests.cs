@@ -45,6 +45,7 @@ public sealed class BenchSmokeTests
                 Assert.True(leg.GetProperty("failedStreams").GetInt32() == 0, $"{name} had failed streams:\n{output}");
                 Assert.True(leg.GetProperty("cancelFailures").GetInt32() == 0, $"{name} had cancellations that did not land:\n{output}");
                 Assert.Equal(4, Percentiles(leg.GetProperty("clientDrop"), "ms").GetProperty("samples").GetInt32());
+                Assert.Equal(2, leg.GetProperty("clientDrop").GetProperty("p50Rounds").GetProperty("rounds").GetInt32()); // interleaved rounds
                 Assert.NotEqual(JsonValueKind.Null, leg.GetProperty("clientDrop").GetProperty("wastedTokens").ValueKind);
                 Assert.Equal(10, Percentiles(leg, "firstTokenMs").GetProperty("samples").GetInt32());
                 Assert.Equal(4, Percentiles(leg, "largePromptFirstTokenMs").GetProperty("samples").GetInt32());
