@@ -17,9 +17,15 @@ if (args.Contains("--redis-scale"))
     return await RedisScaleBench.RunAsync(args);
 }
 
+if (args.Contains("--readme-table"))
+{
+    return await Gateway.Bench.Report.ReadmeTable.RunAsync(args);
+}
+
 if (args.Contains("--help") || args.Contains("-h"))
 {
     Console.WriteLine(BenchOptions.Usage);
+    Console.WriteLine(Gateway.Bench.Report.ReadmeTable.Usage);
     Console.WriteLine(DebounceBench.Usage);
     Console.WriteLine(RedisScaleBench.Usage);
     return 0;

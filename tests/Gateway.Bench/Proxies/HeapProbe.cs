@@ -10,8 +10,11 @@ namespace Gateway.Bench.Proxies;
 /// The live managed heap of a .NET proxy process, read from outside through EventPipe (the runtime's diagnostics
 /// port), the same way for the gateway and for plain YARP: a session with the runtime's <c>GCHeapCollect</c>
 /// keyword makes the process run a full blocking collection at once (as <c>dotnet-gcdump</c> does), and that
-/// collection's <c>GCHeapStats</c> event gives what survived it, every generation with the large- and
-/// pinned-object heaps. Neighbours on a shared machine can slow this down but not change the figure.
+/// collection's <c>GCHeapStats</c> event gives what survived it: the bytes promoted out of every generation and
+/// the large- and pinned-object heaps, which after a full collection are the live objects. Not the generations'
+/// sizes, which hold the free space a collection that did not compact leaves behind (a full run of 2026-12-08 read
+/// 90 MB less at 9,500 streams than three runs before it that way), and not a background collection the runtime
+/// started by itself. Neighbours on a shared machine can slow this down but not change the figure.
 /// </summary>
 internal static class HeapProbe
 {
@@ -28,13 +31,13 @@ internal static class HeapProbe
         var processing = Task.Run(() =>
         {
             using var source = new EventPipeEventSource(session.EventStream);
-            var fullCollection = false;
-            source.Clr.GCStart += e => fullCollection = e.Depth == 2;
+            var fullBlocking = false;
+            source.Clr.GCStart += e => fullBlocking = e.Depth == 2 && e.Type != GCType.BackgroundGC;
             source.Clr.GCHeapStats += e =>
             {
-                if (fullCollection)
+                if (fullBlocking)
                 {
-                    found.TrySetResult(e.GenerationSize0 + e.GenerationSize1 + e.GenerationSize2 + e.GenerationSize3 + e.GenerationSize4);
+                    found.TrySetResult(e.TotalPromotedSize0 + e.TotalPromotedSize1 + e.TotalPromotedSize2 + e.TotalPromotedSize3 + e.TotalPromotedSize4);
                 }
             };
             source.Process();

@@ -8,6 +8,26 @@ internal static class ProcessStats
     /// <summary>Clock ticks per second in <c>/proc/&lt;pid&gt;/stat</c>: USER_HZ, 100 on every Linux ABI .NET runs on.</summary>
     public const double TicksPerSecond = 100;
 
+    /// <summary>"&lt;CPU model&gt;, &lt;n&gt; GiB": the first <c>model name</c> of <c>/proc/cpuinfo</c> and <c>MemTotal</c>
+    /// of <c>/proc/meminfo</c>; "unknown machine" where they cannot be read.</summary>
+    public static string MachineDescription()
+    {
+        try
+        {
+            var model = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':', 2)[1].Trim();
+            var memory = File.ReadLines("/proc/meminfo").FirstOrDefault(l => l.StartsWith("MemTotal:", StringComparison.Ordinal))?
+                .Split(' ', StringSplitOptions.RemoveEmptyEntries)[1];
+            var gib = long.TryParse(memory, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var kb)
+                ? $", {kb / 1048576.0:F0} GiB"
+                : "";
+            return (model ?? "unknown processor") + gib;
+        }
+        catch (IOException)
+        {
+            return "unknown machine";
+        }
+    }
+
     /// <summary>utime + stime of <paramref name="pid"/>, in ticks.</summary>
     public static long CpuTicks(int pid)
     {

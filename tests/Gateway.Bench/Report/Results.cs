@@ -170,6 +170,9 @@ internal sealed class BenchResult
     public DateTimeOffset StartedAt { get; init; }
     public bool Smoke { get; init; }
     public int ProcessorCount { get; init; } = Environment.ProcessorCount;
+
+    /// <summary>The processor's model and the memory, from <c>/proc</c>: which machine the figures are from.</summary>
+    public string Machine { get; init; } = Proxies.ProcessStats.MachineDescription();
     public long OpenFilesLimit { get; init; }
     public int MaxStreams { get; init; }
     public string NginxWorkers { get; init; } = "";
