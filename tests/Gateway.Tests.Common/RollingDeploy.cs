@@ -257,7 +257,24 @@ internal static class RollingDeploy
 
         public Uri BaseAddress { get; }
 
+        /// <summary>Starts nginx on a free loopback port. The port is free when picked but nginx binds it a moment later, when
+        /// another process of a parallel suite may have taken it; nginx then exits at once with "Address already in use",
+        /// and another port is tried (three in all).</summary>
         public static async Task<NginxBalancer> StartAsync(string workDirectory, IReadOnlyList<Uri> replicas, TimeSpan timeout)
+        {
+            for (var attempt = 1; ; attempt++)
+            {
+                try
+                {
+                    return await StartOnceAsync(workDirectory, replicas, timeout);
+                }
+                catch (InvalidOperationException ex) when (attempt < 3 && ex.Message.Contains("Address already in use", StringComparison.Ordinal))
+                {
+                }
+            }
+        }
+
+        private static async Task<NginxBalancer> StartOnceAsync(string workDirectory, IReadOnlyList<Uri> replicas, TimeSpan timeout)
         {
             var nginx = Nginx ?? throw new InvalidOperationException("nginx is not installed (apt-get install nginx-light; tests/run installs it)");
             var prefix = Path.Combine(workDirectory, "nginx-" + Guid.NewGuid().ToString("N")[..8]);
@@ -294,7 +311,17 @@ internal static class RollingDeploy
 
             process.ErrorDataReceived += OnLine;
             process.OutputDataReceived += OnLine;
-            process.Exited += (_, _) => ready.TrySetException(new InvalidOperationException("nginx exited before it listened:\n" + output));
+            process.Exited += (_, _) =>
+            {
+                process.WaitForExit(); // the redirected output is read to its end, so the message holds nginx's last words
+                string said;
+                lock (output)
+                {
+                    said = output.ToString();
+                }
+
+                ready.TrySetException(new InvalidOperationException("nginx exited before it listened:\n" + said));
+            };
             process.Start();
             process.BeginErrorReadLine();
             process.BeginOutputReadLine();

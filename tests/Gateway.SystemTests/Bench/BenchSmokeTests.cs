@@ -109,6 +109,7 @@ public sealed class BenchSmokeTests
             if (File.Exists("/usr/sbin/nginx"))
             {
                 var rolling = json.RootElement.GetProperty("rollingDeploy");
+                Assert.True(rolling.ValueKind == JsonValueKind.Object, $"the rolling-deploy phase gave no figure:\n{output}");
                 Assert.Equal(2, rolling.GetProperty("streams").GetInt32());
                 Assert.True(rolling.GetProperty("streamsReset").GetInt32() == 0, $"a rolling deploy reset streams:\n{output}");
                 Assert.Equal(2, rolling.GetProperty("requestsDuringDrain").GetInt32());
