@@ -203,7 +203,7 @@ internal sealed class BenchOptions
         ThroughputRounds = 1;
         MemoryLevels = [20, 50, 100];
         MemoryTokensPerSecond = 5;
-        MemoryHold = TimeSpan.FromSeconds(2.5);
+        MemoryHold = TimeSpan.FromSeconds(5); // room for a full collection induced at each level
         Settle = TimeSpan.FromSeconds(0.2);
         MassAbortStreams = 100;
         RealServerRounds = 2;

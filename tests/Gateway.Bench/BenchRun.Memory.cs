@@ -61,7 +61,10 @@ internal sealed partial class BenchRun
                 + (heapMb is { } h ? $", heap after a full GC {h:F1} MB ({stillOpen} open after it)" : ""));
         }
 
-        if (leg.Memory.Where(m => m.HeapMb is not null).TakeLast(2).ToList() is [var low, var high] && high.Streams > low.Streams)
+        // The level with the most streams open, and the next below it: the two top levels, unless streams of a short hold
+        // (the smoke run's) had already ended by the last one.
+        var measured = leg.Memory.Where(m => m.HeapMb is not null).ToList();
+        if (measured.MaxBy(m => m.Streams) is { } high && measured.Where(m => m.Streams < high.Streams).MaxBy(m => m.Streams) is { } low)
         {
             leg.HeapPerStream = new HeapSlopeFigure(low.Streams, high.Streams, low.HeapMb!.Value, high.HeapMb!.Value,
                 (high.HeapMb.Value - low.HeapMb.Value) * 1048576.0 / (high.Streams - low.Streams));
