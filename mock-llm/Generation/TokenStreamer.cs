@@ -227,8 +227,8 @@ internal sealed class TokenStreamer(
     /// every overdue token in one burst, which Kestrel's flush accepts at once: the ledger then counted as sent a
     /// burst that arrived as the client's abort did and that nobody could have read. A model server that stalls
     /// does not answer in one burst either. The schedule is met again a third of the stall's length after it, so the
-    /// end stays where the schedule puts it (or that much later), and where a quarter interval is finer than the timer (above 250 tokens a second) the
-    /// schedule alone paces.</summary>
+    /// end stays where the schedule puts it (or that much later). Where a quarter interval is finer than the timer
+    /// (above 250 tokens a second) the schedule alone paces.</summary>
     private double CatchUpDueMs(double dueMs, int index, long startTimestamp, long lastFlushTimestamp, double intervalMs)
     {
         var gapMs = intervalMs / CatchUpSpeed;

@@ -128,8 +128,7 @@ internal sealed partial class BenchRun
         // cold proxy read twice the others' median in the runs of 2026-12-08).
         foreach (var leg in !_options.Smoke ? _result.Legs : [])
         {
-            CancelMode[] modes = leg.Leg == LegNames.Gateway ? [CancelMode.ClientDrop, CancelMode.Supersede, CancelMode.SupersedeFresh] : [CancelMode.ClientDrop];
-            foreach (var mode in modes)
+            foreach (var mode in ModesOf(leg))
             {
                 var failures = leg.CancelFailures;
                 await PhaseAsync($"{Describe(mode)} warm-up (not measured)", leg.Leg, () => CancellationAsync(leg, mode, new CancelSamples(), WarmUpSamples));
@@ -142,8 +141,7 @@ internal sealed partial class BenchRun
             var order = round % 2 == 0 ? _result.Legs : Enumerable.Reverse(_result.Legs).ToList();
             foreach (var leg in order)
             {
-                CancelMode[] modes = leg.Leg == LegNames.Gateway ? [CancelMode.ClientDrop, CancelMode.Supersede, CancelMode.SupersedeFresh] : [CancelMode.ClientDrop];
-                foreach (var mode in modes)
+                foreach (var mode in ModesOf(leg))
                 {
                     var total = mode == CancelMode.ClientDrop ? _options.DropSamples : _options.SupersedeSamples;
                     var share = (total / rounds) + (round < total % rounds ? 1 : 0);
@@ -167,6 +165,11 @@ internal sealed partial class BenchRun
                 default: leg.SupersedeFresh = figure; break;
             }
         }
+
+        // Only the gateway supersedes: the others have no session keys.
+        static CancelMode[] ModesOf(LegResult leg) => leg.Leg == LegNames.Gateway
+            ? [CancelMode.ClientDrop, CancelMode.Supersede, CancelMode.SupersedeFresh]
+            : [CancelMode.ClientDrop];
 
         static string Describe(CancelMode mode) => mode switch
         {
